@@ -1,0 +1,56 @@
+"""tavce: audio-driven one-shot talking-head animation (TAVCE on top of SadTalker).
+
+Typical use::
+
+    from tavce import TalkingHeadPipeline
+    pipe = TalkingHeadPipeline.from_pretrained()
+    pipe("portrait.png", "speech.wav").save("out.mp4")
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+__version__ = "0.1.0.dev0"
+
+from tavce.errors import (  # noqa: E402
+    FaceNotDetectedError,
+    IncompatibleWeightsError,
+    InvalidArgumentError,
+    InvalidAudioError,
+    InvalidImageError,
+    OutputError,
+    TavceError,
+    WeightsNotFoundError,
+)
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# Heavy objects are imported on first access so `import tavce` stays fast.
+_LAZY = {
+    "TalkingHeadPipeline": "tavce.pipeline",
+    "TalkingHeadResult": "tavce.pipeline",
+    "GenerationOptions": "tavce.pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tavce' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "TavceError",
+    "InvalidArgumentError",
+    "InvalidAudioError",
+    "InvalidImageError",
+    "FaceNotDetectedError",
+    "WeightsNotFoundError",
+    "IncompatibleWeightsError",
+    "OutputError",
+    *_LAZY,
+]

@@ -1,0 +1,51 @@
+"""Error types raised by tavce.
+
+Every public entry point turns low-level failures (numpy, torch, ffmpeg, file
+system) into one of these, so callers can catch ``TavceError`` and show the
+message as is: it names the file or argument, the problem and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TavceError",
+    "InvalidAudioError",
+    "InvalidImageError",
+    "FaceNotDetectedError",
+    "WeightsNotFoundError",
+    "IncompatibleWeightsError",
+    "OutputError",
+    "InvalidArgumentError",
+]
+
+
+class TavceError(Exception):
+    """Base class of every error tavce raises on purpose."""
+
+
+class InvalidArgumentError(TavceError, ValueError):
+    """An option or tensor passed to a public function is out of range or mis-shaped."""
+
+
+class InvalidAudioError(TavceError, ValueError):
+    """The driving audio cannot be used (missing, unreadable, empty, too short, non-finite)."""
+
+
+class InvalidImageError(TavceError, ValueError):
+    """The source image cannot be used (missing, corrupt, unsupported, too large)."""
+
+
+class FaceNotDetectedError(TavceError):
+    """No face was found in the source image."""
+
+
+class WeightsNotFoundError(TavceError, FileNotFoundError):
+    """Model weights could not be found locally or downloaded."""
+
+
+class IncompatibleWeightsError(TavceError):
+    """A weights file does not match the model: missing, unexpected or mis-shaped keys, or unsafe pickle."""
+
+
+class OutputError(TavceError, OSError):
+    """The output file cannot be written."""
