@@ -1,0 +1,251 @@
+"""Weights on disk and on the Hugging Face Hub.
+
+* :func:`save_safetensors` / :func:`load_safetensors`: tavce's own format, written atomically.
+* :func:`load_legacy_checkpoint`: the original ``.pth`` / ``.pth.tar`` files, opened with
+  ``torch.load(weights_only=True)`` only -- a pickle that wants to run code is refused.
+* :func:`resolve_weights`: a local folder (never touches the network) or a Hub repository
+  (downloaded once into the Hugging Face cache; ``HF_HUB_OFFLINE=1`` or
+  ``local_files_only=True`` use the cache alone).
+
+Every failure becomes :class:`~tavce.errors.WeightsNotFoundError` or
+:class:`~tavce.errors.IncompatibleWeightsError` naming the file and the next step.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, WeightsNotFoundError
+
+__all__ = ["save_safetensors", "load_safetensors", "load_legacy_checkpoint", "resolve_weights"]
+
+logger = logging.getLogger(__name__)
+
+
+def save_safetensors(
+    state_dict: Mapping[str, torch.Tensor], path: str | Path, *, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write tensors to ``path`` as safetensors, atomically (temporary file + rename).
+
+    Tensors are made contiguous and moved to the CPU; tensors sharing storage (tied
+    weights) are copied, because safetensors stores each buffer once.
+    """
+    path = Path(path)
+    seen_storages: set[int] = set()
+    tensors: dict[str, torch.Tensor] = {}
+    for name, tensor in state_dict.items():
+        tensor = tensor.detach().cpu().contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        tensors[name] = tensor.clone() if storage in seen_storages else tensor
+        seen_storages.add(storage)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(descriptor)
+    try:
+        save_file(tensors, temporary, metadata=metadata)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file, on the CPU.
+
+    Raises:
+        WeightsNotFoundError: the file does not exist.
+        IncompatibleWeightsError: the file is not a valid safetensors file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{path}: weights file not found; check the path or download the weights again")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise IncompatibleWeightsError(
+            f"{path}: not a valid safetensors file ({error}); the download is probably incomplete, delete it "
+            "and download it again"
+        ) from error
+
+
+def load_legacy_checkpoint(path: str | Path) -> dict:
+    """The dictionary stored in an original ``.pth`` / ``.pth.tar`` checkpoint.
+
+    Only plain tensors and containers are unpickled (``torch.load(weights_only=True)``);
+    a file whose pickle would import or call arbitrary code is refused before anything runs.
+
+    Raises:
+        WeightsNotFoundError: the file does not exist.
+        IncompatibleWeightsError: unsafe, corrupt, or not a dictionary.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{path}: checkpoint not found; check the path or download it again")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise IncompatibleWeightsError(
+            f"{path}: refused for safety: the checkpoint contains objects that would run arbitrary code when "
+            f"loaded ({str(error).splitlines()[0]}); nothing from it was executed. Use the official checkpoint "
+            "or convert it to safetensors where you trust it"
+        ) from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise IncompatibleWeightsError(
+            f"{path}: cannot be read as a PyTorch checkpoint ({error}); the file is corrupt or incomplete, "
+            "download it again"
+        ) from error
+    if not isinstance(checkpoint, dict):
+        raise IncompatibleWeightsError(
+            f"{path}: holds a {type(checkpoint).__name__}, expected a dictionary of tensors (a state dict)"
+        )
+    return checkpoint
+
+
+def _looks_like_folder(name: str) -> bool:
+    """A path rather than a Hub id ("org/name"): absolute, relative with ./ or ~, or several levels deep."""
+    return name.startswith((".", "~", "/")) or "\\" in name or name.count("/") > 1 or Path(name).is_absolute()
+
+
+def _offline_requested(local_files_only: bool) -> bool:
+    from huggingface_hub import constants
+
+    environment = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return local_files_only or constants.is_offline_mode() or environment
+
+
+def resolve_weights(
+    repo_or_folder: str | Path,
+    filenames: str | Sequence[str] | None = None,
+    *,
+    allow_patterns: str | Sequence[str] | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Path:
+    """The local folder holding the requested weight files.
+
+    Args:
+        repo_or_folder: an existing local folder (used as is, no network) or a Hub
+            repository id such as ``"org/name"``.
+        filenames: file(s) that must be present, relative to the folder / repository root.
+        allow_patterns: glob pattern(s) of files to fetch from a repository instead of exact names.
+        revision: branch, tag or commit of the repository (default: main).
+        cache_dir: Hugging Face cache folder (default: ``HF_HUB_CACHE``).
+        local_files_only: use the cache only; also implied by ``HF_HUB_OFFLINE=1``.
+        token: Hub token for private or gated repositories (default: the logged-in token).
+
+    Returns:
+        The folder (a local folder, or the cached snapshot of the repository); requested
+        files are ``folder / filename``.
+
+    Raises:
+        WeightsNotFoundError: the folder lacks a file, or the repository / revision / file
+            cannot be found or downloaded; the message tells how to get it.
+    """
+    names = [filenames] if isinstance(filenames, str) else list(filenames or [])
+    patterns = [allow_patterns] if isinstance(allow_patterns, str) else list(allow_patterns or [])
+    if not names and not patterns:
+        raise InvalidArgumentError("resolve_weights needs filenames or allow_patterns to know what to fetch")
+    location = str(repo_or_folder)
+    if Path(location).expanduser().is_dir() or isinstance(repo_or_folder, Path) or _looks_like_folder(location):
+        return _local_folder(Path(location).expanduser(), names)
+    return _hub_snapshot(location, names, patterns, revision, cache_dir, _offline_requested(local_files_only), token)
+
+
+def _local_folder(folder: Path, names: list[str]) -> Path:
+    if not folder.is_dir():
+        raise WeightsNotFoundError(
+            f"{folder}: weights folder not found; check the path, or give a Hugging Face repository id (org/name)"
+        )
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise WeightsNotFoundError(
+            f"{folder}: missing weight file(s) {', '.join(missing)}; copy them into this folder or download them "
+            "with `hf download <repo> --local-dir <folder>`"
+        )
+    return folder
+
+
+def _matches_any(folder: Path, patterns: list[str]) -> bool:
+    files = (path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    return any(fnmatch.fnmatch(name, pattern) for name in files for pattern in patterns)
+
+
+def _hub_snapshot(
+    repo_id: str,
+    names: list[str],
+    patterns: list[str],
+    revision: str | None,
+    cache_dir: str | Path | None,
+    offline: bool,
+    token: str | bool | None,
+) -> Path:
+    import huggingface_hub
+    from huggingface_hub import errors as hub_errors
+
+    import tavce
+
+    common = dict(
+        repo_id=repo_id,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=offline,
+        token=token,
+        library_name="tavce",
+        library_version=tavce.__version__,
+    )
+    what = ", ".join(names + patterns)
+    at_revision = f" at revision {revision!r}" if revision else ""
+    try:
+        if patterns:
+            folder = Path(huggingface_hub.snapshot_download(allow_patterns=patterns, **common))
+        else:
+            folder = None
+        for name in names:
+            file_path = Path(huggingface_hub.hf_hub_download(filename=name, **common))
+            folder = file_path.parents[len(Path(name).parts) - 1]
+    except hub_errors.LocalEntryNotFoundError as error:
+        reason = (
+            "downloading is off (HF_HUB_OFFLINE=1 or local_files_only=True)"
+            if offline
+            else "the Hub could not be reached"
+        )
+        raise WeightsNotFoundError(
+            f"{repo_id}: {what}{at_revision} not found in the local Hugging Face cache and {reason}. Run once with "
+            f"network access, or `hf download {repo_id}`, or pass a local folder holding the files"
+        ) from error
+    except hub_errors.RevisionNotFoundError as error:
+        raise WeightsNotFoundError(
+            f"{repo_id}: revision {revision!r} does not exist; use a branch, tag or commit of the repository"
+        ) from error
+    except hub_errors.RepositoryNotFoundError as error:
+        raise WeightsNotFoundError(
+            f"{repo_id}: repository not found, private or gated; check the id, or log in with `hf auth login` "
+            "(or pass token=...) if you have access, or pass a local folder"
+        ) from error
+    except hub_errors.EntryNotFoundError as error:
+        raise WeightsNotFoundError(
+            f"{repo_id}: {what} not found in the repository{at_revision}; check the file names"
+        ) from error
+    except (hub_errors.HfHubHTTPError, hub_errors.HFValidationError, OSError) as error:
+        raise WeightsNotFoundError(
+            f"{repo_id}: could not get {what}{at_revision} ({type(error).__name__}: {error}). Check the network "
+            f"and the repository id, run `hf download {repo_id}`, or pass a local folder holding the files"
+        ) from error
+    if patterns and not _matches_any(folder, patterns):
+        raise WeightsNotFoundError(
+            f"{repo_id}: no file matches {what}{at_revision}; check the patterns, or run `hf download {repo_id}`"
+        )
+    logger.debug("weights for %s resolved to %s", repo_id, folder)
+    return folder
