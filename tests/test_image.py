@@ -140,3 +140,9 @@ def test_max_pixels_is_adjustable(tmp_path: Path) -> None:
     with pytest.raises(InvalidImageError, match="more than 100 pixels"):
         load_image(path, max_pixels=100)
     assert load_image(path, max_pixels=200).shape == (10, 20, 3)
+
+
+@pytest.mark.parametrize(("name", "shape"), [("art_1.png", (512, 512, 3)), ("art_6.png", (640, 512, 3))])
+def test_sample_media(shared_media: Path, name: str, shape: tuple[int, int, int]) -> None:
+    image = load_image(shared_media / name)
+    assert image.shape == shape and image.dtype == np.uint8 and image.std() > 10

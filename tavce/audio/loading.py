@@ -76,17 +76,18 @@ def to_mono_16k(samples: np.ndarray, rate: int, *, source: str = "<array>") -> A
         raise InvalidAudioError(
             f"{source}: contains NaN or infinite samples; re-export the audio (e.g. as 16-bit PCM WAV)"
         )
+    target_length = math.ceil(len(samples) * SAMPLE_RATE / rate)
+    if target_length < SAMPLES_PER_FRAME:
+        raise InvalidAudioError(
+            f"{source}: audio is {len(samples) / rate * 1000:.1f} ms long, shorter than one 25 fps video "
+            f"frame (40 ms = {SAMPLES_PER_FRAME} samples at 16 kHz); give a longer clip"
+        )
     mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
     if rate != SAMPLE_RATE:
-        target_length = math.ceil(len(mono) * SAMPLE_RATE / rate)
+        # librosa.load: resampy output fixed (zero-padded or cut) to ceil(N * 16000 / rate) samples.
         resampled = resampy.resample(mono, rate, SAMPLE_RATE, filter="kaiser_best")
         mono = np.zeros(target_length, dtype=np.float32)
         mono[: min(target_length, len(resampled))] = resampled[:target_length]
-    if len(mono) < SAMPLES_PER_FRAME:
-        raise InvalidAudioError(
-            f"{source}: audio is {len(mono) / SAMPLE_RATE * 1000:.1f} ms long, shorter than one 25 fps video "
-            f"frame (40 ms = {SAMPLES_PER_FRAME} samples at 16 kHz); give a longer clip"
-        )
     return AudioClip(samples=np.ascontiguousarray(mono, dtype=np.float32), source=source)
 
 

@@ -144,3 +144,13 @@ def test_array_arguments_are_checked() -> None:
         load_audio(np.array(["a"] * 1000), sample_rate=SAMPLE_RATE)
     with pytest.raises(InvalidAudioError, match="only for arrays"):
         load_audio("speech.wav", sample_rate=SAMPLE_RATE)
+
+
+@pytest.mark.parametrize(
+    ("name", "frames"),
+    [("RD_Radio31_000.wav", 200), ("bus_chinese.wav", 84), ("chinese_poem1.wav", 136), ("speech_en.wav", 216)],
+)
+def test_sample_media(shared_media: Path, name: str, frames: int) -> None:
+    clip = load_audio(shared_media / name)
+    assert clip.num_frames == frames
+    assert 0.01 < np.abs(clip.samples).max() <= 1.0
