@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, WeightsNotFoundError
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, OutputError, WeightsNotFoundError
 
 __all__ = ["save_safetensors", "load_safetensors", "load_legacy_checkpoint", "resolve_weights"]
 
@@ -48,7 +48,12 @@ def save_safetensors(
         storage = tensor.untyped_storage().data_ptr()
         tensors[name] = tensor.clone() if storage in seen_storages else tensor
         seen_storages.add(storage)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise OutputError(
+            f"{path}: cannot write weights there ({error.strerror}); choose an existing, writable folder"
+        ) from error
     os.close(descriptor)
     try:
         save_file(tensors, temporary, metadata=metadata)

@@ -73,6 +73,8 @@ def _from_file(path: Path, max_pixels: int) -> np.ndarray:
                 image.load()
                 upright = ImageOps.exif_transpose(image)
                 return _pil_to_rgb(upright, str(path))
+    except InvalidImageError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise _too_large(str(path), max_pixels) from error
     except UnidentifiedImageError as error:
@@ -111,7 +113,9 @@ def _pil_to_rgb(image: Image.Image, label: str) -> np.ndarray:
     try:
         rgb = image.convert("RGB")
     except ValueError as error:
-        raise InvalidImageError(f"{label}: image mode {image.mode} cannot be converted to RGB; save it as RGB") from error
+        raise InvalidImageError(
+            f"{label}: image mode {image.mode} cannot be converted to RGB; save it as RGB"
+        ) from error
     return np.array(rgb, dtype=np.uint8)
 
 
@@ -133,7 +137,8 @@ def _tensor_to_hwc(tensor: torch.Tensor) -> np.ndarray:
 def _from_array(array: np.ndarray, label: str) -> np.ndarray:
     if array.dtype != np.uint8:
         raise InvalidImageError(
-            f"{label}: image arrays must be uint8 (0-255), got {array.dtype}; convert with (x * 255).round().astype(np.uint8)"
+            f"{label}: image arrays must be uint8 (0-255), got {array.dtype}; "
+            "convert with (x * 255).round().astype(np.uint8)"
         )
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]

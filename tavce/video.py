@@ -100,7 +100,8 @@ class VideoWriter:
         self._encoder: subprocess.Popen | None = None
 
     def __enter__(self) -> VideoWriter:
-        self._workspace = Path(tempfile.mkdtemp(prefix=f".{self.path.stem}.", suffix=".tavce-tmp", dir=self.path.parent))
+        workspace = tempfile.mkdtemp(prefix=f".{self.path.stem}.", suffix=".tavce-tmp", dir=self.path.parent)
+        self._workspace = Path(workspace)
         return self
 
     def __exit__(
@@ -126,7 +127,10 @@ class VideoWriter:
             self._frame_shape = frame.shape[:2]
             self._encoder = self._start_encoder()
         elif frame.shape[:2] != self._frame_shape:
-            raise InvalidArgumentError(f"frame {self.num_frames} is {frame.shape[:2]}, the first was {self._frame_shape}")
+            raise InvalidArgumentError(
+                f"frame {self.num_frames} is {frame.shape[:2]}, the first was {self._frame_shape}; "
+                "every frame must have the same size"
+            )
         height, width = frame.shape[:2]
         if height % 2 or width % 2:
             frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, WeightsNotFoundError
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, OutputError, WeightsNotFoundError
 from tavce.hub import load_legacy_checkpoint, load_safetensors, resolve_weights, save_safetensors
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -26,6 +26,8 @@ def test_safetensors_round_trip_is_atomic_and_handles_views(tmp_path: Path) -> N
 
 
 def test_failed_save_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="cannot write weights"):
+        save_safetensors({"weight": torch.ones(1)}, tmp_path / "missing" / "model.safetensors")
     with pytest.raises(Exception):
         save_safetensors({"bad": "not a tensor"}, tmp_path / "model.safetensors")  # type: ignore[dict-item]
     assert list(tmp_path.iterdir()) == []

@@ -24,7 +24,9 @@ def tone(rate: int, seconds: float = 0.5, frequency: float = 440.0, channels: in
     return (wave[:, np.newaxis] * scales).astype(np.float32)
 
 
-@pytest.mark.parametrize(("extension", "subtype"), [("wav", "PCM_16"), ("wav", "FLOAT"), ("flac", "PCM_16"), ("ogg", "VORBIS")])
+@pytest.mark.parametrize(
+    ("extension", "subtype"), [("wav", "PCM_16"), ("wav", "FLOAT"), ("flac", "PCM_16"), ("ogg", "VORBIS")]
+)
 def test_formats_decode_to_16k_mono_float32(tmp_path: Path, extension: str, subtype: str) -> None:
     samples = tone(SAMPLE_RATE)
     path = tmp_path / f"speech.{extension}"
