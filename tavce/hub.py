@@ -124,8 +124,9 @@ def _looks_like_folder(name: str) -> bool:
 def _offline_requested(local_files_only: bool) -> bool:
     from huggingface_hub import constants
 
+    # huggingface_hub reads HF_HUB_OFFLINE once at import; also honour it when set later.
     environment = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-    return local_files_only or constants.is_offline_mode() or environment
+    return local_files_only or bool(getattr(constants, "HF_HUB_OFFLINE", False)) or environment
 
 
 def resolve_weights(
@@ -197,7 +198,7 @@ def _hub_snapshot(
     token: str | bool | None,
 ) -> Path:
     import huggingface_hub
-    from huggingface_hub import errors as hub_errors
+    from huggingface_hub import utils as hub_errors  # re-exports the error types in every supported version
 
     import tavce
 
