@@ -22,6 +22,7 @@ from tavce.errors import (  # noqa: E402
     InvalidAudioError,
     InvalidImageError,
     OutputError,
+    RenderError,
     TavceError,
     WeightsNotFoundError,
 )
@@ -52,5 +53,6 @@ __all__ = [
     "WeightsNotFoundError",
     "IncompatibleWeightsError",
     "OutputError",
+    "RenderError",
     *_LAZY,
 ]

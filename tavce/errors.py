@@ -16,6 +16,7 @@ __all__ = [
     "IncompatibleWeightsError",
     "OutputError",
     "InvalidArgumentError",
+    "RenderError",
 ]
 
 
@@ -49,3 +50,7 @@ class IncompatibleWeightsError(TavceError):
 
 class OutputError(TavceError, OSError):
     """The output file cannot be written."""
+
+
+class RenderError(TavceError, RuntimeError):
+    """The networks produced unusable output (NaN or infinite values)."""
