@@ -4,7 +4,7 @@ Layout written by :func:`save_components`::
 
     folder/
       pipeline_config.json      {"library": "tavce", "version": ..., "components": {name: "module:Class"},
-                                 "preprocessing": {...}}
+                                 "preprocessing": {...}, optional "provenance": {...}}
       <name>/config.json        the component's config dataclass
       <name>/model.safetensors  its state dict in tavce's own parameter names
 
@@ -62,9 +62,17 @@ def _resolve_class(path: str, source: Path) -> type[TavceModule]:
 
 
 def save_components(
-    folder: str | Path, components: Mapping[str, TavceModule], preprocessing: Mapping[str, Any]
+    folder: str | Path,
+    components: Mapping[str, TavceModule],
+    preprocessing: Mapping[str, Any],
+    *,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write every component and ``pipeline_config.json`` into ``folder``."""
+    """Write every component and ``pipeline_config.json`` into ``folder``.
+
+    ``provenance`` (optional, JSON-ready) records where the weights came from
+    (official files, size, whether CERL is on); the model card is written from it.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, component in components.items():
@@ -75,6 +83,8 @@ def save_components(
         "components": {name: class_path(type(component)) for name, component in components.items()},
         "preprocessing": dict(preprocessing),
     }
+    if provenance is not None:
+        config["provenance"] = dict(provenance)
     (folder / PIPELINE_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     return folder
 
