@@ -90,7 +90,7 @@ def align_for_reconstruction(image: np.ndarray, landmarks_y_up: np.ndarray | Non
         raise InvalidArgumentError(f"landmarks: degenerate 3DMM alignment (scale {scale:.3g}); the face is too small")
 
     resized = Image.fromarray(image).resize((int(resized_width), int(resized_height)), Image.BICUBIC)
-    aligned = np.asarray(resized.crop((int(left), int(up), int(left) + RECON_SIZE, int(up) + RECON_SIZE)))
+    aligned = np.array(resized.crop((int(left), int(up), int(left) + RECON_SIZE, int(up) + RECON_SIZE)))
 
     offset = np.array([resized_width / 2 - RECON_SIZE / 2, resized_height / 2 - RECON_SIZE / 2])
     centred = landmarks_y_up - translation.reshape(1, 2) + np.array([width / 2, height / 2])

@@ -1,0 +1,50 @@
+"""Source-image preprocessing: face landmarks, crop modes, 3DMM coefficients, paste-back.
+
+See docs/preprocess.md. Typical use::
+
+    preprocessor = FacePreprocessor(face_recon_net)          # landmarker picked automatically
+    source = preprocessor.prepare("photo.jpg", mode="full")  # once per photo
+    source.save("photo.prepared.safetensors")
+    full_frames = preprocessor.paste_back(rendered_frames, source)
+"""
+
+from tavce.preprocess.alignment import AlignedFace, align_for_reconstruction, flip_landmarks_y
+from tavce.preprocess.crop import (
+    CropGeometry,
+    CropMode,
+    compute_crop_geometry,
+    crop_frame,
+    crop_working_image,
+    restore_aspect_size,
+)
+from tavce.preprocess.landmarks import (
+    DlibLandmarker,
+    Face,
+    FaceLandmarker,
+    InsightFaceLandmarker,
+    default_landmarker,
+)
+from tavce.preprocess.paste import paste_back
+from tavce.preprocess.preprocessor import FacePreprocessor, Preprocessor
+from tavce.preprocess.source import PreparedSource
+
+__all__ = [
+    "AlignedFace",
+    "CropGeometry",
+    "CropMode",
+    "DlibLandmarker",
+    "Face",
+    "FaceLandmarker",
+    "FacePreprocessor",
+    "InsightFaceLandmarker",
+    "PreparedSource",
+    "Preprocessor",
+    "align_for_reconstruction",
+    "compute_crop_geometry",
+    "crop_frame",
+    "crop_working_image",
+    "default_landmarker",
+    "flip_landmarks_y",
+    "paste_back",
+    "restore_aspect_size",
+]

@@ -1,0 +1,252 @@
+"""Face detection + 68 landmarks behind one small interface (reference-pipeline.md §2.2).
+
+Two backends ship with tavce:
+
+* :class:`InsightFaceLandmarker`: insightface ``FaceAnalysis`` restricted to its
+  detector and 68-point 3D landmark model. Its model pack lives in insightface's
+  own root (``~/.insightface/models/<name>``, downloaded by insightface when
+  online) or in an explicit folder; the files are checked before insightface is
+  touched, so a missing pack is a :class:`~tavce.errors.WeightsNotFoundError`,
+  not a connection error.
+* :class:`DlibLandmarker`: offline fallback, dlib's HOG detector + the 68-point
+  shape predictor of ``face_recognition_models``.
+
+Both models' licences restrict commercial use (see docs/preprocess.md). Any
+object with ``name``, ``detect`` and ``landmarks_in_box`` can be plugged in
+instead (:class:`FaceLandmarker`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from tavce.errors import InvalidArgumentError, TavceError, WeightsNotFoundError
+
+__all__ = [
+    "Face",
+    "FaceLandmarker",
+    "DlibLandmarker",
+    "InsightFaceLandmarker",
+    "default_landmarker",
+    "insightface_pack_folder",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INSIGHTFACE_PACK = "buffalo_l"
+DEFAULT_INSIGHTFACE_ROOT = "~/.insightface"
+DLIB_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face.
+
+    Attributes:
+        box: (left, top, right, bottom) float pixels.
+        landmarks: (68, 2) float32 iBUG-layout points (x right, y down, pixels).
+        score: detector confidence (backend-specific scale; only used to rank).
+    """
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    score: float
+
+    @property
+    def area(self) -> float:
+        return max(self.box[2] - self.box[0], 0.0) * max(self.box[3] - self.box[1], 0.0)
+
+
+@runtime_checkable
+class FaceLandmarker(Protocol):
+    """Detects faces with 68 landmarks in an (H, W, 3) uint8 RGB image."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces found, in any order (an empty list when there is none)."""
+        ...
+
+    def landmarks_in_box(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """(68, 2) float32 landmarks of the face inside ``box`` (left, top, right, bottom), no detection."""
+        ...
+
+
+class LandmarkerError(TavceError):
+    """A landmark backend failed to load or run."""
+
+
+def _dlib_predictor_path() -> Path:
+    # Located without importing face_recognition_models: its __init__ needs pkg_resources,
+    # which recent setuptools no longer ship.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsNotFoundError(
+            "face_recognition_models is not installed; `pip install face-recognition-models` "
+            "for the dlib 68-point predictor, or pass landmarks= / a different landmarker"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / DLIB_PREDICTOR_FILE
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{path}: dlib 68-point predictor missing; reinstall face-recognition-models")
+    return path
+
+
+class DlibLandmarker:
+    """dlib HOG frontal-face detector + 68-point shape predictor (offline, CPU).
+
+    The detector runs without upsampling first and once more with one upsampling
+    step when nothing is found (faces under ~80 px). dlib's CNN detector is not used.
+    """
+
+    name = "dlib"
+
+    def __init__(self, predictor_path: str | Path | None = None) -> None:
+        try:
+            import dlib
+        except ImportError as error:
+            raise LandmarkerError("dlib is not installed; `pip install dlib-bin`") from error
+        path = Path(predictor_path) if predictor_path is not None else _dlib_predictor_path()
+        if not path.is_file():
+            raise WeightsNotFoundError(f"{path}: dlib shape predictor file not found")
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        try:
+            self._predictor = dlib.shape_predictor(str(path))
+        except RuntimeError as error:
+            raise WeightsNotFoundError(f"{path}: not a dlib shape predictor ({error})") from error
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        image = np.ascontiguousarray(image)
+        for upsample in (0, 1):
+            rectangles, scores, _ = self._detector.run(image, upsample, 0.0)
+            if rectangles:
+                break
+        return [
+            Face(
+                box=(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())),
+                landmarks=self._shape(image, r),
+                score=float(score),
+            )
+            for r, score in zip(rectangles, scores)
+        ]
+
+    def landmarks_in_box(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        left, top, right, bottom = (int(round(v)) for v in box)
+        return self._shape(np.ascontiguousarray(image), self._dlib.rectangle(left, top, right, bottom))
+
+    def _shape(self, image: np.ndarray, rectangle) -> np.ndarray:
+        shape = self._predictor(image, rectangle)
+        return np.array([(point.x, point.y) for point in shape.parts()], dtype=np.float32)
+
+
+def insightface_pack_folder(pack: str = DEFAULT_INSIGHTFACE_PACK, root: str | Path = DEFAULT_INSIGHTFACE_ROOT) -> Path:
+    """Where insightface keeps model pack ``pack``: ``<root>/models/<pack>``, or ``pack`` itself if it is a folder."""
+    direct = Path(pack).expanduser()
+    if direct.is_dir():
+        return direct
+    return Path(root).expanduser() / "models" / pack
+
+
+def _pack_present(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("*.onnx"))
+
+
+class InsightFaceLandmarker:
+    """insightface detection + ``landmark_3d_68`` (x, y of the 68 3D landmarks), onnxruntime on CPU by default.
+
+    Args:
+        pack: model pack name (``buffalo_l``) or a local folder holding its ``.onnx`` files.
+        root: insightface's root folder (packs in ``<root>/models/<pack>``).
+        providers: onnxruntime execution providers, e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]``.
+        detection_size: detector input size (square).
+
+    Raises:
+        WeightsNotFoundError: the pack folder has no ``.onnx`` files (checked before insightface runs,
+            so nothing is downloaded implicitly).
+        LandmarkerError: insightface failed to load the pack, or it lacks one of the two models.
+    """
+
+    name = "insightface"
+
+    def __init__(
+        self,
+        pack: str | Path = DEFAULT_INSIGHTFACE_PACK,
+        root: str | Path = DEFAULT_INSIGHTFACE_ROOT,
+        *,
+        providers: tuple[str, ...] = ("CPUExecutionProvider",),
+        detection_size: int = 640,
+    ) -> None:
+        folder = insightface_pack_folder(str(pack), root)
+        if not _pack_present(folder):
+            raise WeightsNotFoundError(
+                f"{folder}: insightface model pack {Path(str(pack)).name!r} not found (no .onnx files). Download "
+                f"it once with `python -c \"from insightface.app import FaceAnalysis; FaceAnalysis(name='{pack}')\"` "
+                "while online, pass root=/pack= pointing at a local copy, or use DlibLandmarker()"
+            )
+        try:
+            from insightface.app import FaceAnalysis
+
+            self._app = FaceAnalysis(
+                name=str(folder), allowed_modules=["detection", "landmark_3d_68"], providers=list(providers)
+            )
+            self._app.prepare(ctx_id=-1, det_size=(detection_size, detection_size))
+        except Exception as error:  # insightface raises bare asserts / onnxruntime errors
+            raise LandmarkerError(f"{folder}: insightface could not load the model pack ({error!r})") from error
+        missing = {"detection", "landmark_3d_68"} - set(self._app.models)
+        if missing:
+            raise LandmarkerError(f"{folder}: the model pack lacks the {sorted(missing)} model(s); use buffalo_l")
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        try:
+            found = self._app.get(np.ascontiguousarray(image[..., ::-1]))  # insightface expects BGR
+        except Exception as error:
+            raise LandmarkerError(f"insightface detection failed ({error!r})") from error
+        return [
+            Face(
+                box=tuple(float(v) for v in face.bbox),
+                landmarks=np.asarray(face.landmark_3d_68[:, :2], dtype=np.float32),
+                score=float(face.det_score),
+            )
+            for face in found
+        ]
+
+    def landmarks_in_box(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        from insightface.app.common import Face as InsightFace
+
+        face = InsightFace(bbox=np.asarray(box, dtype=np.float32))
+        try:
+            self._app.models["landmark_3d_68"].get(np.ascontiguousarray(image[..., ::-1]), face)
+        except Exception as error:
+            raise LandmarkerError(f"insightface landmarks failed ({error!r})") from error
+        return np.asarray(face.landmark_3d_68[:, :2], dtype=np.float32)
+
+
+def default_landmarker(
+    pack: str = DEFAULT_INSIGHTFACE_PACK, root: str | Path = DEFAULT_INSIGHTFACE_ROOT
+) -> FaceLandmarker:
+    """insightface when its model pack is present locally, otherwise dlib. The choice is logged once."""
+    if _pack_present(insightface_pack_folder(pack, root)):
+        landmarker: FaceLandmarker = InsightFaceLandmarker(pack, root)
+    else:
+        landmarker = DlibLandmarker()
+    logger.info("face landmarks: %s backend", landmarker.name)
+    return landmarker
+
+
+def select_face(faces: list[Face], face_index: int | None, image_size: tuple[int, int]) -> Face:
+    """The largest face, or faces sorted left to right when ``face_index`` is given."""
+    if face_index is None:
+        return max(faces, key=lambda face: face.area)
+    ordered = sorted(faces, key=lambda face: face.box[0])
+    if not -len(ordered) <= face_index < len(ordered):
+        raise InvalidArgumentError(
+            f"face_index={face_index}: only {len(ordered)} face(s) found in the {image_size[0]}x{image_size[1]} "
+            f"image; use 0..{len(ordered) - 1} (faces are numbered left to right)"
+        )
+    return ordered[face_index]

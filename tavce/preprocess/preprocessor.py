@@ -1,0 +1,196 @@
+"""The ``Preprocessor`` interface and its default implementation (reference-pipeline.md §2).
+
+``FacePreprocessor.prepare`` runs the whole source-image path once:
+
+1. find the face: explicit ``landmarks`` (no model at all), an explicit
+   ``face_box`` (landmark predictor inside the box, no detector), or the
+   landmarker's detector (largest face, or ``face_index`` counted left to right);
+2. crop per mode (:mod:`tavce.preprocess.crop`) and resize to the S×S working image;
+3. map the landmarks into the working image, align for the 3DMM network
+   (:mod:`tavce.preprocess.alignment`) and regress the coefficients.
+
+Deviation: the original re-detects landmarks on the working image (§2.6 step 1);
+we map the photo's landmarks through the crop instead (exact, no second
+detection that could fail or drift on a squashed crop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from tavce.errors import FaceNotDetectedError, InvalidArgumentError
+from tavce.image import ImageSource, load_image
+from tavce.models.face_recon import FaceReconstructor, source_coefficients
+from tavce.preprocess.alignment import align_for_reconstruction, flip_landmarks_y
+from tavce.preprocess.crop import (
+    WORKING_SIZES,
+    CropGeometry,
+    CropMode,
+    compute_crop_geometry,
+    crop_working_image,
+)
+from tavce.preprocess.landmarks import FaceLandmarker, default_landmarker, select_face
+from tavce.preprocess.paste import DEFAULT_FEATHER, paste_back
+from tavce.preprocess.source import PreparedSource
+
+__all__ = ["Preprocessor", "FacePreprocessor", "map_landmarks_to_working_image"]
+
+
+@runtime_checkable
+class Preprocessor(Protocol):
+    """Turns a photo into a :class:`PreparedSource` and rendered crops back into full frames."""
+
+    def prepare(
+        self,
+        image: ImageSource,
+        mode: str = "crop",
+        size: int = 256,
+        *,
+        face_box: Sequence[float] | None = None,
+        landmarks: np.ndarray | None = None,
+        face_index: int | None = None,
+    ) -> PreparedSource: ...
+
+    def paste_back(self, frames: np.ndarray | torch.Tensor, source: PreparedSource) -> np.ndarray: ...
+
+
+def map_landmarks_to_working_image(landmarks: np.ndarray, geometry: CropGeometry, size: int) -> np.ndarray:
+    """(68, 2) photo landmarks -> float32 coordinates in the S×S working image (pixel-centre convention)."""
+    scale = np.array(geometry.resized_size, np.float64) / np.array(geometry.image_size, np.float64)
+    resized = (landmarks.astype(np.float64) + 0.5) * scale - 0.5
+    left, top, right, bottom = geometry.source_box
+    stretch = np.array([size / (right - left), size / (bottom - top)])
+    return ((resized - [left, top] + 0.5) * stretch - 0.5).astype(np.float32)
+
+
+class FacePreprocessor:
+    """Default :class:`Preprocessor`: landmarker + original crop math + 3DMM network.
+
+    Args:
+        face_recon: the 3DMM network (a :class:`~tavce.models.face_recon.FaceReconNet` with weights).
+        landmarker: face detector + landmarks; None picks :func:`default_landmarker` on first use
+            (insightface if its model pack is present, else dlib).
+        clamp_bottom_by_height: fix quirk 13 (see :func:`compute_crop_geometry`); False = original.
+        feather: paste-back blend band, fraction of the box's shorter side.
+    """
+
+    def __init__(
+        self,
+        face_recon: FaceReconstructor,
+        landmarker: FaceLandmarker | None = None,
+        *,
+        clamp_bottom_by_height: bool = False,
+        feather: float = DEFAULT_FEATHER,
+    ) -> None:
+        self.face_recon = face_recon
+        self._landmarker = landmarker
+        self.clamp_bottom_by_height = clamp_bottom_by_height
+        self.feather = feather
+
+    @property
+    def landmarker(self) -> FaceLandmarker:
+        if self._landmarker is None:
+            self._landmarker = default_landmarker()
+        return self._landmarker
+
+    def prepare(
+        self,
+        image: ImageSource,
+        mode: str | CropMode = "crop",
+        size: int = 256,
+        *,
+        face_box: Sequence[float] | None = None,
+        landmarks: np.ndarray | None = None,
+        face_index: int | None = None,
+    ) -> PreparedSource:
+        """Prepare one photo (any source :func:`tavce.image.load_image` accepts).
+
+        Args:
+            mode: crop, extcrop, resize, full or extfull (docs/preprocess.md).
+            size: working image side, 256 or 512.
+            face_box: (left, top, right, bottom) pixels of the face to use; skips detection.
+            landmarks: (68, 2) iBUG landmarks (x right, y down) in photo pixels; skips every model but the 3DMM net.
+            face_index: which detected face (left to right) instead of the largest.
+
+        Raises:
+            FaceNotDetectedError: no face found (the message says what to try).
+            InvalidArgumentError / InvalidImageError: bad arguments or image.
+        """
+        photo = load_image(image)
+        crop_mode = CropMode.parse(mode)
+        if size not in WORKING_SIZES:
+            raise InvalidArgumentError(f"size={size!r}: the networks work at {' or '.join(map(str, WORKING_SIZES))}")
+        face_landmarks, backend = self._locate_face(photo, face_box, landmarks, face_index)
+        height, width = photo.shape[:2]
+        geometry = compute_crop_geometry(
+            face_landmarks, (width, height), crop_mode, clamp_bottom_by_height=self.clamp_bottom_by_height
+        )
+        working = crop_working_image(photo, geometry, size)
+        working_landmarks = map_landmarks_to_working_image(face_landmarks, geometry, size)
+        aligned = align_for_reconstruction(working, flip_landmarks_y(working_landmarks, size))
+
+        face = torch.from_numpy(aligned.image).permute(2, 0, 1)[None].to(self._device(), torch.float32) / 255.0
+        with torch.no_grad():
+            reconstruction = self.face_recon(face).float().cpu()
+        coefficients = source_coefficients(reconstruction, aligned.trans_params)[0]
+        return PreparedSource(
+            image=torch.from_numpy(working).permute(2, 0, 1).float().div(255.0).contiguous(),
+            coefficients=coefficients.contiguous(),
+            reconstruction=reconstruction[0].contiguous(),
+            landmarks=face_landmarks.astype(np.float32),
+            geometry=geometry,
+            original_image=photo if crop_mode.pastes_back else None,
+            landmarker=backend,
+        )
+
+    def paste_back(self, frames: np.ndarray | torch.Tensor, source: PreparedSource) -> np.ndarray:
+        """See :func:`tavce.preprocess.paste.paste_back`."""
+        return paste_back(frames, source, feather=self.feather)
+
+    def _device(self) -> torch.device:
+        parameter = next(self.face_recon.parameters(), None) if isinstance(self.face_recon, torch.nn.Module) else None
+        return parameter.device if parameter is not None else torch.device("cpu")
+
+    def _locate_face(
+        self,
+        photo: np.ndarray,
+        face_box: Sequence[float] | None,
+        landmarks: np.ndarray | None,
+        face_index: int | None,
+    ) -> tuple[np.ndarray, str]:
+        height, width = photo.shape[:2]
+        if landmarks is not None:
+            points = np.asarray(landmarks, dtype=np.float32)
+            if points.shape != (68, 2) or not np.isfinite(points).all():
+                raise InvalidArgumentError(
+                    f"landmarks: expected finite (68, 2) iBUG points in pixels, got shape {points.shape}"
+                )
+            return points, "explicit"
+        if face_box is not None:
+            box = _check_box(face_box, width, height)
+            return self.landmarker.landmarks_in_box(photo, box).astype(np.float32), self.landmarker.name
+        faces = self.landmarker.detect(photo)
+        if not faces:
+            raise FaceNotDetectedError(
+                f"no face found in the {width}x{height} source image by the {self.landmarker.name} detector. "
+                "Try a larger or more frontal, well-lit photo (face at least ~80 px wide, both eyes visible), "
+                "or give the face yourself with face_box=(left, top, right, bottom) or landmarks=(68, 2) points."
+            )
+        return select_face(faces, face_index, (width, height)).landmarks, self.landmarker.name
+
+
+def _check_box(face_box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
+    values = np.asarray(face_box, dtype=np.float64).reshape(-1)
+    if values.shape != (4,) or not np.isfinite(values).all():
+        raise InvalidArgumentError(f"face_box={face_box!r}: expected (left, top, right, bottom) in pixels")
+    left, top, right, bottom = values
+    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        raise InvalidArgumentError(
+            f"face_box={tuple(values.tolist())}: must satisfy 0 <= left < right <= {width} and "
+            f"0 <= top < bottom <= {height} (the image is {width}x{height})"
+        )
+    return float(left), float(top), float(right), float(bottom)
