@@ -53,7 +53,7 @@ UNUSED_KEYS: Mapping[str, tuple[UnusedEntry, ...]] = {
     "facevid2vid_00189-model.pth.tar": (_HEAD_POSE_ESTIMATOR, _DISCRIMINATOR, _EPOCH),
     "wav2lip.pth": (
         UnusedEntry(
-            r"state_dict\.module\.(?!audio_encoder\.).*",
+            r"state_dict\.(?!(module\.)?audio_encoder\.).*",
             "Wav2Lip face encoder/decoder and output block: only the audio encoder initialises TAVCE models",
         ),
     ),

@@ -1,0 +1,195 @@
+"""One converter per official file: the file's dictionary -> tavce state dicts per part.
+
+Each ``convert_<file family>(checkpoint)`` takes what :func:`tavce.hub.load_safetensors`
+(flat tensors) or :func:`tavce.hub.load_legacy_checkpoint` (nested dict) returns and
+gives ``{part: state dict in tavce's names}``; the parts are assembled into
+components by :mod:`tavce.convert.official`. The work per file is:
+
+1. flatten to the manifests' key names and drop the keys of the one unused-key
+   table (:mod:`tavce.convert.unused_keys`);
+2. split by sub-model prefix (``audio2exp.``, ``generator`` …; ``module.`` from
+   DataParallel / DDP removed);
+3. hand each sub-dict to its family converter (``tavce.convert.<family>``), which
+   renames strictly: a key no rule covers is an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from tavce.convert.common import select_prefix, strip_module_prefix
+from tavce.convert.unused_keys import unused_entry
+from tavce.errors import IncompatibleWeightsError
+
+__all__ = [
+    "FILE_CONVERTERS",
+    "convert_sadtalker_safetensors",
+    "convert_mapping_checkpoint",
+    "convert_facevid2vid_checkpoint",
+    "convert_wav2lip_checkpoint",
+    "convert_tavce_correlation_checkpoint",
+    "convert_tavce_facerender_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+StateDict = dict[str, torch.Tensor]
+PartConverter = Callable[[Mapping[str, torch.Tensor]], StateDict]
+
+# Sub-models of the SadTalker safetensors, by key prefix, and the tavce part each becomes.
+SADTALKER_PARTS = {
+    "kp_extractor.": "kp_detector",
+    "generator.": "generator",
+    "audio2exp.": "audio2exp",
+    "audio2pose.": "audio2pose",
+    "face_3drecon.": "face_recon",
+}
+
+
+def _part_converter(part: str) -> PartConverter:
+    """The family converter of one part (imported on use: each family module imports its model)."""
+    if part == "face_recon":
+        from tavce.convert.face_recon import convert_face_recon
+
+        return convert_face_recon
+    if part in ("audio2exp", "audio2pose"):
+        from tavce.convert import audio2coeff
+
+        return getattr(audio2coeff, f"convert_{part}")
+    if part in ("kp_detector", "mapping"):
+        from tavce.convert import renderer
+
+        return getattr(renderer, f"convert_{part}")
+    if part == "generator":
+        from tavce.convert.generator import convert_generator
+
+        return convert_generator
+    if part == "relationship_encoder":
+        from tavce.convert.tavc import convert_audio_encoder
+
+        return convert_audio_encoder
+    if part == "audio_encoder":
+        return _convert_wav2lip_encoder
+    raise KeyError(part)
+
+
+def _convert_wav2lip_encoder(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+    from tavce.convert.audio_encoder import WAV2LIP_ENCODER_RULES
+    from tavce.convert.common import rename_state_dict
+
+    return rename_state_dict(state_dict, WAV2LIP_ENCODER_RULES, source="wav2lip.pth audio_encoder")
+
+
+def _drop_unused(filename: str, flat: Mapping[str, Any]) -> dict[str, Any]:
+    kept = {key: value for key, value in flat.items() if unused_entry(filename, key) is None}
+    logger.debug("%s: %d of %d entries deliberately not loaded", filename, len(flat) - len(kept), len(flat))
+    return kept
+
+
+def _read_sub_dicts(filename: str, checkpoint: Mapping[str, Any], read: tuple[str, ...]) -> dict[str, StateDict]:
+    """The named top-level sub-dicts of a pickled checkpoint, ``module.`` removed, unused keys dropped.
+
+    Top-level entries the original readers never open are skipped (debug log), as they are.
+    """
+    missing = [name for name in read if not isinstance(checkpoint.get(name), Mapping)]
+    if missing:
+        raise IncompatibleWeightsError(
+            f"{filename}: no {', '.join(repr(name) for name in missing)} entry (top-level keys: "
+            f"{', '.join(sorted(map(str, checkpoint))) or 'none'}); this is not a {filename} checkpoint"
+        )
+    skipped = sorted(set(map(str, checkpoint)) - set(read))
+    if skipped:
+        logger.debug("%s: top-level entries not read: %s", filename, ", ".join(skipped))
+    sub_dicts = {}
+    for name in read:
+        flat = {f"{name}.{key}": value for key, value in checkpoint[name].items()}
+        sub_dicts[name] = strip_module_prefix(select_prefix(_drop_unused(filename, flat), f"{name}."))
+    return sub_dicts
+
+
+def convert_sadtalker_safetensors(
+    tensors: Mapping[str, torch.Tensor], filename: str = "SadTalker_V0.0.2_256.safetensors"
+) -> dict[str, StateDict]:
+    """``SadTalker_V0.0.2_{256,512}.safetensors`` -> parts kp_detector, generator, audio2exp, audio2pose, face_recon."""
+    kept = _drop_unused(filename, tensors)
+    unknown = sorted(key for key in kept if not key.startswith(tuple(SADTALKER_PARTS)))
+    if unknown:
+        raise IncompatibleWeightsError(
+            f"{filename}: {len(unknown)} key(s) outside the known sub-models ({', '.join(unknown[:8])}); "
+            "this is not a SadTalker V0.0.2 checkpoint"
+        )
+    return {part: _part_converter(part)(select_prefix(kept, prefix)) for prefix, part in SADTALKER_PARTS.items()}
+
+
+def convert_mapping_checkpoint(
+    checkpoint: Mapping[str, Any], filename: str = "mapping_00229-model.pth.tar"
+) -> dict[str, StateDict]:
+    """``mapping_00229`` (70-dim) / ``mapping_00109`` (73-dim) -> part mapping."""
+    sub_dicts = _read_sub_dicts(filename, checkpoint, ("mapping",))
+    return {"mapping": _part_converter("mapping")(sub_dicts["mapping"])}
+
+
+def convert_facevid2vid_checkpoint(
+    checkpoint: Mapping[str, Any], filename: str = "facevid2vid_00189-model.pth.tar"
+) -> dict[str, StateDict]:
+    """Legacy ``facevid2vid_00189-model.pth.tar`` -> parts kp_detector, generator (he_estimator unused)."""
+    sub_dicts = _read_sub_dicts(filename, checkpoint, ("generator", "kp_detector"))
+    return {part: _part_converter(part)(sub_dicts[part]) for part in ("kp_detector", "generator")}
+
+
+def convert_wav2lip_checkpoint(checkpoint: Mapping[str, Any], filename: str = "wav2lip.pth") -> dict[str, StateDict]:
+    """``wav2lip.pth`` -> part audio_encoder (:class:`~tavce.models.audio_encoder.Wav2LipAudioEncoder`).
+
+    Only the audio encoder is read, as in TAVCE (it initialises the ExpNet and TAVC
+    audio encoders before training).
+    """
+    sub_dicts = _read_sub_dicts(filename, checkpoint, ("state_dict",))
+    encoder = select_prefix(sub_dicts["state_dict"], "audio_encoder.")
+    return {"audio_encoder": _part_converter("audio_encoder")(encoder)}
+
+
+def convert_tavce_correlation_checkpoint(
+    checkpoint: Mapping[str, Any], filename: str = "tavce_correlation_epoch_N.pth"
+) -> dict[str, StateDict]:
+    """TAVCE correlation (stage-1) checkpoint -> part relationship_encoder (``module.`` prefixes allowed)."""
+    sub_dicts = _read_sub_dicts(filename, checkpoint, ("audio_encoder",))
+    return {"relationship_encoder": _part_converter("relationship_encoder")(sub_dicts["audio_encoder"])}
+
+
+def convert_tavce_facerender_checkpoint(
+    checkpoint: Mapping[str, Any], filename: str = "tavce_facerender_latest.pth"
+) -> dict[str, StateDict]:
+    """TAVCE face-render checkpoint -> parts mapping, kp_detector, generator (with the CERL layers).
+
+    The original loads this generator non-strictly, so a file without the fusion
+    layers would run with random ones (quirk 24); here that file is refused.
+    """
+    sub_dicts = _read_sub_dicts(filename, checkpoint, ("mapping", "kp_detector", "generator"))
+    fusion = [key for key in sub_dicts["generator"] if key.startswith(FUSION_PREFIXES)]
+    if not fusion:
+        raise IncompatibleWeightsError(
+            f"{filename}: the generator has no CERL fusion weights ({', '.join(FUSION_PREFIXES)}*); it is a plain "
+            "SadTalker generator, and the original would run CERL with random fusion layers (quirk 24). Pass a "
+            "TAVCE face-render checkpoint, or leave --tavce-facerender out to render without CERL"
+        )
+    return {part: _part_converter(part)(sub_dicts[part]) for part in ("mapping", "kp_detector", "generator")}
+
+
+FUSION_PREFIXES = ("proj1.", "proj2.", "linear.")
+"""Original generator keys of the TAVCE CERL fusion layers."""
+
+FILE_CONVERTERS: dict[str, Callable[..., dict[str, StateDict]]] = {
+    "SadTalker_V0.0.2_256.safetensors": convert_sadtalker_safetensors,
+    "SadTalker_V0.0.2_512.safetensors": convert_sadtalker_safetensors,
+    "mapping_00229-model.pth.tar": convert_mapping_checkpoint,
+    "mapping_00109-model.pth.tar": convert_mapping_checkpoint,
+    "facevid2vid_00189-model.pth.tar": convert_facevid2vid_checkpoint,
+    "wav2lip.pth": convert_wav2lip_checkpoint,
+    "tavce_correlation_epoch_N.pth": convert_tavce_correlation_checkpoint,
+    "tavce_facerender_latest.pth": convert_tavce_facerender_checkpoint,
+}
+"""Official file (manifest name) -> its converter; call as ``converter(checkpoint, filename)``."""

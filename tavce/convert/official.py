@@ -1,0 +1,200 @@
+"""Official SadTalker / TAVCE checkpoint files -> ready tavce components.
+
+:func:`load_official_components` is what ``TalkingHeadPipeline.from_pretrained`` and
+``tavce convert`` call for a folder or Hub repository in the official layout
+(``SadTalker_V0.0.2_<size>.safetensors`` + ``mapping_*.pth.tar``). It fetches only
+the files the chosen size and mode need, converts them (:mod:`tavce.convert.files`)
+and loads every component strictly. TAVCE's two checkpoints are optional local
+files: with them the renderer runs CERL, without them it is SadTalker's renderer.
+
+A tavce folder (``pipeline_config.json``) is recognised by :func:`detect_layout`
+and read with :func:`tavce.components.load_components` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tavce.components import PIPELINE_CONFIG_NAME
+from tavce.convert.files import (
+    FILE_CONVERTERS,
+    StateDict,
+    convert_mapping_checkpoint,
+    convert_sadtalker_safetensors,
+    convert_tavce_correlation_checkpoint,
+    convert_tavce_facerender_checkpoint,
+)
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
+from tavce.hub import load_legacy_checkpoint, load_safetensors, resolve_weights
+from tavce.models.base import TavceModule
+
+__all__ = [
+    "SADTALKER_REPO",
+    "SIZES",
+    "OfficialComponents",
+    "detect_layout",
+    "is_tavce_folder",
+    "official_filenames",
+    "load_official_file",
+    "load_official_components",
+]
+
+logger = logging.getLogger(__name__)
+
+SADTALKER_REPO = "vinthony/SadTalker-V002rc"
+SIZES = (256, 512)
+MAPPING_CROP_FILE = "mapping_00229-model.pth.tar"  # 70-dim MappingNet: crop, extcrop, resize
+MAPPING_FULL_FILE = "mapping_00109-model.pth.tar"  # 73-dim MappingNet: full, extfull
+TAVCE_CORRELATION_FILE = "tavce_correlation_epoch_N.pth"  # manifest name; the real file name varies
+TAVCE_FACERENDER_FILE = "tavce_facerender_latest.pth"
+
+Layout = Literal["tavce", "official"]
+
+
+def sadtalker_filename(size: int) -> str:
+    """``SadTalker_V0.0.2_<size>.safetensors``; size is 256 or 512."""
+    if size not in SIZES:
+        raise InvalidArgumentError(f"size={size}: the official renderers exist at 256 and 512 pixels only")
+    return f"SadTalker_V0.0.2_{size}.safetensors"
+
+
+def official_filenames(size: int = 256, full_mode: bool = False) -> list[str]:
+    """The official files one size / mode needs (the full-mode MappingNet only when ``full_mode``)."""
+    return [sadtalker_filename(size), MAPPING_CROP_FILE] + ([MAPPING_FULL_FILE] if full_mode else [])
+
+
+def is_tavce_folder(path: str | Path) -> bool:
+    """True when ``path`` is a local tavce weights folder (has ``pipeline_config.json``)."""
+    return (Path(path).expanduser() / PIPELINE_CONFIG_NAME).is_file()
+
+
+def detect_layout(path: str | Path) -> Layout | None:
+    """``"tavce"`` (pipeline_config.json), ``"official"`` (SadTalker_V0.0.2_*.safetensors) or None for a local folder."""
+    folder = Path(path).expanduser()
+    if is_tavce_folder(folder):
+        return "tavce"
+    if folder.is_dir() and any(folder.glob("SadTalker_V0.0.2_*.safetensors")):
+        return "official"
+    return None
+
+
+def load_official_file(path: str | Path, filename: str | None = None) -> dict[str, StateDict]:
+    """Read one official file safely and convert it: ``{part: tavce state dict}``.
+
+    Args:
+        path: the file; ``.safetensors`` files are read as tensors, every other file with
+            ``torch.load(weights_only=True)`` (a pickle that would run code is refused).
+        filename: which official file it is (a key of :data:`tavce.convert.files.FILE_CONVERTERS`);
+            default: the file's own name.
+    """
+    path = Path(path)
+    filename = filename or path.name
+    if filename not in FILE_CONVERTERS:
+        raise InvalidArgumentError(
+            f"{path}: unknown official file {filename!r}; pass filename= one of {', '.join(FILE_CONVERTERS)}"
+        )
+    checkpoint = load_safetensors(path) if path.suffix == ".safetensors" else load_legacy_checkpoint(path)
+    try:
+        return FILE_CONVERTERS[filename](checkpoint, filename)
+    except IncompatibleWeightsError as error:
+        raise IncompatibleWeightsError(f"{path}: {error}") from error
+
+
+@dataclass
+class OfficialComponents:
+    """The tavce components built from official files.
+
+    Attributes:
+        audio2coeff: ExpNet + PoseVAE (``SadTalkerAudio2Coeff``).
+        renderer: ``CERLRenderer`` with the 70-dim MappingNet; CERL is on only with TAVCE face-render weights.
+        full_mode_mapping: the 73-dim MappingNet of the full / extfull modes, or None when not loaded.
+        face_recon: the 3DMM coefficient network of the source image.
+        relationship_encoder: the TAVC audio encoder giving CERL its audio relationship, or None.
+        sources: the files the components came from (recorded in the tavce folder's provenance).
+    """
+
+    audio2coeff: TavceModule
+    renderer: TavceModule
+    face_recon: TavceModule
+    full_mode_mapping: TavceModule | None = None
+    relationship_encoder: TavceModule | None = None
+    sources: tuple[str, ...] = ()
+
+    @property
+    def cerl(self) -> bool:
+        """Whether the renderer runs CERL (TAVCE weights were given)."""
+        return self.relationship_encoder is not None
+
+    def components(self) -> dict[str, TavceModule]:
+        """Name -> module of every loaded component, the names used in a tavce folder."""
+        names = ("audio2coeff", "renderer", "full_mode_mapping", "face_recon", "relationship_encoder")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+def load_official_components(
+    location: str | Path = SADTALKER_REPO,
+    *,
+    size: int = 256,
+    full_mode: bool = False,
+    tavce_correlation: str | Path | None = None,
+    tavce_facerender: str | Path | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> OfficialComponents:
+    """Build every component from official files.
+
+    Args:
+        location: folder holding the official files, or Hub repository id (default
+            ``vinthony/SadTalker-V002rc``; downloaded once into the Hugging Face cache).
+        size: face render resolution, 256 or 512 (picks ``SadTalker_V0.0.2_<size>.safetensors``).
+        full_mode: also load the 73-dim MappingNet (``mapping_00109``) of the full / extfull modes.
+        tavce_correlation: TAVCE correlation checkpoint (its ``audio_encoder`` drives CERL).
+        tavce_facerender: TAVCE face-render checkpoint (MappingNet, keypoint detector and
+            generator with the CERL fusion layers). Give both TAVCE files or neither.
+        revision, cache_dir, local_files_only: Hub options, see :func:`tavce.hub.resolve_weights`.
+
+    Raises:
+        WeightsNotFoundError: a file is missing (locally, in the cache when offline, or on the Hub).
+        IncompatibleWeightsError: a file is unsafe, of another layout, or does not fit its component.
+        InvalidArgumentError: size is not 256/512, or only one TAVCE file is given.
+    """
+    filenames = official_filenames(size, full_mode)
+    if (tavce_correlation is None) != (tavce_facerender is None):
+        raise InvalidArgumentError(
+            "TAVCE weights come in pairs: pass both tavce_correlation (correlation checkpoint) and "
+            "tavce_facerender (face-render checkpoint), or neither to render without CERL"
+        )
+    folder = resolve_weights(
+        location, filenames, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+    )
+    sadtalker = load_official_file(folder / filenames[0])
+    renderer_parts = load_official_file(folder / MAPPING_CROP_FILE) | {
+        part: sadtalker[part] for part in ("kp_detector", "generator")
+    }
+    sources = [str(location if Path(str(location)).is_dir() else f"{location}/{name}") for name in filenames]
+    relationship_encoder = None
+    if tavce_facerender is not None:
+        renderer_parts = load_official_file(tavce_facerender, TAVCE_FACERENDER_FILE)
+        encoder_parts = load_official_file(tavce_correlation, TAVCE_CORRELATION_FILE)
+        relationship_encoder = build_relationship_encoder(encoder_parts["relationship_encoder"])
+        sources += [str(tavce_correlation), str(tavce_facerender)]
+    else:
+        logger.info(
+            "no TAVCE weights given: rendering with SadTalker's renderer, CERL off "
+            "(pass tavce_correlation= and tavce_facerender= to switch it on)"
+        )
+    full_mode_mapping = None
+    if full_mode:
+        full_mode_mapping = build_mapping(load_official_file(folder / MAPPING_FULL_FILE)["mapping"])
+    return OfficialComponents(
+        audio2coeff=build_audio2coeff(sadtalker["audio2exp"], sadtalker["audio2pose"]),
+        renderer=build_renderer(renderer_parts, cerl=relationship_encoder is not None),
+        face_recon=build_face_recon(sadtalker["face_recon"]),
+        full_mode_mapping=full_mode_mapping,
+        relationship_encoder=relationship_encoder,
+        sources=tuple(sources),
+    )
