@@ -168,19 +168,17 @@ def convert_tavce_facerender_checkpoint(
     The original loads this generator non-strictly, so a file without the fusion
     layers would run with random ones (quirk 24); here that file is refused.
     """
+    from tavce.convert.generator import has_cerl_weights
+
     sub_dicts = _read_sub_dicts(filename, checkpoint, ("mapping", "kp_detector", "generator"))
-    fusion = [key for key in sub_dicts["generator"] if key.startswith(FUSION_PREFIXES)]
-    if not fusion:
+    parts = {part: _part_converter(part)(sub_dicts[part]) for part in ("mapping", "kp_detector", "generator")}
+    if not has_cerl_weights(parts["generator"], source=f"{filename} generator"):
         raise IncompatibleWeightsError(
-            f"{filename}: the generator has no CERL fusion weights ({', '.join(FUSION_PREFIXES)}*); it is a plain "
-            "SadTalker generator, and the original would run CERL with random fusion layers (quirk 24). Pass a "
-            "TAVCE face-render checkpoint, or leave --tavce-facerender out to render without CERL"
+            f"{filename}: the generator has no CERL fusion weights (proj1, proj2, linear); it is a plain SadTalker "
+            "generator, and the original would run CERL with random fusion layers (quirk 24). Pass a TAVCE "
+            "face-render checkpoint, or leave the TAVCE weights out to render without CERL"
         )
-    return {part: _part_converter(part)(sub_dicts[part]) for part in ("mapping", "kp_detector", "generator")}
-
-
-FUSION_PREFIXES = ("proj1.", "proj2.", "linear.")
-"""Original generator keys of the TAVCE CERL fusion layers."""
+    return parts
 
 FILE_CONVERTERS: dict[str, Callable[..., dict[str, StateDict]]] = {
     "SadTalker_V0.0.2_256.safetensors": convert_sadtalker_safetensors,
