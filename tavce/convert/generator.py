@@ -16,7 +16,9 @@ import torch
 
 from tavce.convert.common import rename_state_dict, strip_module_prefix
 from tavce.errors import IncompatibleWeightsError
-from tavce.models.renderer.generator import GeneratorConfig
+from tavce.models.renderer.generator import GeneratorConfig, has_cerl_weights
+
+__all__ = ["GENERATOR_RULES", "convert_generator", "generator_config_from_original", "has_cerl_weights"]
 
 
 def _spade_block_rules(original: str, ours: str) -> tuple[tuple[str, str], ...]:
