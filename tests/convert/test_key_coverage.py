@@ -90,3 +90,13 @@ def test_ddp_prefixes_of_the_correlation_checkpoint_are_removed() -> None:
     expected = FILE_CONVERTERS[filename](plain, filename)
     converted = FILE_CONVERTERS[filename](wrapped, filename)
     assert {part: list(sd) for part, sd in converted.items()} == {part: list(sd) for part, sd in expected.items()}
+
+
+def test_docs_show_the_same_unused_table() -> None:
+    from pathlib import Path
+
+    from tavce.convert.unused_keys import unused_table_markdown
+
+    page = (Path(__file__).parents[2] / "docs" / "weights.md").read_text()
+    shown = page.split("<!-- unused-keys:start -->\n")[1].split("\n<!-- unused-keys:end -->")[0]
+    assert shown == unused_table_markdown()
