@@ -93,13 +93,14 @@ def paste_back(
         raise InvalidArgumentError(f"source: empty paste box {(left, top, right, bottom)}")
 
     sides = (left > 0, top > 0, right < photo_width, bottom < photo_height)
-    alpha = feather_mask(box_height, box_width, feather, sides)
-    background = photo[top:bottom, left:right].astype(np.float32)
-    patches = np.stack(
-        [cv2.resize(frame, (box_width, box_height), interpolation=cv2.INTER_LINEAR) for frame in batch]
-    ).astype(np.float32)
-    blended = np.rint(background + alpha * (patches - background)).clip(0, 255).astype(np.uint8)
+    alpha = feather_mask(box_height, box_width, feather, sides)[..., 0]
+    inverse_alpha = 1.0 - alpha
+    background = np.ascontiguousarray(photo[top:bottom, left:right])
 
-    output = np.repeat(photo[None], len(batch), axis=0)
-    output[:, top:bottom, left:right] = blended
+    output = np.empty((len(batch), *photo.shape), dtype=np.uint8)
+    for frame, canvas in zip(batch, output):
+        canvas[...] = photo
+        patch = cv2.resize(frame, (box_width, box_height), interpolation=cv2.INTER_LINEAR)
+        # cv2.blendLinear: per-pixel weighted sum in C++, rounded and saturated to uint8.
+        canvas[top:bottom, left:right] = cv2.blendLinear(patch, background, alpha, inverse_alpha)
     return output[0] if single else output

@@ -1,0 +1,88 @@
+"""Landmark backends: dlib fallback, insightface pack checks, face selection."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from tavce.errors import InvalidArgumentError, TavceError, WeightsNotFoundError
+from tavce.preprocess.landmarks import (
+    DlibLandmarker,
+    Face,
+    FaceLandmarker,
+    InsightFaceLandmarker,
+    default_landmarker,
+    insightface_pack_folder,
+    select_face,
+)
+
+
+@pytest.fixture(scope="module")
+def dlib_landmarker():
+    return DlibLandmarker()
+
+
+def _face(left: float, size: float) -> Face:
+    return Face(box=(left, 10.0, left + size, 10.0 + size), landmarks=np.full((68, 2), left, np.float32), score=1.0)
+
+
+def test_insightface_missing_pack_is_a_clear_error(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="buffalo_l.*not found.*DlibLandmarker"):
+        InsightFaceLandmarker(root=tmp_path)
+    with pytest.raises(WeightsNotFoundError, match="not found"):
+        InsightFaceLandmarker(pack=str(tmp_path))  # an explicit but empty folder
+
+
+def test_insightface_broken_pack_is_wrapped(tmp_path):
+    pack = tmp_path / "models" / "broken"
+    pack.mkdir(parents=True)
+    (pack / "det_10g.onnx").write_bytes(b"not an onnx model")
+    with pytest.raises(TavceError, match="insightface could not load"):
+        InsightFaceLandmarker(pack="broken", root=tmp_path)
+
+
+def test_pack_folder_rules(tmp_path):
+    assert insightface_pack_folder("buffalo_l", tmp_path) == tmp_path / "models" / "buffalo_l"
+    assert insightface_pack_folder(str(tmp_path), "/nowhere") == tmp_path
+
+
+def test_default_falls_back_to_dlib_and_logs_it(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="tavce.preprocess.landmarks"):
+        landmarker = default_landmarker(root=tmp_path)
+    assert landmarker.name == "dlib" and isinstance(landmarker, FaceLandmarker)
+    assert "dlib backend" in caplog.text
+
+
+def test_dlib_finds_nothing_in_a_faceless_image(dlib_landmarker):
+    flat = np.full((240, 320, 3), 128, np.uint8)
+    assert dlib_landmarker.detect(flat) == []
+
+
+def test_dlib_landmarks_in_a_box_need_no_detection(dlib_landmarker):
+    image = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    points = dlib_landmarker.landmarks_in_box(image, (50, 40, 150, 140))
+    assert points.shape == (68, 2) and points.dtype == np.float32
+    # The predictor places its mean shape inside the box it is given.
+    assert (points.mean(0) > [50, 40]).all() and (points.mean(0) < [150, 140]).all()
+
+
+def test_face_selection():
+    faces = [_face(200, 50), _face(10, 80), _face(100, 60)]
+    assert select_face(faces, None, (300, 200)).box[0] == 10  # largest
+    assert select_face(faces, 2, (300, 200)).box[0] == 200  # left to right
+    with pytest.raises(InvalidArgumentError, match="only 3 face"):
+        select_face(faces, 3, (300, 200))
+
+
+def test_dlib_on_sample_portraits(dlib_landmarker, shared_media):
+    from tavce.image import load_image
+
+    for name in ("art_1.png", "art_6.png", "full_body_1.png"):
+        photo = load_image(shared_media / name)
+        faces = dlib_landmarker.detect(photo)
+        assert len(faces) == 1, name
+        left, top, right, bottom = faces[0].box
+        eyes = faces[0].landmarks[36:48].mean(0)
+        assert left < eyes[0] < right and top < eyes[1] < bottom, name
