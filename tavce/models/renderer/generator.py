@@ -32,9 +32,6 @@ from tavce.models.renderer.dense_motion import DenseMotionConfig, DenseMotionNet
 from tavce.models.renderer.spade import SPADEDecoder, SPADEDecoderConfig
 from tavce.models.renderer.spectral import fold_spectral_norm
 
-# The dense-motion hourglass pools the H/4 feature five times by 2.
-IMAGE_SIZE_MULTIPLE = 128
-
 CERL_KEYS = tuple(f"fusion.{layer}.{leaf}" for layer in ("proj_down", "proj_up", "output") for leaf in ("weight", "bias"))
 
 
@@ -102,6 +99,11 @@ class GeneratorConfig:
             )
 
     @property
+    def image_size_multiple(self) -> int:
+        """Image sides must be multiples of this: the encoder and the hourglass halve them repeatedly (128)."""
+        return 2 ** (self.num_down_blocks + self.motion_num_blocks)
+
+    @property
     def bottleneck_channels(self) -> int:
         return min(self.max_channels, self.base_channels * 2**self.num_down_blocks)
 
@@ -160,6 +162,16 @@ class OcclusionAwareSPADEGenerator(TavceModule):
     @property
     def has_cerl(self) -> bool:
         return self.fusion is not None
+
+    def check_image_size(self, image: torch.Tensor) -> None:
+        """Raise InvalidImageError unless ``image`` is (B, C, H, W) with H, W positive multiples of 128."""
+        multiple = self.config.image_size_multiple
+        height, width = image.shape[-2:] if image.ndim == 4 else (0, 0)
+        if image.shape[1:2] != (self.config.image_channels,) or not height or height % multiple or width % multiple:
+            raise InvalidImageError(
+                f"source_image: expected (B, {self.config.image_channels}, H, W) with H and W multiples of "
+                f"{multiple}, got {tuple(image.shape)}; resize the source to 256x256 (or 512x512)."
+            )
 
     def encode(self, source_image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] → appearance feature F (B, 512, H/4, W/4), the CERL input."""
@@ -222,22 +234,13 @@ class OcclusionAwareSPADEGenerator(TavceModule):
         """Render one batch.
 
         Args:
-            source_image: (B, 3, H, W) in [0, 1], H and W multiples of 128.
+            source_image: (B, 3, H, W) in [0, 1], H and W multiples of 128 (``config.image_size_multiple``).
             kp_source, kp_driving: (B, 15, 3) keypoints.
             relationship: None (no CERL), (B, 128) differences d or (B, 128, 128) matrices R.
         """
-        check_image_size(source_image)
+        self.check_image_size(source_image)
         volume = self.lift(self.fuse(self.encode(source_image), relationship))
         return self.animate(volume, self.prepare_volume(volume), kp_source, kp_driving)
-
-
-def check_image_size(image: torch.Tensor) -> None:
-    """Raise InvalidImageError unless ``image`` is (B, C, H, W) with H, W positive multiples of 128."""
-    if image.ndim != 4 or image.shape[-1] % IMAGE_SIZE_MULTIPLE or image.shape[-2] % IMAGE_SIZE_MULTIPLE or 0 in image.shape[-2:]:
-        raise InvalidImageError(
-            f"source_image: expected (B, 3, H, W) with H and W multiples of {IMAGE_SIZE_MULTIPLE}, "
-            f"got {tuple(image.shape)}; resize the source to 256x256 (or 512x512)."
-        )
 
 
 def has_cerl_weights(state_dict: dict[str, torch.Tensor], source: str = "generator") -> bool:
