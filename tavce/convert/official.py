@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tavce.components import PIPELINE_CONFIG_NAME
-from tavce.convert.files import (
-    FILE_CONVERTERS,
-    StateDict,
-    convert_mapping_checkpoint,
-    convert_sadtalker_safetensors,
-    convert_tavce_correlation_checkpoint,
-    convert_tavce_facerender_checkpoint,
+from tavce.convert.assemble import (
+    build_audio2coeff,
+    build_face_recon,
+    build_mapping,
+    build_relationship_encoder,
+    build_renderer,
 )
+from tavce.convert.files import FILE_CONVERTERS, StateDict
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.hub import load_legacy_checkpoint, load_safetensors, resolve_weights
 from tavce.models.base import TavceModule
@@ -175,7 +175,7 @@ def load_official_components(
     renderer_parts = load_official_file(folder / MAPPING_CROP_FILE) | {
         part: sadtalker[part] for part in ("kp_detector", "generator")
     }
-    sources = [str(location if Path(str(location)).is_dir() else f"{location}/{name}") for name in filenames]
+    sources = [str(folder / name) if Path(str(location)).expanduser().is_dir() else f"{location}/{name}" for name in filenames]
     relationship_encoder = None
     if tavce_facerender is not None:
         renderer_parts = load_official_file(tavce_facerender, TAVCE_FACERENDER_FILE)
@@ -192,7 +192,7 @@ def load_official_components(
         full_mode_mapping = build_mapping(load_official_file(folder / MAPPING_FULL_FILE)["mapping"])
     return OfficialComponents(
         audio2coeff=build_audio2coeff(sadtalker["audio2exp"], sadtalker["audio2pose"]),
-        renderer=build_renderer(renderer_parts, cerl=relationship_encoder is not None),
+        renderer=build_renderer(renderer_parts),
         face_recon=build_face_recon(sadtalker["face_recon"]),
         full_mode_mapping=full_mode_mapping,
         relationship_encoder=relationship_encoder,
