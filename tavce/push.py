@@ -33,7 +33,9 @@ def write_model_card(folder: str | Path, *, repo_id: str | None = None, overwrit
     try:
         path.write_text(model_card(read_pipeline_config(folder), repo_id=repo_id))
     except OSError as error:
-        raise OutputError(f"{path}: cannot write the model card ({error.strerror}); check the folder's permissions") from error
+        raise OutputError(
+            f"{path}: cannot write the model card ({error.strerror}); check the folder's permissions"
+        ) from error
     return path
 
 

@@ -14,8 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "source",
         nargs="?",
         default=DEFAULT_SOURCE,
-        help="folder holding the official files (SadTalker_V0.0.2_<size>.safetensors, mapping_00229-model.pth.tar, "
-        "mapping_00109-model.pth.tar) or a Hugging Face repo id (default: %(default)s)",
+        help="folder holding the official files (SadTalker_V0.0.2_<size>.safetensors, "
+        "mapping_00229-model.pth.tar, mapping_00109-model.pth.tar) or a Hugging Face repo id "
+        "(default: %(default)s)",
     )
     parser.add_argument("-o", "--output", required=True, metavar="FOLDER", help="tavce weights folder to write (created)")
     parser.add_argument(
@@ -35,7 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "TAVCE weights (give both to switch CERL on; without them the renderer is SadTalker's)"
     )
     tavce_weights.add_argument(
-        "--tavce-correlation", default=None, metavar="PATH", help="TAVCE correlation checkpoint (.pth); its audio encoder drives CERL"
+        "--tavce-correlation",
+        default=None,
+        metavar="PATH",
+        help="TAVCE correlation checkpoint (.pth); its audio encoder drives CERL",
     )
     tavce_weights.add_argument(
         "--tavce-facerender",

@@ -48,7 +48,10 @@ def build_mapping(state_dict: StateDict, source: str = "mapping") -> TavceModule
 
 
 def build_renderer(parts: Mapping[str, StateDict], source: str = "face renderer") -> TavceModule:
-    """``CERLRenderer`` from parts kp_detector, mapping and generator; CERL is on iff the generator has fusion weights."""
+    """``CERLRenderer`` from parts kp_detector, mapping and generator.
+
+    CERL is on exactly when the generator's weights hold the fusion layers.
+    """
     from tavce.models.renderer.generator import load_inference_generator
     from tavce.models.renderer.keypoint_detector import KeypointDetector
     from tavce.models.renderer.renderer import CERLRenderer

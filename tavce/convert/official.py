@@ -72,7 +72,8 @@ def is_tavce_folder(path: str | Path) -> bool:
 
 
 def detect_layout(path: str | Path) -> Layout | None:
-    """``"tavce"`` (pipeline_config.json), ``"official"`` (SadTalker_V0.0.2_*.safetensors) or None for a local folder."""
+    """The layout of a local folder: ``"tavce"`` (pipeline_config.json), ``"official"``
+    (SadTalker_V0.0.2_*.safetensors) or None (neither, or not a local folder)."""
     folder = Path(path).expanduser()
     if is_tavce_folder(folder):
         return "tavce"
@@ -160,13 +161,19 @@ def load_official_components(
     Raises:
         WeightsNotFoundError: a file is missing (locally, in the cache when offline, or on the Hub).
         IncompatibleWeightsError: a file is unsafe, of another layout, or does not fit its component.
-        InvalidArgumentError: size is not 256/512, or only one TAVCE file is given.
+        InvalidArgumentError: size is not 256/512, only one TAVCE file is given, or TAVCE
+            weights are combined with size 512 (TAVCE was trained at 256 only).
     """
     filenames = official_filenames(size, full_mode)
     if (tavce_correlation is None) != (tavce_facerender is None):
         raise InvalidArgumentError(
             "TAVCE weights come in pairs: pass both tavce_correlation (correlation checkpoint) and "
             "tavce_facerender (face-render checkpoint), or neither to render without CERL"
+        )
+    if tavce_facerender is not None and size != 256:
+        raise InvalidArgumentError(
+            f"size={size}: the TAVCE face renderer was trained at 256x256 only; use size=256 with the TAVCE "
+            "weights, or leave them out to render at 512 with SadTalker's renderer (no CERL)"
         )
     folder = resolve_weights(
         location, filenames, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
@@ -175,7 +182,8 @@ def load_official_components(
     renderer_parts = load_official_file(folder / MAPPING_CROP_FILE) | {
         part: sadtalker[part] for part in ("kp_detector", "generator")
     }
-    sources = [str(folder / name) if Path(str(location)).expanduser().is_dir() else f"{location}/{name}" for name in filenames]
+    local = Path(str(location)).expanduser().is_dir()
+    sources = [str(folder / name) if local else f"{location}/{name}" for name in filenames]
     relationship_encoder = None
     if tavce_facerender is not None:
         renderer_parts = load_official_file(tavce_facerender, TAVCE_FACERENDER_FILE)

@@ -37,7 +37,9 @@ class UnusedEntry:
 
 _SADTALKER = (
     UnusedEntry(r"audio2pose\.netD_motion\..*", "PoseVAE motion discriminator: training only"),
-    UnusedEntry(r"audio2pose\.netG\.encoder\..*", "PoseVAE (CVAE) encoder: training only; inference samples the latent"),
+    UnusedEntry(
+        r"audio2pose\.netG\.encoder\..*", "PoseVAE (CVAE) encoder: training only; inference samples the latent"
+    ),
 )
 _HEAD_POSE_ESTIMATOR = UnusedEntry(
     r"he_estimator\..*", "HEEstimator: built but never run at inference (MappingNet gives pose and expression)"

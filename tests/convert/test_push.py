@@ -54,7 +54,8 @@ class _RecordingApi:
 
     def upload_folder(self, **kwargs):
         self.calls.append(("upload_folder", (), kwargs))
-        uploaded = sorted(p.relative_to(kwargs["folder_path"]).as_posix() for p in Path(kwargs["folder_path"]).rglob("*"))
+        folder = Path(kwargs["folder_path"])
+        uploaded = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*"))
         self.calls.append(("uploaded_files", tuple(uploaded), {}))
 
         class Commit:
