@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 
 from tavce.errors import InvalidArgumentError, TavceError, WeightsNotFoundError
@@ -31,6 +32,7 @@ from tavce.errors import InvalidArgumentError, TavceError, WeightsNotFoundError
 __all__ = [
     "Face",
     "FaceLandmarker",
+    "LandmarkerError",
     "DlibLandmarker",
     "InsightFaceLandmarker",
     "default_landmarker",
@@ -101,12 +103,16 @@ class DlibLandmarker:
     """dlib HOG frontal-face detector + 68-point shape predictor (offline, CPU).
 
     The detector runs without upsampling first and once more with one upsampling
-    step when nothing is found (faces under ~80 px). dlib's CNN detector is not used.
+    step when nothing is found (faces under ~80 px). Photos larger than
+    ``max_detection_side`` are searched at that size (HOG cost grows with the
+    pixel count) and the landmarks are then predicted at full resolution.
+    dlib's CNN detector is not used.
     """
 
     name = "dlib"
 
-    def __init__(self, predictor_path: str | Path | None = None) -> None:
+    def __init__(self, predictor_path: str | Path | None = None, *, max_detection_side: int = 1600) -> None:
+        self.max_detection_side = max_detection_side
         try:
             import dlib
         except ImportError as error:
@@ -123,25 +129,24 @@ class DlibLandmarker:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         image = np.ascontiguousarray(image)
+        factor = min(1.0, self.max_detection_side / max(image.shape[:2]))
+        searched = image
+        if factor < 1.0:
+            size = (round(image.shape[1] * factor), round(image.shape[0] * factor))
+            searched = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         for upsample in (0, 1):
-            rectangles, scores, _ = self._detector.run(image, upsample, 0.0)
+            rectangles, scores, _ = self._detector.run(searched, upsample, 0.0)
             if rectangles:
                 break
-        return [
-            Face(
-                box=(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())),
-                landmarks=self._shape(image, r),
-                score=float(score),
-            )
-            for r, score in zip(rectangles, scores)
-        ]
+        faces = []
+        for rectangle, score in zip(rectangles, scores):
+            box = tuple(v / factor for v in (rectangle.left(), rectangle.top(), rectangle.right(), rectangle.bottom()))
+            faces.append(Face(box=box, landmarks=self.landmarks_in_box(image, box), score=float(score)))
+        return faces
 
     def landmarks_in_box(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         left, top, right, bottom = (int(round(v)) for v in box)
-        return self._shape(np.ascontiguousarray(image), self._dlib.rectangle(left, top, right, bottom))
-
-    def _shape(self, image: np.ndarray, rectangle) -> np.ndarray:
-        shape = self._predictor(image, rectangle)
+        shape = self._predictor(np.ascontiguousarray(image), self._dlib.rectangle(left, top, right, bottom))
         return np.array([(point.x, point.y) for point in shape.parts()], dtype=np.float32)
 
 
@@ -230,13 +235,12 @@ class InsightFaceLandmarker:
 def default_landmarker(
     pack: str = DEFAULT_INSIGHTFACE_PACK, root: str | Path = DEFAULT_INSIGHTFACE_ROOT
 ) -> FaceLandmarker:
-    """insightface when its model pack is present locally, otherwise dlib. The choice is logged once."""
-    if _pack_present(insightface_pack_folder(pack, root)):
-        landmarker: FaceLandmarker = InsightFaceLandmarker(pack, root)
-    else:
-        landmarker = DlibLandmarker()
-    logger.info("face landmarks: %s backend", landmarker.name)
-    return landmarker
+    """insightface when its model pack is present locally, otherwise dlib (offline fallback)."""
+    folder = insightface_pack_folder(pack, root)
+    if _pack_present(folder):
+        return InsightFaceLandmarker(pack, root)
+    logger.debug("no insightface model pack in %s; using dlib", folder)
+    return DlibLandmarker()
 
 
 def select_face(faces: list[Face], face_index: int | None, image_size: tuple[int, int]) -> Face:

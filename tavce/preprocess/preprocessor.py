@@ -16,6 +16,7 @@ detection that could fail or drift on a squashed crop).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -38,6 +39,8 @@ from tavce.preprocess.paste import DEFAULT_FEATHER, paste_back
 from tavce.preprocess.source import PreparedSource
 
 __all__ = ["Preprocessor", "FacePreprocessor", "map_landmarks_to_working_image"]
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -88,13 +91,18 @@ class FacePreprocessor:
     ) -> None:
         self.face_recon = face_recon
         self._landmarker = landmarker
+        self._backend_logged = False
         self.clamp_bottom_by_height = clamp_bottom_by_height
         self.feather = feather
 
     @property
     def landmarker(self) -> FaceLandmarker:
+        """The landmark backend, created on first use; which one is logged once."""
         if self._landmarker is None:
             self._landmarker = default_landmarker()
+        if not self._backend_logged:
+            logger.info("face landmarks: %s backend", self._landmarker.name)
+            self._backend_logged = True
         return self._landmarker
 
     def prepare(

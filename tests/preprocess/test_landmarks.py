@@ -48,11 +48,18 @@ def test_pack_folder_rules(tmp_path):
     assert insightface_pack_folder(str(tmp_path), "/nowhere") == tmp_path
 
 
-def test_default_falls_back_to_dlib_and_logs_it(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="tavce.preprocess.landmarks"):
-        landmarker = default_landmarker(root=tmp_path)
+def test_default_falls_back_to_dlib_and_the_choice_is_logged_once(tmp_path, caplog, monkeypatch):
+    from tavce.preprocess import FacePreprocessor, landmarks
+
+    landmarker = default_landmarker(root=tmp_path)
     assert landmarker.name == "dlib" and isinstance(landmarker, FaceLandmarker)
-    assert "dlib backend" in caplog.text
+    monkeypatch.setattr(landmarks, "DEFAULT_INSIGHTFACE_ROOT", str(tmp_path))
+    monkeypatch.setattr(landmarks.default_landmarker, "__defaults__", ("buffalo_l", str(tmp_path)))
+    preprocessor = FacePreprocessor(face_recon=None)
+    with caplog.at_level(logging.INFO, logger="tavce.preprocess.preprocessor"):
+        assert preprocessor.landmarker.name == "dlib"
+        assert preprocessor.landmarker is preprocessor.landmarker
+    assert caplog.text.count("face landmarks: dlib backend") == 1
 
 
 def test_dlib_finds_nothing_in_a_faceless_image(dlib_landmarker):
@@ -74,6 +81,18 @@ def test_face_selection():
     assert select_face(faces, 2, (300, 200)).box[0] == 200  # left to right
     with pytest.raises(InvalidArgumentError, match="only 3 face"):
         select_face(faces, 3, (300, 200))
+
+
+def test_dlib_searches_large_photos_downscaled(shared_media):
+    from tavce.image import load_image
+
+    photo = load_image(shared_media / "full_body_1.png")  # 800 x 1200
+    full = DlibLandmarker().detect(photo)
+    reduced = DlibLandmarker(max_detection_side=600).detect(photo)
+    assert len(full) == len(reduced) == 1
+    # Box found at half size, landmarks still predicted at full resolution.
+    assert np.abs(np.subtract(full[0].box, reduced[0].box)).max() < 0.15 * (full[0].box[2] - full[0].box[0])
+    assert np.abs(full[0].landmarks - reduced[0].landmarks).mean() < 3
 
 
 def test_dlib_on_sample_portraits(dlib_landmarker, shared_media):
