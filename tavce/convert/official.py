@@ -61,9 +61,17 @@ def sadtalker_filename(size: int) -> str:
     return f"SadTalker_V0.0.2_{size}.safetensors"
 
 
-def official_filenames(size: int = 256, full_mode: bool = False) -> list[str]:
-    """The official files one size / mode needs (the full-mode MappingNet only when ``full_mode``)."""
-    return [sadtalker_filename(size), MAPPING_CROP_FILE] + ([MAPPING_FULL_FILE] if full_mode else [])
+def official_filenames(size: int = 256, full_mode: bool = False, tavce: bool = False) -> list[str]:
+    """The official files one size / mode needs.
+
+    The full-mode MappingNet only when ``full_mode``; the 70-dim MappingNet only without
+    TAVCE weights (the TAVCE face-render checkpoint brings its own).
+    """
+    return (
+        [sadtalker_filename(size)]
+        + ([] if tavce else [MAPPING_CROP_FILE])
+        + ([MAPPING_FULL_FILE] if full_mode else [])
+    )
 
 
 def is_tavce_folder(path: str | Path) -> bool:
@@ -164,7 +172,7 @@ def load_official_components(
         InvalidArgumentError: size is not 256/512, only one TAVCE file is given, or TAVCE
             weights are combined with size 512 (TAVCE was trained at 256 only).
     """
-    filenames = official_filenames(size, full_mode)
+    filenames = official_filenames(size, full_mode, tavce=tavce_facerender is not None)
     if (tavce_correlation is None) != (tavce_facerender is None):
         raise InvalidArgumentError(
             "TAVCE weights come in pairs: pass both tavce_correlation (correlation checkpoint) and "
@@ -178,26 +186,27 @@ def load_official_components(
     folder = resolve_weights(
         location, filenames, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
     )
-    sadtalker = load_official_file(folder / filenames[0])
-    renderer_parts = load_official_file(folder / MAPPING_CROP_FILE) | {
-        part: sadtalker[part] for part in ("kp_detector", "generator")
-    }
     local = Path(str(location)).expanduser().is_dir()
     sources = [str(folder / name) if local else f"{location}/{name}" for name in filenames]
+    # Small files first, so that a bad one fails before the 700 MB safetensors is read.
+    full_mode_mapping = None
+    if full_mode:
+        full_mode_mapping = build_mapping(load_official_file(folder / MAPPING_FULL_FILE)["mapping"])
     relationship_encoder = None
     if tavce_facerender is not None:
-        renderer_parts = load_official_file(tavce_facerender, TAVCE_FACERENDER_FILE)
         encoder_parts = load_official_file(tavce_correlation, TAVCE_CORRELATION_FILE)
         relationship_encoder = build_relationship_encoder(encoder_parts["relationship_encoder"])
+        renderer_parts = load_official_file(tavce_facerender, TAVCE_FACERENDER_FILE)
         sources += [str(tavce_correlation), str(tavce_facerender)]
     else:
         logger.info(
             "no TAVCE weights given: rendering with SadTalker's renderer, CERL off "
             "(pass tavce_correlation= and tavce_facerender= to switch it on)"
         )
-    full_mode_mapping = None
-    if full_mode:
-        full_mode_mapping = build_mapping(load_official_file(folder / MAPPING_FULL_FILE)["mapping"])
+        renderer_parts = load_official_file(folder / MAPPING_CROP_FILE)
+    sadtalker = load_official_file(folder / filenames[0])
+    if tavce_facerender is None:
+        renderer_parts |= {part: sadtalker[part] for part in ("kp_detector", "generator")}
     return OfficialComponents(
         audio2coeff=build_audio2coeff(sadtalker["audio2exp"], sadtalker["audio2pose"]),
         renderer=build_renderer(renderer_parts),
