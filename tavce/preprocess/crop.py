@@ -173,7 +173,9 @@ def _face_quad(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     axis_x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
     axis_y = np.flipud(axis_x) * [-1, 1]
     centre = eye_centre + eye_to_mouth * 0.1
-    quad = np.stack([centre - axis_x - axis_y, centre - axis_x + axis_y, centre + axis_x + axis_y, centre + axis_x - axis_y])
+    quad = np.stack(
+        [centre - axis_x - axis_y, centre - axis_x + axis_y, centre + axis_x + axis_y, centre + axis_x - axis_y]
+    )
     return quad, float(np.hypot(*axis_x) * 2)
 
 

@@ -50,9 +50,13 @@ class PreparedSource:
     def __post_init__(self) -> None:
         size = self.image.shape[-1]
         if self.image.ndim != 3 or tuple(self.image.shape) != (3, size, size) or self.image.dtype != torch.float32:
-            raise InvalidArgumentError(f"image: expected (3, S, S) float32, got {tuple(self.image.shape)} {self.image.dtype}")
+            raise InvalidArgumentError(
+                f"image: expected (3, S, S) float32, got {tuple(self.image.shape)} {self.image.dtype}"
+            )
         if tuple(self.coefficients.shape) != (SOURCE_COEFF_DIM,):
-            raise InvalidArgumentError(f"coefficients: expected ({SOURCE_COEFF_DIM},), got {tuple(self.coefficients.shape)}")
+            raise InvalidArgumentError(
+                f"coefficients: expected ({SOURCE_COEFF_DIM},), got {tuple(self.coefficients.shape)}"
+            )
         if self.landmarks.shape != (68, 2):
             raise InvalidArgumentError(f"landmarks: expected (68, 2), got {self.landmarks.shape}")
         if self.geometry.mode.pastes_back and self.original_image is None:
@@ -108,7 +112,9 @@ class PreparedSource:
 
         path = Path(path)
         if not path.is_file():
-            raise InvalidImageError(f"{path}: prepared source file not found; create it with Preprocessor.prepare(...).save()")
+            raise InvalidImageError(
+                f"{path}: prepared source file not found; create it with Preprocessor.prepare(...).save()"
+            )
         try:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}

@@ -42,7 +42,8 @@ def test_mode_regions(landscape):
     assert crop_frame(photo, tight).shape == (tight_bottom - tight_top, tight_right - tight_left, 3)
     assert left <= tight_left < tight_right <= right and top <= tight_top < tight_bottom <= bottom
     # The face (all landmarks) lies inside the tight box.
-    assert (landmarks.min(0) >= [tight_left, tight_top]).all() and (landmarks.max(0) <= [tight_right, tight_bottom]).all()
+    assert (landmarks.min(0) >= [tight_left, tight_top]).all()
+    assert (landmarks.max(0) <= [tight_right, tight_bottom]).all()
     assert crop_frame(photo, whole) is photo and whole.crop_info_size == (640, 400)
     assert restore_aspect_size(whole, 256) == (256, 160)
 
@@ -87,7 +88,8 @@ def test_ext_aspect_quirk_15():
     landmarks = face_landmarks((320, 200), 60)
     geometry = compute_crop_geometry(landmarks, (640, 400), "extcrop")
     left, top, right, bottom = geometry.crop_box
-    assert restore_aspect_size(geometry, 256) == (256, int(256 * geometry.crop_info_size[1] / geometry.crop_info_size[0]))
+    tight_width, tight_height = geometry.crop_info_size
+    assert restore_aspect_size(geometry, 256) == (256, int(256 * tight_height / tight_width))
     assert restore_aspect_size(geometry, 256, crop_aspect=True) == (256, int(256 * (bottom - top) / (right - left)))
 
 

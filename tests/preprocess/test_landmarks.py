@@ -9,7 +9,6 @@ import pytest
 
 from tavce.errors import InvalidArgumentError, TavceError, WeightsNotFoundError
 from tavce.preprocess.landmarks import (
-    DlibLandmarker,
     Face,
     FaceLandmarker,
     InsightFaceLandmarker,
@@ -17,11 +16,6 @@ from tavce.preprocess.landmarks import (
     insightface_pack_folder,
     select_face,
 )
-
-
-@pytest.fixture(scope="module")
-def dlib_landmarker():
-    return DlibLandmarker()
 
 
 def _face(left: float, size: float) -> Face:
@@ -48,12 +42,12 @@ def test_pack_folder_rules(tmp_path):
     assert insightface_pack_folder(str(tmp_path), "/nowhere") == tmp_path
 
 
-def test_default_falls_back_to_dlib_and_the_choice_is_logged_once(tmp_path, caplog, monkeypatch):
+def test_default_falls_back_to_dlib_and_the_choice_is_logged_once(tmp_path, caplog, monkeypatch, dlib_landmarker):
     from tavce.preprocess import FacePreprocessor, landmarks
 
+    monkeypatch.setattr(landmarks, "DlibLandmarker", lambda: dlib_landmarker)
     landmarker = default_landmarker(root=tmp_path)
     assert landmarker.name == "dlib" and isinstance(landmarker, FaceLandmarker)
-    monkeypatch.setattr(landmarks, "DEFAULT_INSIGHTFACE_ROOT", str(tmp_path))
     monkeypatch.setattr(landmarks.default_landmarker, "__defaults__", ("buffalo_l", str(tmp_path)))
     preprocessor = FacePreprocessor(face_recon=None)
     with caplog.at_level(logging.INFO, logger="tavce.preprocess.preprocessor"):
@@ -83,12 +77,13 @@ def test_face_selection():
         select_face(faces, 3, (300, 200))
 
 
-def test_dlib_searches_large_photos_downscaled(shared_media):
+def test_dlib_searches_large_photos_downscaled(shared_media, dlib_landmarker, monkeypatch):
     from tavce.image import load_image
 
     photo = load_image(shared_media / "full_body_1.png")  # 800 x 1200
-    full = DlibLandmarker().detect(photo)
-    reduced = DlibLandmarker(max_detection_side=600).detect(photo)
+    full = dlib_landmarker.detect(photo)
+    monkeypatch.setattr(dlib_landmarker, "max_detection_side", 600)
+    reduced = dlib_landmarker.detect(photo)
     assert len(full) == len(reduced) == 1
     # Box found at half size, landmarks still predicted at full resolution.
     assert np.abs(np.subtract(full[0].box, reduced[0].box)).max() < 0.15 * (full[0].box[2] - full[0].box[0])

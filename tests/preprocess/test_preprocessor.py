@@ -97,11 +97,9 @@ def test_faceless_image_raises_face_not_detected(tiny_net):
         preprocessor.prepare(np.full((200, 320, 3), 127, np.uint8))
 
 
-def test_faceless_image_with_the_real_dlib_detector(tiny_net):
-    from tavce.preprocess import DlibLandmarker
-
+def test_faceless_image_with_the_real_dlib_detector(tiny_net, dlib_landmarker):
     with pytest.raises(FaceNotDetectedError, match="dlib detector"):
-        FacePreprocessor(tiny_net, DlibLandmarker()).prepare(np.full((200, 320, 3), 90, np.uint8))
+        FacePreprocessor(tiny_net, dlib_landmarker).prepare(np.full((200, 320, 3), 90, np.uint8))
 
 
 def test_explicit_landmarks_need_no_detector(tiny_net, scene):
@@ -203,10 +201,8 @@ def test_paste_back_refuses_crop_modes_and_bad_frames(preprocessor, scene):
         paste_back(np.zeros((256, 256, 3), np.float32), preprocessor.prepare(photo, "full"))
 
 
-def test_sample_portraits_in_every_mode_with_dlib(tiny_net, shared_media):
-    from tavce.preprocess import DlibLandmarker
-
-    preprocessor = FacePreprocessor(tiny_net, DlibLandmarker())
+def test_sample_portraits_in_every_mode_with_dlib(tiny_net, shared_media, dlib_landmarker):
+    preprocessor = FacePreprocessor(tiny_net, dlib_landmarker)
     for name in ("art_1.png", "art_6.png", "full_body_1.png"):
         for mode in MODES:
             source = preprocessor.prepare(shared_media / name, mode)

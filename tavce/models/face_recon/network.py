@@ -94,8 +94,11 @@ def split_coefficients(coefficients: torch.Tensor) -> dict[str, torch.Tensor]:
     """(..., 257) -> named slices of :data:`COEFFICIENT_LAYOUT` (views)."""
     total = sum(dim for _, dim in COEFFICIENT_LAYOUT)
     if coefficients.shape[-1] != total:
-        raise InvalidArgumentError(f"coefficients: expected {total} values in the last dimension, got {coefficients.shape}")
-    return dict(zip((name for name, _ in COEFFICIENT_LAYOUT), coefficients.split([d for _, d in COEFFICIENT_LAYOUT], -1)))
+        raise InvalidArgumentError(
+            f"coefficients: expected {total} values in the last dimension, got {tuple(coefficients.shape)}"
+        )
+    names = [name for name, _ in COEFFICIENT_LAYOUT]
+    return dict(zip(names, coefficients.split([dim for _, dim in COEFFICIENT_LAYOUT], dim=-1)))
 
 
 def source_coefficients(coefficients: torch.Tensor, trans_params: np.ndarray | torch.Tensor) -> torch.Tensor:
