@@ -196,3 +196,15 @@ def test_converter_maps_every_official_generator_key_onto_the_model():
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == renamed
     with pytest.raises(IncompatibleWeightsError, match="unexpected key"):
         convert_generator({"second.weight": torch.zeros(1), "attn.query.weight": torch.zeros(1)})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_generator_on_cuda_matches_cpu():
+    generator = tiny_generator()
+    image, kp_source, kp_driving = inputs(2, seed=6)
+    args = (image.expand(2, -1, -1, -1), kp_source.expand(2, -1, -1), kp_driving, torch.randn(2, 4))
+    with torch.inference_mode():
+        on_cpu = generator(*args).prediction
+        on_cuda = generator.to("cuda")(*(a.to("cuda") for a in args)).prediction
+    assert on_cuda.device.type == "cuda"
+    torch.testing.assert_close(on_cuda.cpu(), on_cpu, rtol=0, atol=1e-4)
