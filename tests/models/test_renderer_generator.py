@@ -77,6 +77,11 @@ def test_cerl_weights_from_differences_equal_the_matrix_form_including_tiny_and_
     torch.testing.assert_close(from_vector[1], 0.5 * differences[1] ** 2 / 1e-12)
 
 
+def test_cerl_weights_of_a_half_precision_first_frame_are_zero_not_nan():
+    weights = channel_weights(torch.zeros(2, 4, dtype=torch.float16), 4)
+    assert weights.dtype == torch.float32 and torch.equal(weights, torch.zeros(2, 4))
+
+
 def test_cerl_rejects_wrongly_shaped_relationships():
     with pytest.raises(InvalidArgumentError, match="relationship"):
         channel_weights(torch.zeros(2, 5), 4)

@@ -42,11 +42,13 @@ def channel_weights(relationship: torch.Tensor, relationship_dim: int) -> torch.
     """Per-channel CERL weights w (B, D) from differences d (B, D) or matrices R (B, D, D).
 
     Both forms give diag(R / max(‖R_row‖, 1e-12)); for d this is computed in O(D)
-    from R = ½·d·dᵀ without building the matrix.
+    from R = ½·d·dᵀ without building the matrix. Half-precision inputs are computed in
+    float32 (the 1e-12 clamp underflows to 0 in float16, which would turn frame 0 into 0/0).
 
     Raises:
         InvalidArgumentError: the shape is neither (B, D) nor (B, D, D).
     """
+    relationship = relationship.to(torch.promote_types(relationship.dtype, torch.float32))
     if relationship.ndim == 2 and relationship.shape[1] == relationship_dim:
         halved_squares = 0.5 * relationship * relationship
         row_norms = 0.5 * relationship.abs() * torch.linalg.vector_norm(relationship, dim=1, keepdim=True)
@@ -85,7 +87,7 @@ class CERLFusion(nn.Module):
         Returns:
             (B, 512, h, w) fused feature F''.
         """
-        weights = channel_weights(relationship.to(features.dtype), self.config.relationship_dim)
+        weights = channel_weights(relationship, self.config.relationship_dim).to(features.dtype)
         projected = self.proj_down(features)
         modulated = weights[:, :, None, None] * projected
         return self.output(features + self.proj_up(modulated))
