@@ -22,6 +22,7 @@ from tavce.preprocess.landmarks import (
     Face,
     FaceLandmarker,
     InsightFaceLandmarker,
+    LandmarkerError,
     default_landmarker,
 )
 from tavce.preprocess.paste import paste_back
@@ -37,6 +38,7 @@ __all__ = [
     "FaceLandmarker",
     "FacePreprocessor",
     "InsightFaceLandmarker",
+    "LandmarkerError",
     "PreparedSource",
     "Preprocessor",
     "align_for_reconstruction",

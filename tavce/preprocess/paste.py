@@ -5,7 +5,8 @@ from and alpha-blended into the photo with a feathered mask: the weight rises
 smoothly from 0 at the box edge to 1 at ``feather`` × the box's shorter side
 inside it, so no box edge is visible. Sides of the box that touch the photo's
 border are not feathered. This replaces the original's Poisson blending
-(``cv2.seamlessClone``), which is ~100× slower and shifts the face's colours
+(``cv2.seamlessClone``), which is ~70× slower (243 ms against 3.4 ms for a 757 px box in a
+1080p photo, one thread) and shifts the face's colours
 towards the surroundings.
 
 Deviations from the original (§9): the box is mapped back to full resolution when
