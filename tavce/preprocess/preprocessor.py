@@ -74,7 +74,8 @@ class FacePreprocessor:
     """Default :class:`Preprocessor`: landmarker + original crop math + 3DMM network.
 
     Args:
-        face_recon: the 3DMM network (a :class:`~tavce.models.face_recon.FaceReconNet` with weights).
+        face_recon: the 3DMM network (a :class:`~tavce.models.face_recon.FaceReconNet` with weights);
+            an ``nn.Module`` is switched to eval mode (batch-norm running statistics).
         landmarker: face detector + landmarks; None picks :func:`default_landmarker` on first use
             (insightface if its model pack is present, else dlib).
         clamp_bottom_by_height: fix quirk 13 (see :func:`compute_crop_geometry`); False = original.
@@ -89,6 +90,8 @@ class FacePreprocessor:
         clamp_bottom_by_height: bool = False,
         feather: float = DEFAULT_FEATHER,
     ) -> None:
+        if isinstance(face_recon, torch.nn.Module):
+            face_recon.eval()
         self.face_recon = face_recon
         self._landmarker = landmarker
         self._backend_logged = False
@@ -192,13 +195,18 @@ class FacePreprocessor:
 
 
 def _check_box(face_box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
-    values = np.asarray(face_box, dtype=np.float64).reshape(-1)
+    """The box clipped to the image; refused when malformed or when nothing of it lies inside the image."""
+    try:
+        values = np.asarray(face_box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        values = np.empty(0)
     if values.shape != (4,) or not np.isfinite(values).all():
-        raise InvalidArgumentError(f"face_box={face_box!r}: expected (left, top, right, bottom) in pixels")
-    left, top, right, bottom = values
-    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        raise InvalidArgumentError(f"face_box={face_box!r}: expected four numbers (left, top, right, bottom) in pixels")
+    left, top = max(values[0], 0.0), max(values[1], 0.0)
+    right, bottom = min(values[2], float(width)), min(values[3], float(height))
+    if not (left < right and top < bottom):
         raise InvalidArgumentError(
-            f"face_box={tuple(values.tolist())}: must satisfy 0 <= left < right <= {width} and "
-            f"0 <= top < bottom <= {height} (the image is {width}x{height})"
+            f"face_box={tuple(values.tolist())}: empty or outside the {width}x{height} image; "
+            "give (left, top, right, bottom) with left < right and top < bottom, in pixels"
         )
     return float(left), float(top), float(right), float(bottom)

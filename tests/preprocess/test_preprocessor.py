@@ -104,7 +104,8 @@ def test_faceless_image_with_the_real_dlib_detector(tiny_net, dlib_landmarker):
 
 def test_explicit_landmarks_need_no_detector(tiny_net, scene):
     photo, landmarks = scene
-    preprocessor = FacePreprocessor(tiny_net, StubLandmarker(forbid=True))
+    preprocessor = FacePreprocessor(tiny_net.train(), StubLandmarker(forbid=True))
+    assert not tiny_net.training  # batch norm must use its running statistics
     source = preprocessor.prepare(photo, "full", landmarks=landmarks)
     assert source.landmarker == "explicit"
     with pytest.raises(InvalidArgumentError, match=r"\(68, 2\)"):
@@ -117,8 +118,12 @@ def test_face_box_runs_only_the_landmark_predictor(tiny_net, scene):
     source = FacePreprocessor(tiny_net, landmarker).prepare(photo, "crop", face_box=(250, 130, 410, 290))
     assert landmarker.calls == [("box", (250.0, 130.0, 410.0, 290.0))]
     np.testing.assert_array_equal(source.landmarks, face_landmarks((330, 210), 100))  # the stub's answer
-    with pytest.raises(InvalidArgumentError, match="face_box"):
-        FacePreprocessor(tiny_net, landmarker).prepare(photo, face_box=(300, 100, 200, 50))
+    # A box reaching past the photo is clipped to it.
+    FacePreprocessor(tiny_net, landmarker).prepare(photo, "crop", face_box=(-20, 300, 120, 500))
+    assert landmarker.calls[-1] == ("box", (0.0, 300.0, 120.0, 420.0))
+    for bad in [(300, 100, 200, 50), (700, 10, 800, 90), (1, 2, 3), "box"]:
+        with pytest.raises(InvalidArgumentError, match="face_box"):
+            FacePreprocessor(tiny_net, landmarker).prepare(photo, face_box=bad)
 
 
 def test_face_index_picks_faces_left_to_right(tiny_net, scene):
