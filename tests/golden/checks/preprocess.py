@@ -57,8 +57,10 @@ def check_crop_align(case: GoldenCase) -> CaseResult:
 def check_align_img(case: GoldenCase) -> CaseResult:
     """Standard landmarks, y flip, five points, POS fit and the 224 crop."""
     image = case.inputs["image"].numpy()
-    flipped = flip_landmarks_y(case.inputs["lm68"].numpy(), image.shape[0])
-    aligned = align_for_reconstruction(image, flipped)
+    detected = case.inputs["lm68"].numpy()
+    flipped = flip_landmarks_y(detected, image.shape[0])
+    # A failed detection is recorded as all -1: the original then places the standard face instead.
+    aligned = align_for_reconstruction(image, None if np.mean(detected) == -1 else flipped)
     return CaseResult(
         outputs={
             "lm3d_std": torch.from_numpy(standard_five_points()),
@@ -77,8 +79,17 @@ def _face_recon_from_case(case: GoldenCase) -> FaceReconNet:
     """Recipe weights under the original names, through the converter (as from the SadTalker file)."""
     original = {FACE_RECON_PREFIX + key: value for key, value in case.only_state_dict().items()}
     converted = convert_face_recon(select_prefix(original, FACE_RECON_PREFIX))
-    head_dims = tuple(int(converted[f"heads.{name}.bias"].shape[0]) for name in HEAD_NAMES)
-    network = FaceReconNet(FaceReconConfig(head_dims=head_dims))
+    # Sizes read from the weights: blocks per stage, stem width and head sizes.
+    stages = sorted({key.split(".")[1] for key in converted if key.startswith("backbone.layer")})
+    blocks = tuple(
+        1 + max(int(key.split(".")[2]) for key in converted if key.startswith(f"backbone.{stage}.")) for stage in stages
+    )
+    config = FaceReconConfig(
+        blocks_per_stage=blocks,
+        base_width=int(converted["backbone.conv1.weight"].shape[0]),
+        head_dims=tuple(int(converted[f"heads.{name}.bias"].shape[0]) for name in HEAD_NAMES),
+    )
+    network = FaceReconNet(config)
     load_state_dict_strict(network, converted, source=case.name)
     return network.eval()
 
