@@ -100,3 +100,53 @@ def test_dlib_on_sample_portraits(dlib_landmarker, shared_media):
         left, top, right, bottom = faces[0].box
         eyes = faces[0].landmarks[36:48].mean(0)
         assert left < eyes[0] < right and top < eyes[1] < bottom, name
+
+
+class _FakeFaceAnalysis:
+    """Stands in for insightface.app.FaceAnalysis (no model pack is available offline)."""
+
+    seen = {}
+
+    def __init__(self, name, allowed_modules, providers):
+        _FakeFaceAnalysis.seen = {"name": name, "allowed_modules": allowed_modules, "providers": providers}
+        self.models = {"detection": object(), "landmark_3d_68": self}
+
+    def prepare(self, ctx_id, det_size):
+        _FakeFaceAnalysis.seen["det_size"] = det_size
+
+    def _face(self, bbox):
+        from insightface.app.common import Face as InsightFace
+
+        points = np.zeros((68, 3), np.float32)
+        points[:, 0], points[:, 1], points[:, 2] = np.arange(68), bbox[1], 99.0
+        return InsightFace(bbox=np.asarray(bbox, np.float32), det_score=np.float32(0.9), landmark_3d_68=points)
+
+    def get(self, image, face=None):
+        _FakeFaceAnalysis.seen["first_pixel"] = image[0, 0].tolist()
+        if face is not None:  # the landmark model's get(img, face)
+            face["landmark_3d_68"] = self._face(face.bbox).landmark_3d_68
+            return None
+        return [self._face([10, 20, 50, 60])]
+
+
+def test_insightface_wrapper_with_a_stand_in_model(tmp_path, monkeypatch):
+    import insightface.app
+
+    pack = tmp_path / "models" / "buffalo_l"
+    pack.mkdir(parents=True)
+    (pack / "det_10g.onnx").write_bytes(b"stand-in")
+    monkeypatch.setattr(insightface.app, "FaceAnalysis", _FakeFaceAnalysis)
+    landmarker = InsightFaceLandmarker(root=tmp_path, providers=("CPUExecutionProvider",), detection_size=320)
+    assert _FakeFaceAnalysis.seen["allowed_modules"] == ["detection", "landmark_3d_68"]
+    assert _FakeFaceAnalysis.seen["providers"] == ["CPUExecutionProvider"]
+    assert _FakeFaceAnalysis.seen["name"] == str(pack) and _FakeFaceAnalysis.seen["det_size"] == (320, 320)
+
+    image = np.zeros((80, 80, 3), np.uint8)
+    image[0, 0] = (1, 2, 3)  # RGB
+    (face,) = landmarker.detect(image)
+    assert _FakeFaceAnalysis.seen["first_pixel"] == [3, 2, 1]  # insightface is given BGR
+    assert face.box == (10.0, 20.0, 50.0, 60.0) and face.score == pytest.approx(0.9)
+    assert face.landmarks.shape == (68, 2) and face.landmarks.dtype == np.float32
+    assert face.landmarks[5].tolist() == [5.0, 20.0]  # x, y of the 3D landmarks
+    in_box = landmarker.landmarks_in_box(image, (4, 8, 40, 44))
+    assert in_box.shape == (68, 2) and in_box[0, 1] == 8.0
