@@ -25,7 +25,7 @@ FORMAT_NAME = "tavce.PreparedSource"
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors and arrays: compared by identity
 class PreparedSource:
     """A prepared source photo.
 
