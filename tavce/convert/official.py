@@ -7,8 +7,9 @@ the files the chosen size and mode need, converts them (:mod:`tavce.convert.file
 and loads every component strictly. TAVCE's two checkpoints are optional local
 files: with them the renderer runs CERL, without them it is SadTalker's renderer.
 
-A tavce folder (``pipeline_config.json``) is recognised by :func:`detect_layout`
-and read with :func:`tavce.components.load_components` instead.
+A tavce folder or repository (``pipeline_config.json``) is recognised by
+:func:`~tavce.convert.layout.locate_weights` and read with
+:func:`tavce.components.load_components` instead.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
-from tavce.components import PIPELINE_CONFIG_NAME
 from tavce.convert.assemble import (
     build_audio2coeff,
     build_face_recon,
@@ -27,6 +26,7 @@ from tavce.convert.assemble import (
     build_renderer,
 )
 from tavce.convert.files import FILE_CONVERTERS, StateDict
+from tavce.convert.layout import detect_layout, is_tavce_folder, locate_weights
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.hub import load_legacy_checkpoint, load_safetensors, resolve_weights
 from tavce.models.base import TavceModule
@@ -37,6 +37,7 @@ __all__ = [
     "OfficialComponents",
     "detect_layout",
     "is_tavce_folder",
+    "locate_weights",
     "official_filenames",
     "load_official_file",
     "load_official_components",
@@ -50,8 +51,6 @@ MAPPING_CROP_FILE = "mapping_00229-model.pth.tar"  # 70-dim MappingNet: crop, ex
 MAPPING_FULL_FILE = "mapping_00109-model.pth.tar"  # 73-dim MappingNet: full, extfull
 TAVCE_CORRELATION_FILE = "tavce_correlation_epoch_N.pth"  # manifest name; the real file name varies
 TAVCE_FACERENDER_FILE = "tavce_facerender_latest.pth"
-
-Layout = Literal["tavce", "official"]
 
 
 def sadtalker_filename(size: int) -> str:
@@ -72,22 +71,6 @@ def official_filenames(size: int = 256, full_mode: bool = False, tavce: bool = F
         + ([] if tavce else [MAPPING_CROP_FILE])
         + ([MAPPING_FULL_FILE] if full_mode else [])
     )
-
-
-def is_tavce_folder(path: str | Path) -> bool:
-    """True when ``path`` is a local tavce weights folder (has ``pipeline_config.json``)."""
-    return (Path(path).expanduser() / PIPELINE_CONFIG_NAME).is_file()
-
-
-def detect_layout(path: str | Path) -> Layout | None:
-    """The layout of a local folder: ``"tavce"`` (pipeline_config.json), ``"official"``
-    (SadTalker_V0.0.2_*.safetensors) or None (neither, or not a local folder)."""
-    folder = Path(path).expanduser()
-    if is_tavce_folder(folder):
-        return "tavce"
-    if folder.is_dir() and any(folder.glob("SadTalker_V0.0.2_*.safetensors")):
-        return "official"
-    return None
 
 
 def load_official_file(path: str | Path, filename: str | None = None) -> dict[str, StateDict]:

@@ -86,3 +86,24 @@ def test_unknown_size_is_refused(size: int) -> None:
 
     with pytest.raises(InvalidArgumentError, match="256 and 512"):
         official_filenames(size)
+
+
+def test_locate_weights_tells_tavce_from_official(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    from tavce.convert.layout import locate_weights
+    from tests.test_hub import _lay_out_cache
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    cache = tmp_path / "cache"
+    tavce_snapshot = _lay_out_cache(
+        cache,
+        "me/tavce-256",
+        {"pipeline_config.json": b"{}", "renderer/config.json": b"{}", "renderer/model.safetensors": b"x"},
+    )
+    _lay_out_cache(cache, "vinthony/SadTalker-V002rc", {"SadTalker_V0.0.2_256.safetensors": b"x"})
+    assert locate_weights("me/tavce-256", cache_dir=cache) == ("tavce", tavce_snapshot)
+    assert locate_weights("vinthony/SadTalker-V002rc", cache_dir=cache) == ("official", "vinthony/SadTalker-V002rc")
+    assert locate_weights(tavce_snapshot) == ("tavce", tavce_snapshot)
+    assert locate_weights(tmp_path) == ("official", tmp_path)
