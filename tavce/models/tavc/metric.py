@@ -22,8 +22,6 @@ import torch
 from torch import nn
 
 from tavce.errors import InvalidArgumentError
-from tavce.models.tavc.audio import TAVCAudioEncoder
-from tavce.models.tavc.mouth_encoder import MouthEncoder
 from tavce.models.tavc.relationship import flattened_cosine, relationship_factor, row_cosine
 
 DEFAULT_ALPHA = 1.0
@@ -98,17 +96,23 @@ def stage_one_objective(
 
 
 class TAVCMetric(nn.Module, TemporalCorrelationMetric):
-    """Default metric: :class:`TAVCAudioEncoder` + :class:`MouthEncoder`.
+    """Default metric: an audio encoder and a mouth encoder mapping into one embedding space.
 
-    Not a component of its own: the two encoders are the saved, converted parts.
+    TAVCE's encoders are :class:`~tavce.models.tavc.TAVCAudioEncoder` and
+    :class:`~tavce.models.tavc.MouthEncoder`; any
+    modules mapping (N, ...) inputs to (N, D) embeddings can replace them. Not a
+    component of its own: the two encoders are the saved, converted parts.
     """
 
-    def __init__(self, audio_encoder: TAVCAudioEncoder, mouth_encoder: MouthEncoder) -> None:
+    def __init__(self, audio_encoder: nn.Module, mouth_encoder: nn.Module) -> None:
         super().__init__()
-        if audio_encoder.config.embedding_dim != mouth_encoder.config.embedding_dim:
+        sizes = [
+            getattr(getattr(encoder, "config", None), "embedding_dim", None) for encoder in (audio_encoder, mouth_encoder)
+        ]
+        if None not in sizes and sizes[0] != sizes[1]:
             raise InvalidArgumentError(
-                f"TAVCMetric: audio embedding size {audio_encoder.config.embedding_dim} differs from mouth "
-                f"embedding size {mouth_encoder.config.embedding_dim}; build both encoders with the same size."
+                f"TAVCMetric: audio embedding size {sizes[0]} differs from mouth embedding size {sizes[1]}; "
+                "build both encoders with the same embedding_dim."
             )
         self.audio_encoder = audio_encoder
         self.mouth_encoder = mouth_encoder
@@ -133,7 +137,7 @@ class TAVCMetric(nn.Module, TemporalCorrelationMetric):
             mouths: (B, 3, 3, S, S) mouth crops of frames i, i+1 and j, in [−1, 1].
             alpha: weight of the negative term.
         """
-        if windows.ndim != 5 or windows.shape[1] not in (2, 3):
+        if windows.ndim < 3 or windows.shape[1] not in (2, 3):
             raise InvalidArgumentError(
                 f"TAVCMetric: windows must be (B, 2 or 3, 1, 80, 16) for frames i, i+1[, j], got {tuple(windows.shape)}"
             )
