@@ -137,3 +137,19 @@ def _refuse_sadtalker(path, filename=None):
     if Path(path).name.endswith(".safetensors"):
         raise _Stop
     return {"mapping": {}}
+
+
+def test_wav2lip_file_gives_the_shared_audio_encoder(tmp_path: Path) -> None:
+    from tavce.models.audio_encoder import Wav2LipAudioEncoder
+    from tavce.models.base import load_state_dict_strict
+    from tavce.testing import official_golden_state, write_official_file
+
+    entries = official_golden_state("wav2lip.pth", salt=5)
+    path = write_official_file(tmp_path / "wav2lip.pth", entries)
+    parts = load_official_file(path)
+    assert list(parts) == ["audio_encoder"]
+    encoder = Wav2LipAudioEncoder()
+    load_state_dict_strict(encoder, parts["audio_encoder"], source="wav2lip")
+    original = "state_dict.module.audio_encoder."
+    assert torch.equal(encoder.blocks[3].conv.weight, entries[original + "3.conv_block.0.weight"])
+    assert torch.equal(encoder.blocks[12].norm.running_var, entries[original + "12.conv_block.1.running_var"])
