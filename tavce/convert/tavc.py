@@ -39,7 +39,7 @@ _MOUTH_HEAD_RULES = (
     (r"fc\.(.+)", r"projection.\1"),
     (r"features\.(.+)", r"embedding_norm.\1"),
 )
-MOUTH_ENCODER_RULES = (
+MOUTH_BACKBONE_RULES = (
     (r"conv1\.(.+)", r"stem.0.\1"),
     (r"bn1\.(.+)", r"stem.1.\1"),
     (r"prelu\.(.+)", r"stem.2.\1"),
@@ -50,8 +50,8 @@ MOUTH_ENCODER_RULES = (
         for original, ours in _BLOCK_PARTS
     ),
     (r"bn2\.(.+)", r"final_norm.\1"),
-    *_MOUTH_HEAD_RULES,
 )
+MOUTH_ENCODER_RULES = (*MOUTH_BACKBONE_RULES, *_MOUTH_HEAD_RULES)
 """``correlation/models.py IResNet`` (IResNet18) -> :class:`~tavce.models.tavc.MouthEncoder`."""
 
 UNUSED_CHECKPOINT_ENTRIES = ("generator1", "generator2", "optimizer", "lr_scheduler")
@@ -76,7 +76,7 @@ def convert_mouth_encoder(
     """
     return rename_state_dict(
         strip_module_prefix(original_state_dict),
-        MOUTH_ENCODER_RULES,
+        MOUTH_BACKBONE_RULES if backbone_only else MOUTH_ENCODER_RULES,
         source="TAVC image_encoder",
         ignore=(r"(fc|features)\..+",) if backbone_only else (),
     )
