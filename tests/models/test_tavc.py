@@ -56,7 +56,9 @@ def test_similarities_from_factors_equal_pytorch_on_the_matrices():
     audio[1] = 0  # a zero relationship (frame 0)
     audio[2, :4] = 0  # zero rows
     audio_matrix, visual_matrix = relationship_matrix(audio), relationship_matrix(visual)
-    flat = 1 - F.cosine_embedding_loss(audio_matrix.flatten(1), visual_matrix.flatten(1), torch.ones(5), reduction="none")
+    flat = 1 - F.cosine_embedding_loss(
+        audio_matrix.flatten(1), visual_matrix.flatten(1), torch.ones(5), reduction="none"
+    )
     torch.testing.assert_close(flattened_cosine(audio, visual), flat, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(row_cosine(audio, visual), F.cosine_similarity(audio_matrix, visual_matrix, dim=-1))
     assert flattened_cosine(audio, visual)[1] == 0
@@ -116,7 +118,8 @@ def test_relationships_from_embeddings_pair_each_frame_with_the_previous_one():
     assert relationship.num_frames == 6
     assert relationship.differences[0].abs().max() == 0
     torch.testing.assert_close(relationship.differences[1:], embeddings[:-1] - embeddings[1:])
-    torch.testing.assert_close(relationship.as_matrices()[3], temporal_relationship(embeddings[2:3], embeddings[3:4])[0])
+    expected = temporal_relationship(embeddings[2:3], embeddings[3:4])[0]
+    torch.testing.assert_close(relationship.as_matrices()[3], expected)
     with pytest.raises(InvalidArgumentError):
         relationships_from_embeddings(torch.zeros(0, 16))
 

@@ -20,7 +20,11 @@ from tavce.preprocess.mouth import crop_mouths
 
 EMBEDDING = 16
 TINY_MOUTH = MouthEncoderConfig(
-    image_size=16, stem_channels=8, stage_channels=(8, 8, 16, 16), blocks_per_stage=(1, 1, 1, 1), embedding_dim=EMBEDDING
+    image_size=16,
+    stem_channels=8,
+    stage_channels=(8, 8, 16, 16),
+    blocks_per_stage=(1, 1, 1, 1),
+    embedding_dim=EMBEDDING,
 )
 WINDOW = (1, 8, 4)  # toy "mel" windows
 LATENT_FREQUENCIES = torch.tensor([0.35, 0.6, 0.9, 1.3])

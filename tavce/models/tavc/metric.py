@@ -106,9 +106,8 @@ class TAVCMetric(nn.Module, TemporalCorrelationMetric):
 
     def __init__(self, audio_encoder: nn.Module, mouth_encoder: nn.Module) -> None:
         super().__init__()
-        sizes = [
-            getattr(getattr(encoder, "config", None), "embedding_dim", None) for encoder in (audio_encoder, mouth_encoder)
-        ]
+        encoders = (audio_encoder, mouth_encoder)
+        sizes = [getattr(getattr(encoder, "config", None), "embedding_dim", None) for encoder in encoders]
         if None not in sizes and sizes[0] != sizes[1]:
             raise InvalidArgumentError(
                 f"TAVCMetric: audio embedding size {sizes[0]} differs from mouth embedding size {sizes[1]}; "
