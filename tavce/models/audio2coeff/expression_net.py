@@ -1,0 +1,70 @@
+"""ExpNet: per-frame expression coefficients from audio (reference-pipeline.md §3.3).
+
+Each frame is predicted independently from its own 200 ms mel window, the
+reference expression of that frame and the eye-blink control ratio:
+``expression_t = head([audio_embedding_t ‖ reference_expression_t ‖ blink_t])``.
+The output is the expression itself, not a residual on the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tavce.models.audio_encoder import Wav2LipAudioEncoder
+from tavce.models.base import TavceModule
+
+# Windows sent through the audio encoder at once: bounds memory on long clips
+# (about 40 MB of activations per batch) without changing any result.
+ENCODER_BATCH = 256
+
+
+def encode_windows(encoder: nn.Module, windows: torch.Tensor, batch: int = ENCODER_BATCH) -> torch.Tensor:
+    """(N, 1, 80, 16) mel windows -> (N, D) embeddings, ``batch`` windows per encoder call.
+
+    The Wav2Lip encoder is per-window (eval-mode BatchNorm), so splitting is exact.
+    """
+    if windows.shape[0] == 0:
+        return windows.new_zeros(0, encoder.config.embedding_dim)
+    return torch.cat([encoder(part) for part in windows.split(batch)], dim=0)
+
+
+@dataclass(frozen=True)
+class ExpressionNetConfig:
+    """Sizes of ExpNet; the defaults are the official ones.
+
+    Attributes:
+        expression_dim: 3DMM expression coefficients predicted per frame (64).
+    """
+
+    expression_dim: int = 64
+
+
+class ExpressionNet(TavceModule):
+    """Wav2Lip audio encoder + one Linear(512 + 64 + 1 -> 64) head."""
+
+    config_class = ExpressionNetConfig
+
+    def __init__(self, config: ExpressionNetConfig = ExpressionNetConfig()) -> None:
+        super().__init__(config)
+        self.audio_encoder = Wav2LipAudioEncoder()
+        embedding_dim = self.audio_encoder.config.embedding_dim
+        self.head = nn.Linear(embedding_dim + config.expression_dim + 1, config.expression_dim)
+
+    def forward(
+        self, windows: torch.Tensor, reference_expression: torch.Tensor, blink_ratio: torch.Tensor
+    ) -> torch.Tensor:
+        """Predict expressions.
+
+        Args:
+            windows: (N, 1, 80, 16) mel windows in [-4, 4], one per frame.
+            reference_expression: (N, 64) expression the face starts from, per frame.
+            blink_ratio: (N, 1) eye closure control in [0, 1] (0 = eyes as in the reference).
+
+        Returns:
+            (N, 64) expression coefficients.
+        """
+        embeddings = encode_windows(self.audio_encoder, windows)
+        return self.head(torch.cat([embeddings, reference_expression, blink_ratio], dim=1))
