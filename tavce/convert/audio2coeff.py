@@ -90,7 +90,9 @@ def convert_audio2pose(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     return rename_state_dict(state_dict, AUDIO2POSE_RULES, source="audio2pose (PoseVAE)", ignore=AUDIO2POSE_UNUSED)
 
 
-def audio2coeff_state_dict(expression_net: Mapping[str, torch.Tensor], pose_vae: Mapping[str, torch.Tensor]) -> StateDict:
+def audio2coeff_state_dict(
+    expression_net: Mapping[str, torch.Tensor], pose_vae: Mapping[str, torch.Tensor]
+) -> StateDict:
     """Converted ExpNet and PoseVAE dicts -> one :class:`~tavce.models.audio2coeff.SadTalkerAudio2Coeff` dict."""
     combined = {f"expression_net.{key}": value for key, value in expression_net.items()}
     combined.update({f"pose_vae.{key}": value for key, value in pose_vae.items()})

@@ -57,7 +57,8 @@ def test_official_audio2coeff_weights_load_strictly_into_the_default_component()
     )
     torch.testing.assert_close(component.expression_net.head.weight, audio2exp["mapping1.weight"])
     torch.testing.assert_close(
-        component.pose_vae.decoder.resunet.upsample[2].weight, audio2pose["netG.decoder.resunet.upsample_3.upsample.weight"]
+        component.pose_vae.decoder.resunet.upsample[2].weight,
+        audio2pose["netG.decoder.resunet.upsample_3.upsample.weight"],
     )
     torch.testing.assert_close(
         component.pose_vae.decoder.resunet.up[0].skip_norm.running_var,

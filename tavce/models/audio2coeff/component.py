@@ -136,12 +136,17 @@ class SadTalkerAudio2Coeff(TavceModule):
         num_styles = self.config.pose_vae.num_styles
         if not 0 <= options.pose_style < num_styles:
             raise InvalidArgumentError(
-                f"pose_style must be in 0..{num_styles - 1}, got {options.pose_style}; pick one of the {num_styles} styles"
+                f"pose_style must be in 0..{num_styles - 1}, got {options.pose_style}; "
+                f"pick one of the {num_styles} styles"
             )
         num_frames = windows.num_frames
         if num_frames == 0:
             raise InvalidArgumentError("windows: the audio has no whole 40 ms frame; give at least 0.04 s of audio")
         device = next(self.parameters()).device
+        logger.debug(
+            "Audio2Coeff: %d frames, %d pose chunks, variant %s",
+            num_frames, self.pose_vae.num_chunks(num_frames), options.variant,
+        )
         mels = windows.windows.to(device)
         source = source.to(device)
 
@@ -174,7 +179,8 @@ class SadTalkerAudio2Coeff(TavceModule):
     ) -> torch.Tensor:
         num_frames = mels.shape[0]
         reference_pose = source[EXPRESSION_DIM:MOTION_DIM]
-        latents = torch.randn(self.pose_vae.num_chunks(num_frames), self.config.pose_vae.latent_dim, generator=generator)
+        latent_shape = (self.pose_vae.num_chunks(num_frames), self.config.pose_vae.latent_dim)
+        latents = torch.randn(latent_shape, generator=generator)
         motion = self.pose_vae.sample_motion(mels, reference_pose, options.pose_style, latents, options.variant)
         pose = reference_pose + motion
         if options.smoothing:

@@ -127,7 +127,9 @@ class PoseEncoder(nn.Module):
         return mean, log_variance
 
 
-def motion_chunks(num_frames: int, seq_len: int, alignment: WindowAlignment = "sadtalker") -> list[tuple[torch.Tensor, int]]:
+def motion_chunks(
+    num_frames: int, seq_len: int, alignment: WindowAlignment = "sadtalker"
+) -> list[tuple[torch.Tensor, int]]:
     """How the original cuts a clip into decoder chunks.
 
     Frames 1 .. T-1 are predicted (frame 0 is the reference). With ``"sadtalker"``
