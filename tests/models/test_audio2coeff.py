@@ -119,6 +119,10 @@ def test_reference_pose_adds_its_relative_motion(audio2coeff):
     moved = generate(audio2coeff, frames=8, options=Audio2CoeffOptions(ref_pose=ref_pose))
     offsets = torch.tensor([0.0, 0.1, 0.3, 0.0, 0.1, 0.3, 0.0, 0.1]).unsqueeze(1)
     torch.testing.assert_close(moved.pose, plain.pose + offsets)
+    from_array = generate(audio2coeff, frames=8, options=Audio2CoeffOptions(ref_pose=ref_pose.numpy()))
+    torch.testing.assert_close(from_array.pose, moved.pose)
+    with pytest.raises(InvalidArgumentError, match="ref_pose"):
+        generate(audio2coeff, frames=8, options=Audio2CoeffOptions(ref_pose=torch.zeros(3, 5)))
 
 
 def test_reference_eyeblink_replaces_reference_expression_and_blinks(audio2coeff):
@@ -150,7 +154,10 @@ def test_out_of_range_pose_style_is_rejected(audio2coeff, style):
         generate(audio2coeff, frames=3, options=Audio2CoeffOptions(pose_style=style))
 
 
-@pytest.mark.parametrize("options", [{"pose_style": 1.5}, {"pose_style": True}, {"variant": "wav2lip"}])
+BAD_OPTIONS = [{"pose_style": 1.5}, {"pose_style": True}, {"variant": "wav2lip"}, {"expression_scale": float("nan")}]
+
+
+@pytest.mark.parametrize("options", BAD_OPTIONS)
 def test_bad_options_are_rejected(options):
     with pytest.raises(InvalidArgumentError):
         Audio2CoeffOptions(**options)

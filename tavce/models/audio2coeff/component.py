@@ -10,6 +10,7 @@ that :class:`~tavce.types.MotionCoefficients` is exactly what the renderer consu
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -58,6 +59,8 @@ class Audio2CoeffOptions:
     def __post_init__(self) -> None:
         if isinstance(self.pose_style, bool) or not isinstance(self.pose_style, int):
             raise InvalidArgumentError(f"pose_style must be an int in 0..45, got {self.pose_style!r}")
+        if not math.isfinite(self.expression_scale):
+            raise InvalidArgumentError(f"expression_scale must be a finite number, got {self.expression_scale!r}")
         if self.variant not in ("sadtalker", "tavce-eval"):
             raise InvalidArgumentError(f"variant must be 'sadtalker' or 'tavce-eval', got {self.variant!r}")
 
@@ -147,7 +150,7 @@ class SadTalkerAudio2Coeff(TavceModule):
             "Audio2Coeff: %d frames, %d pose chunks, variant %s",
             num_frames, self.pose_vae.num_chunks(num_frames), options.variant,
         )
-        mels = windows.windows.to(device)
+        mels = windows.windows.to(device=device, dtype=torch.float32)
         source = source.to(device)
 
         expression = self._expression(mels, source, options, generator)
@@ -162,9 +165,10 @@ class SadTalkerAudio2Coeff(TavceModule):
     ) -> torch.Tensor:
         num_frames = mels.shape[0]
         if options.ref_eyeblink is not None:
-            reference = tile_to_length(options.ref_eyeblink.to(source), num_frames, "ref_eyeblink")
+            ref_eyeblink = torch.as_tensor(options.ref_eyeblink, dtype=source.dtype, device=source.device)
+            reference = tile_to_length(ref_eyeblink, num_frames, "ref_eyeblink")
             if reference.shape[1] != EXPRESSION_DIM:
-                raise InvalidArgumentError(f"ref_eyeblink must be (T_ref, 64), got {tuple(options.ref_eyeblink.shape)}")
+                raise InvalidArgumentError(f"ref_eyeblink must be (T_ref, 64), got {tuple(ref_eyeblink.shape)}")
             blinks = torch.zeros(num_frames, 1)
         else:
             reference = source[:EXPRESSION_DIM].expand(num_frames, -1)

@@ -54,11 +54,12 @@ def add_reference_motion(pose: torch.Tensor, ref_pose: torch.Tensor) -> torch.Te
 
     Args:
         pose: (T, 6) generated pose.
-        ref_pose: (T_ref, 6) reference video pose (radians, translation).
+        ref_pose: (T_ref, 6) reference video pose (radians, translation); tensor or array.
     """
+    ref_pose = torch.as_tensor(ref_pose, dtype=pose.dtype, device=pose.device)
     if ref_pose.ndim != 2 or ref_pose.shape[1] != pose.shape[1]:
         raise InvalidArgumentError(f"ref_pose must be (T_ref, {pose.shape[1]}), got {tuple(ref_pose.shape)}")
-    tiled = tile_to_length(ref_pose.to(pose), pose.shape[0], "ref_pose")
+    tiled = tile_to_length(ref_pose, pose.shape[0], "ref_pose")
     return pose + (tiled - tiled[:1])
 
 

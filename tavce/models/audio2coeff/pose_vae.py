@@ -17,10 +17,11 @@ from torch import nn
 from tavce.errors import InvalidArgumentError
 from tavce.models.audio2coeff.expression_net import encode_windows
 from tavce.models.audio2coeff.resunet import ResUnet
-from tavce.models.audio_encoder import Wav2LipAudioEncoder
+from tavce.models.audio_encoder import Wav2LipAudioEncoder, Wav2LipAudioEncoderConfig
 from tavce.models.base import TavceModule
 
 WindowAlignment = Literal["sadtalker", "tavce-eval"]
+AUDIO_EMBEDDING_DIM = Wav2LipAudioEncoderConfig().embedding_dim
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class PoseDecoder(nn.Module):
     def __init__(self, config: PoseVAEConfig) -> None:
         super().__init__()
         self.config = config
-        self.audio_projection = nn.Linear(Wav2LipAudioEncoder().config.embedding_dim, config.audio_projection_dim)
+        self.audio_projection = nn.Linear(AUDIO_EMBEDDING_DIM, config.audio_projection_dim)
         self.style_bias = nn.Parameter(torch.zeros(config.num_styles, config.latent_dim))
         inputs = config.pose_dim + config.latent_dim + config.seq_len * config.audio_projection_dim
         self.mlp = _mlp([inputs, *config.decoder_hidden_dims, config.seq_len * config.pose_dim])
@@ -97,7 +98,7 @@ class PoseEncoder(nn.Module):
     def __init__(self, config: PoseVAEConfig) -> None:
         super().__init__()
         self.config = config
-        self.audio_projection = nn.Linear(Wav2LipAudioEncoder().config.embedding_dim, config.audio_projection_dim)
+        self.audio_projection = nn.Linear(AUDIO_EMBEDDING_DIM, config.audio_projection_dim)
         self.style_bias = nn.Parameter(torch.zeros(config.num_styles, config.latent_dim))
         self.resunet = ResUnet(config.resunet_channels)
         inputs = config.pose_dim + config.seq_len * (config.pose_dim + config.audio_projection_dim) + config.latent_dim
