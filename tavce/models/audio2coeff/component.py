@@ -154,9 +154,11 @@ class SadTalkerAudio2Coeff(TavceModule):
         source = source.to(device)
 
         expression = self._expression(mels, source, options, generator)
-        pose = self._pose(mels, source, options, generator)
         if options.still:
+            # The original still replaces every generated pose (§4.1); skip generating it.
             pose = source[EXPRESSION_DIM:MOTION_DIM].expand(num_frames, -1).clone()
+        else:
+            pose = self._pose(mels, source, options, generator)
         crop = source[MOTION_DIM:].expand(num_frames, -1).clone() if source.shape[0] == SOURCE_COEFF_DIM else None
         return MotionCoefficients(expression=expression * options.expression_scale, pose=pose, crop=crop)
 
