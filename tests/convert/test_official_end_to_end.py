@@ -68,8 +68,22 @@ def tavce_components(official_cache) -> OfficialComponents:
     )
 
 
-# case -> (check module, check function, builder replaced in that module, which converted set, component getter)
-COVERED: dict[str, tuple[str, str, str, str, Callable[[OfficialComponents], torch.nn.Module]]] = {
+# case -> (check module, check function, function replaced in that module, which converted set, what it returns).
+# The replaced function is the check's module builder, or -- where the check builds the module inline --
+# its converter, which then hands over the converted component's own weights.
+COVERED: dict[str, tuple[str, str, str, str, Callable[[OfficialComponents], object]]] = {
+    "audio2exp": (
+        "audio2coeff", "check_audio2exp", "convert_audio2exp", "sadtalker",
+        lambda c: dict(c.audio2coeff.expression_net.state_dict()),
+    ),
+    "audio2pose": (
+        "audio2coeff", "check_audio2pose", "convert_audio2pose", "sadtalker",
+        lambda c: dict(c.audio2coeff.pose_vae.state_dict()),
+    ),
+    "audio2pose_short": (
+        "audio2coeff", "check_audio2pose", "convert_audio2pose", "sadtalker",
+        lambda c: dict(c.audio2coeff.pose_vae.state_dict()),
+    ),
     "face_recon": ("preprocess", "check_face_recon", "_face_recon_from_case", "sadtalker", lambda c: c.face_recon),
     "generator_small": (
         "renderer", "check_generator", "_inference_generator", "sadtalker", lambda c: c.renderer.generator
