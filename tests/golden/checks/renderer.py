@@ -141,3 +141,58 @@ def check_animation(case: GoldenCase) -> CaseResult:
     # make_animation stacks frames on dim 1 (1, T, 3, H, W); test() records them per frame (T, 3, H, W).
     outputs["predictions"] = frames.reshape(case.outputs["predictions"].shape)
     return CaseResult(outputs=outputs)
+
+
+# --- motion half: MappingNet and keypoint transformation ---
+
+def _mapping_net(case: GoldenCase):
+    from tavce.convert.assemble import build_mapping
+    from tavce.convert.renderer import convert_mapping
+
+    return build_mapping(convert_mapping(case.only_state_dict()), case.name).eval()
+
+
+def check_mapping(case: GoldenCase) -> CaseResult:
+    """MappingNet(coeffs) → yaw/pitch/roll logits (heads not swapped), t, exp."""
+    with torch.inference_mode():
+        motion = _mapping_net(case)(case.inputs["coeffs"])
+    return CaseResult(
+        outputs={
+            "yaw": motion.yaw,
+            "pitch": motion.pitch,
+            "roll": motion.roll,
+            "t": motion.translation,
+            "exp": motion.expression,
+        }
+    )
+
+
+def check_keypoint_transformation(case: GoldenCase) -> CaseResult:
+    """Bins → degrees, rotation (3.14, P·Y·R), keypoints with/without expression and with overrides.
+
+    ``t_after_call`` recorded the original's in-place zeroing of the caller's t[:, 0], t[:, 2];
+    we never mutate the input, so the check asserts that and compares the values the
+    transformation actually used (the y-only translation).
+    """
+    from tavce.models.renderer.keypoint_transform import bins_to_degrees, rotation_matrix, transform_keypoints
+    from tavce.models.renderer.mapping_net import HeadMotion
+
+    inputs = case.inputs
+    translation = inputs["t"].clone()
+    motion = HeadMotion(inputs["yaw"], inputs["pitch"], inputs["roll"], translation, inputs["exp"])
+    canonical = inputs["kp_canonical"]
+    degrees = [bins_to_degrees(inputs[name]) for name in ("yaw", "pitch", "roll")]
+    overrides = {"yaw_override": inputs["yaw_in"], "pitch_override": inputs["pitch_in"], "roll_override": inputs["roll_in"]}
+    outputs = {
+        "yaw_deg": degrees[0],
+        "pitch_deg": degrees[1],
+        "roll_deg": degrees[2],
+        "rot_mat": rotation_matrix(*degrees),
+        "value": transform_keypoints(canonical, motion),
+        "value_wo_exp": transform_keypoints(canonical, motion, with_expression=False),
+        "rot_mat_override": rotation_matrix(inputs["yaw_in"], inputs["pitch_in"], inputs["roll_in"]),
+        "value_override": transform_keypoints(canonical, motion, **overrides),
+    }
+    assert torch.equal(translation, inputs["t"]), "transform_keypoints modified the caller's translation"
+    outputs["t_after_call"] = translation * torch.tensor([0.0, 1.0, 0.0])
+    return CaseResult(outputs=outputs)

@@ -1,0 +1,104 @@
+"""MappingNet: a window of 3DMM coefficients → head-pose bins, translation, keypoint deltas.
+
+reference-pipeline.md §4.2. The head outputs are logits over 66 pose bins (decoded
+to degrees by :func:`tavce.models.renderer.keypoint_transform.bins_to_degrees`), a
+translation and per-keypoint expression deltas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tavce.errors import InvalidArgumentError
+from tavce.models.base import TavceModule
+
+__all__ = ["HeadMotion", "MappingNet", "MappingNetConfig"]
+
+
+@dataclass
+class HeadMotion:
+    """Per-frame head motion predicted from coefficients (MappingNet) or an image (head-pose estimator).
+
+    Attributes:
+        yaw, pitch, roll: (B, num_bins) logits over 3°-wide bins.
+        translation: (B, 3); only its y component moves the keypoints.
+        expression: (B, K·3) keypoint deltas.
+    """
+
+    yaw: torch.Tensor
+    pitch: torch.Tensor
+    roll: torch.Tensor
+    translation: torch.Tensor
+    expression: torch.Tensor
+
+
+@dataclass(frozen=True)
+class MappingNetConfig:
+    """Sizes; defaults are the official ones (facerender.yaml ``mapping_params``).
+
+    ``coeff_dim`` is 70 (expression + pose + translation) or 73 with the crop
+    parameters the full modes append (``mapping_00109``).
+    """
+
+    coeff_dim: int = 70
+    hidden_channels: int = 1024
+    num_layers: int = 3
+    num_keypoints: int = 15
+    num_bins: int = 66
+    window: int = 27
+
+    @property
+    def receptive_frames(self) -> int:
+        """Frames consumed by the convolutions: 7 by the first conv, 6 by each dilated layer."""
+        return 7 + 6 * self.num_layers
+
+
+class MappingNet(TavceModule):
+    """(B, coeff_dim, window) coefficient windows → :class:`HeadMotion`.
+
+    The first conv (kernel 7) shortens the window by 6 frames; each residual layer
+    (LeakyReLU(0.1), conv kernel 3 dilation 3) by 6 more, its skip cropped by 3 on
+    each side; the remaining frames are averaged and fed to five linear heads.
+    """
+
+    config_class = MappingNetConfig
+
+    def __init__(self, config: MappingNetConfig = MappingNetConfig()) -> None:
+        super().__init__(config)
+        if config.window < config.receptive_frames:
+            raise InvalidArgumentError(
+                f"MappingNetConfig: window {config.window} is shorter than the {config.receptive_frames} frames "
+                f"its {config.num_layers} layers consume."
+            )
+        hidden = config.hidden_channels
+        self.input_conv = nn.Conv1d(config.coeff_dim, hidden, kernel_size=7)
+        self.layers = nn.ModuleList(nn.Conv1d(hidden, hidden, kernel_size=3, dilation=3) for _ in range(config.num_layers))
+        self.yaw_head = nn.Linear(hidden, config.num_bins)
+        self.pitch_head = nn.Linear(hidden, config.num_bins)
+        self.roll_head = nn.Linear(hidden, config.num_bins)
+        self.translation_head = nn.Linear(hidden, 3)
+        self.expression_head = nn.Linear(hidden, 3 * config.num_keypoints)
+
+    def forward(self, coefficient_windows: torch.Tensor) -> HeadMotion:
+        """Args: coefficient_windows (B, coeff_dim, window) float, window = config.window (27)."""
+        expected = (self.config.coeff_dim, self.config.window)
+        if coefficient_windows.ndim != 3 or tuple(coefficient_windows.shape[1:]) != expected:
+            raise InvalidArgumentError(
+                f"MappingNet: expected coefficient windows (B, {expected[0]}, {expected[1]}), "
+                f"got {tuple(coefficient_windows.shape)}."
+            )
+        hidden = self.input_conv(coefficient_windows)
+        for layer in self.layers:
+            hidden = layer(F.leaky_relu(hidden, 0.1)) + hidden[:, :, 3:-3]
+        pooled = hidden.mean(dim=-1)
+        return HeadMotion(
+            yaw=self.yaw_head(pooled),
+            pitch=self.pitch_head(pooled),
+            roll=self.roll_head(pooled),
+            translation=self.translation_head(pooled),
+            expression=self.expression_head(pooled),
+        )
