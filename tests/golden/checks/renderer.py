@@ -196,3 +196,68 @@ def check_keypoint_transformation(case: GoldenCase) -> CaseResult:
     assert torch.equal(translation, inputs["t"]), "transform_keypoints modified the caller's translation"
     outputs["t_after_call"] = translation * torch.tensor([0.0, 1.0, 0.0])
     return CaseResult(outputs=outputs)
+
+
+# --- keypoint detector, head-pose estimator, discriminator ---
+
+def check_kp_detector(case: GoldenCase) -> CaseResult:
+    """KPDetector(image) with the loaded (recipe) ``down.weight`` kernel, then with the analytic kernel."""
+    from tavce.convert.renderer import convert_kp_detector
+    from tavce.models.base import load_state_dict_strict
+    from tavce.models.renderer.keypoint_detector import KeypointDetector, gaussian_kernel
+
+    detector = KeypointDetector()
+    load_state_dict_strict(detector, convert_kp_detector(case.only_state_dict(), source=case.name), case.name)
+    detector.eval()
+    image = case.inputs["image"]
+    with torch.inference_mode():
+        loaded_kernel = detector(image)
+        analytic = gaussian_kernel(detector.config.scale_factor)
+        detector.downsample.kernel.copy_(analytic.expand_as(detector.downsample.kernel))
+        analytic_kernel = detector(image)
+    return CaseResult(outputs={"value": loaded_kernel, "value_analytic_kernel": analytic_kernel})
+
+
+def check_he_estimator(case: GoldenCase) -> CaseResult:
+    """HEEstimator(image): the converter maps fc_roll → yaw_head and fc_yaw → roll_head (quirk 12)."""
+    from tavce.convert.renderer import convert_he_estimator
+    from tavce.models.base import load_state_dict_strict
+    from tavce.models.renderer.head_pose_estimator import HeadPoseEstimator
+
+    estimator = HeadPoseEstimator()
+    load_state_dict_strict(estimator, convert_he_estimator(case.only_state_dict(), source=case.name), case.name)
+    with torch.inference_mode():
+        motion = estimator.eval()(case.inputs["image"])
+    return CaseResult(
+        outputs={
+            "yaw": motion.yaw,
+            "pitch": motion.pitch,
+            "roll": motion.roll,
+            "t": motion.translation,
+            "exp": motion.expression,
+        }
+    )
+
+
+def check_discriminator(case: GoldenCase) -> CaseResult:
+    """MultiScaleDiscriminator (scales [1]) in eval: spectral norm from the stored u, v, no power iteration."""
+    from tavce.convert.renderer import convert_discriminator
+    from tavce.models.base import load_state_dict_strict
+    from tavce.models.renderer.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
+
+    kwargs = case.meta["modules"]["discriminator"]["constructor_kwargs"]
+    config = DiscriminatorConfig(
+        image_channels=kwargs["image_channel"],
+        base_channels=kwargs["block_expansion"],
+        max_channels=kwargs["max_features"],
+        num_blocks=kwargs["num_blocks"],
+        scales=tuple(float(scale) for scale in kwargs["scales"]),
+        spectral_norm=kwargs["sn"],
+    )
+    discriminator = MultiScaleDiscriminator(config)
+    load_state_dict_strict(discriminator, convert_discriminator(case.only_state_dict(), source=case.name), case.name)
+    with torch.inference_mode():
+        result = discriminator.eval()({1.0: case.inputs["image"]})[1.0]
+    outputs = {f"feature_maps_1.{index}": feature_map for index, feature_map in enumerate(result.feature_maps)}
+    outputs["prediction_map_1"] = result.prediction_map
+    return CaseResult(outputs=outputs)
