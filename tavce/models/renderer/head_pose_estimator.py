@@ -129,7 +129,8 @@ class HeadPoseEstimator(TavceModule):
         self.stem = ConvNormRelu(config.image_channels, config.stem_channels, kernel_size=7, stride=2)
         widths = (config.stem_channels, *config.stage_channels)
         self.stages = nn.ModuleList(
-            Stage(widths[i], widths[i + 1], num_blocks, strided=i > 0) for i, num_blocks in enumerate(config.blocks_per_stage)
+            Stage(widths[i], widths[i + 1], num_blocks, strided=i > 0)
+            for i, num_blocks in enumerate(config.blocks_per_stage)
         )
         features = config.stage_channels[-1]
         self.yaw_head = nn.Linear(features, config.num_bins)
