@@ -189,17 +189,27 @@ class TalkingHeadPipeline:
         *,
         full_mode_mapping=None,
         relationship_encoder=None,
+        size: int = 256,
     ) -> None:
+        if size not in (256, 512):
+            raise InvalidArgumentError(f"size={size}: the renderers are trained at 256 or 512")
         self.preprocessor = preprocessor
         self.audio2coeff = audio2coeff
         self.renderer = renderer
         self.full_mode_mapping = full_mode_mapping
         self.relationship_encoder = relationship_encoder
+        self.size = size
         if getattr(renderer, "has_cerl", False) and relationship_encoder is None:
             raise InvalidArgumentError(
                 "renderer has CERL layers but no relationship_encoder was given; pass the TAVC audio encoder "
                 "(TAVCE correlation checkpoint) or a renderer without CERL"
             )
+        logger.info("CERL %s", "on (TAVCE renderer)" if self.has_cerl else "off (SadTalker renderer)")
+
+    @property
+    def has_cerl(self) -> bool:
+        """Whether frames are rendered with the audio relationship (TAVCE weights)."""
+        return bool(getattr(self.renderer, "has_cerl", False))
 
     # ------------------------------------------------------------------ components
     def components(self) -> dict[str, torch.nn.Module]:
@@ -212,11 +222,6 @@ class TalkingHeadPipeline:
             "relationship_encoder": self.relationship_encoder,
         }
         return {name: module for name, module in named.items() if isinstance(module, torch.nn.Module)}
-
-    @property
-    def size(self) -> int:
-        """Working image side the renderer was built for (256 or 512)."""
-        return int(getattr(self.renderer, "image_size", 256))
 
     @property
     def device(self) -> torch.device:
@@ -268,21 +273,19 @@ class TalkingHeadPipeline:
             IncompatibleWeightsError: a file does not fit tavce's components.
         """
         from tavce.components import load_components
-        from tavce.convert.official import SADTALKER_REPO, is_tavce_folder, load_official_components
+        from tavce.convert.layout import locate_weights
+        from tavce.convert.official import SADTALKER_REPO, load_official_components
         from tavce.preprocess import FacePreprocessor
 
-        location = SADTALKER_REPO if weights is None else weights
         hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-        tavce_folder = None
-        if Path(str(location)).expanduser().is_dir():
-            tavce_folder = Path(str(location)).expanduser() if is_tavce_folder(location) else None
-        elif str(location) != SADTALKER_REPO and tavce_correlation is None:
-            tavce_folder = _try_tavce_repo(str(location), hub)
-        if tavce_folder is not None:
-            components, _ = load_components(tavce_folder)
+        location = SADTALKER_REPO if weights is None else weights
+        layout, found = ("official", location) if tavce_facerender is not None else locate_weights(location, **hub)
+        if layout == "tavce":
+            components, constants = load_components(found)
+            size = int(constants.get("crop_size", size))
         else:
             components = load_official_components(
-                location, size=size, full_mode=True, tavce_correlation=tavce_correlation,
+                found, size=size, full_mode=True, tavce_correlation=tavce_correlation,
                 tavce_facerender=tavce_facerender, **hub,
             ).components()
         return cls(
@@ -291,6 +294,7 @@ class TalkingHeadPipeline:
             components["renderer"],
             full_mode_mapping=components.get("full_mode_mapping"),
             relationship_encoder=components.get("relationship_encoder"),
+            size=size,
         )
 
     def save_pretrained(self, folder: str | Path) -> Path:
@@ -329,7 +333,7 @@ class TalkingHeadPipeline:
         )
         coefficients = self._coefficients(windows, source, settings, generator)
         relationship = None
-        if getattr(self.renderer, "has_cerl", False):
+        if self.has_cerl:
             from tavce.models.tavc import audio_relationships
 
             relationship = audio_relationships(windows, self.relationship_encoder)
@@ -354,8 +358,12 @@ class TalkingHeadPipeline:
             return self.audio2coeff.generate(windows, source.coefficients, audio2coeff_options, generator=generator)
 
     def _renderer_for(self, source):
-        """The renderer with the MappingNet the crop mode needs (73-dim for full modes)."""
-        if source.mode.pastes_back and self.full_mode_mapping is not None:
+        """The renderer with the MappingNet the crop mode needs (73-dim for full modes).
+
+        With CERL the renderer keeps its own 70-dim MappingNet in every mode: TAVCE was
+        fine-tuned with it and ships no 73-dim one, so the crop parameters are ignored.
+        """
+        if source.mode.pastes_back and self.full_mode_mapping is not None and not self.has_cerl:
             return type(self.renderer).from_modules(
                 self.renderer.keypoint_detector, self.full_mode_mapping, self.renderer.generator
             )
@@ -364,7 +372,7 @@ class TalkingHeadPipeline:
     def _render(self, result: TalkingHeadResult) -> Iterator[np.ndarray]:
         from tqdm.auto import tqdm
 
-        from tavce.models.renderer import semantic_windows
+        from tavce.models.renderer.renderer import semantic_windows
         from tavce.preprocess.crop import restore_aspect_size
 
         renderer = self._renderer_for(result.source)
@@ -407,12 +415,3 @@ def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return frame
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
 
-
-def _try_tavce_repo(repo_id: str, hub: dict) -> Path | None:
-    """The snapshot of a Hub repo in tavce format, or None when the repo holds official files."""
-    from tavce.convert.official import is_tavce_folder
-    from tavce.hub import resolve_weights
-
-    patterns = ["pipeline_config.json", "*/config.json", "*/model.safetensors"]
-    folder = resolve_weights(repo_id, allow_patterns=patterns, **hub)
-    return folder if is_tavce_folder(folder) else None

@@ -47,7 +47,12 @@ class DownBlock3d(nn.Module):
         self.norm = nn.BatchNorm3d(out_channels)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool3d(F.relu(self.norm(self.conv(features))), kernel_size=(1, 2, 2))
+        features = F.relu(self.norm(self.conv(features)))
+        # avg_pool3d with kernel (1, 2, 2) as a 2-D pool over merged (C, D): the same numbers,
+        # and 2-D pooling also has CPU bfloat16 kernels.
+        batch, channels, depth, height, width = features.shape
+        pooled = F.avg_pool2d(features.reshape(batch, channels * depth, height, width), kernel_size=2)
+        return pooled.reshape(batch, channels, depth, height // 2, width // 2)
 
 
 class UpBlock3d(nn.Module):

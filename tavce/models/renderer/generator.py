@@ -87,6 +87,7 @@ class GeneratorConfig:
     decoder_hidden_channels: int = 512
     decoder_num_middle_blocks: int = 6
     decoder_up_channels: tuple[int, ...] = (256, 64)
+    spade_hidden_channels: int = 128
     cerl: bool = False
     relationship_dim: int = 128
     spectral_norm: bool = False
@@ -156,6 +157,7 @@ class OcclusionAwareSPADEGenerator(TavceModule):
                 up_channels=config.decoder_up_channels,
                 image_channels=config.image_channels,
                 spectral_norm=config.spectral_norm,
+                spade_hidden_channels=config.spade_hidden_channels,
             )
         )
 

@@ -47,16 +47,18 @@ class SPADEResBlock(nn.Module):
     conv_shortcut(norm_shortcut(x)) (1x1, no bias) when the channel count changes.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, condition_channels: int, spectral_norm: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, condition_channels: int, spectral_norm: bool, spade_hidden: int = 128
+    ) -> None:
         super().__init__()
         middle = min(in_channels, out_channels)
-        self.norm_0 = SPADE(in_channels, condition_channels)
+        self.norm_0 = SPADE(in_channels, condition_channels, spade_hidden)
         self.conv_0 = maybe_spectral(nn.Conv2d(in_channels, middle, 3, padding=1), spectral_norm)
-        self.norm_1 = SPADE(middle, condition_channels)
+        self.norm_1 = SPADE(middle, condition_channels, spade_hidden)
         self.conv_1 = maybe_spectral(nn.Conv2d(middle, out_channels, 3, padding=1), spectral_norm)
         self.learned_shortcut = in_channels != out_channels
         if self.learned_shortcut:
-            self.norm_shortcut = SPADE(in_channels, condition_channels)
+            self.norm_shortcut = SPADE(in_channels, condition_channels, spade_hidden)
             self.conv_shortcut = maybe_spectral(nn.Conv2d(in_channels, out_channels, 1, bias=False), spectral_norm)
 
     def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
@@ -78,6 +80,7 @@ class SPADEDecoderConfig:
     up_channels: tuple[int, ...] = (256, 64)
     image_channels: int = 3
     spectral_norm: bool = False
+    spade_hidden_channels: int = 128
 
 
 class SPADEDecoder(nn.Module):
@@ -93,12 +96,14 @@ class SPADEDecoder(nn.Module):
         condition = config.input_channels
         self.input_conv = nn.Conv2d(config.input_channels, config.hidden_channels, 3, padding=1)
         self.middle_blocks = nn.ModuleList(
-            SPADEResBlock(config.hidden_channels, config.hidden_channels, condition, config.spectral_norm)
+            SPADEResBlock(
+                config.hidden_channels, config.hidden_channels, condition, config.spectral_norm, config.spade_hidden_channels
+            )
             for _ in range(config.num_middle_blocks)
         )
         channels = (config.hidden_channels, *config.up_channels)
         self.up_blocks = nn.ModuleList(
-            SPADEResBlock(channels[i], channels[i + 1], condition, config.spectral_norm)
+            SPADEResBlock(channels[i], channels[i + 1], condition, config.spectral_norm, config.spade_hidden_channels)
             for i in range(len(config.up_channels))
         )
         self.output_conv = nn.Conv2d(channels[-1], config.image_channels, 3, padding=1)
