@@ -80,7 +80,13 @@ def run(arguments: argparse.Namespace) -> int:
     from tavce.pipeline import TalkingHeadPipeline, default_device_and_dtype
     from tavce.video import check_output_path
 
-    output = check_output_path(arguments.output)  # before any download or rendering
+    from tavce.audio import load_audio
+    from tavce.image import load_image
+
+    # Inputs and destination are checked before any download or rendering.
+    output = check_output_path(arguments.output)
+    audio = load_audio(arguments.audio)
+    load_image(arguments.image)  # decoded again by the pipeline, which names the file in its messages
     device, dtype = default_device_and_dtype(arguments.device, arguments.dtype)
     if device.type == "cpu":
         logger.warning(
@@ -101,7 +107,7 @@ def run(arguments: argparse.Namespace) -> int:
     ).to(device, dtype)
     result = pipe(
         arguments.image,
-        arguments.audio,
+        audio,
         mode=arguments.mode,
         still=arguments.still,
         pose_style=arguments.pose_style,
