@@ -25,6 +25,7 @@ from tavce.preprocess.landmarks import (
     LandmarkerError,
     default_landmarker,
 )
+from tavce.preprocess.mouth import crop_mouth, crop_mouths, mouth_box, mouth_centre
 from tavce.preprocess.paste import paste_back
 from tavce.preprocess.preprocessor import FacePreprocessor, Preprocessor
 from tavce.preprocess.source import PreparedSource
@@ -43,10 +44,14 @@ __all__ = [
     "Preprocessor",
     "align_for_reconstruction",
     "compute_crop_geometry",
+    "crop_mouth",
+    "crop_mouths",
     "crop_frame",
     "crop_working_image",
     "default_landmarker",
     "flip_landmarks_y",
+    "mouth_box",
+    "mouth_centre",
     "paste_back",
     "restore_aspect_size",
 ]
