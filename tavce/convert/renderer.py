@@ -30,9 +30,9 @@ __all__ = [
 MAPPING_RULES = (
     (r"first\.0\.(weight|bias)", r"input_conv.\1"),
     (r"encoder(\d+)\.1\.(weight|bias)", r"layers.\1.\2"),
-    (r"fc_(yaw|pitch|roll)\.(weight|bias)", r"\1_head.\2"),
-    (r"fc_t\.(weight|bias)", r"translation_head.\1"),
-    (r"fc_exp\.(weight|bias)", r"expression_head.\1"),
+    (r"fc_(yaw|pitch|roll)\.(weight|bias)", r"heads.\1.\2"),
+    (r"fc_t\.(weight|bias)", r"heads.translation.\1"),
+    (r"fc_exp\.(weight|bias)", r"heads.expression.\1"),
 )
 
 
@@ -80,17 +80,17 @@ HEAD_POSE_ESTIMATOR_RULES = (
     (r"norm1\.(.+)", r"stem.norm.\1"),
     *(rule for stage in range(4) for rule in _head_pose_stage_rules(stage)),
     # Quirk 12: the original returns fc_roll's output as "yaw" and fc_yaw's as "roll". The swap is
-    # made here, once, so HeadPoseEstimator.yaw_head computes what the original calls yaw.
-    (r"fc_roll\.(weight|bias)", r"yaw_head.\1"),
-    (r"fc_yaw\.(weight|bias)", r"roll_head.\1"),
-    (r"fc_pitch\.(weight|bias)", r"pitch_head.\1"),
-    (r"fc_t\.(weight|bias)", r"translation_head.\1"),
-    (r"fc_exp\.(weight|bias)", r"expression_head.\1"),
+    # made here, once, so HeadPoseEstimator.heads.yaw computes what the original calls yaw.
+    (r"fc_roll\.(weight|bias)", r"heads.yaw.\1"),
+    (r"fc_yaw\.(weight|bias)", r"heads.roll.\1"),
+    (r"fc_pitch\.(weight|bias)", r"heads.pitch.\1"),
+    (r"fc_t\.(weight|bias)", r"heads.translation.\1"),
+    (r"fc_exp\.(weight|bias)", r"heads.expression.\1"),
 )
 
 
 def convert_he_estimator(original: Mapping[str, torch.Tensor], source: str = "he_estimator") -> dict[str, torch.Tensor]:
-    """HEEstimator tensors under our names, ``fc_roll`` → ``yaw_head`` and ``fc_yaw`` → ``roll_head`` (quirk 12)."""
+    """HEEstimator tensors under our names, ``fc_roll`` → ``heads.yaw`` and ``fc_yaw`` → ``heads.roll`` (quirk 12)."""
     return rename_state_dict(strip_module_prefix(original), HEAD_POSE_ESTIMATOR_RULES, source=source)
 
 

@@ -195,8 +195,8 @@ def test_he_estimator_converter_swaps_yaw_and_roll_heads() -> None:
     marked = {**original, "fc_roll.weight": torch.tensor([1.0]), "fc_yaw.weight": torch.tensor([2.0])}
     converted = convert_he_estimator(marked)
     # Quirk 12: the original's "yaw" output comes from fc_roll, its "roll" output from fc_yaw.
-    assert converted["yaw_head.weight"].item() == 1.0
-    assert converted["roll_head.weight"].item() == 2.0
+    assert converted["heads.yaw.weight"].item() == 1.0
+    assert converted["heads.roll.weight"].item() == 2.0
     with pytest.raises(IncompatibleWeightsError, match="fc_extra"):
         convert_he_estimator({**original, "fc_extra.weight": torch.zeros(1)})
 

@@ -13,9 +13,9 @@ Architecture (ResNet-50-like trunk, he_estimator golden case):
   expression deltas (15 × 3).
 
 Quirk 12: the original returns the output of its ``fc_roll`` layer as "yaw" and the
-output of ``fc_yaw`` as "roll". This module is named by meaning (``yaw_head`` gives
+output of ``fc_yaw`` as "roll". This module is named by meaning (``heads.yaw`` gives
 yaw); :func:`tavce.convert.renderer.convert_he_estimator` loads the original
-``fc_roll`` into ``yaw_head`` and ``fc_yaw`` into ``roll_head``, so the outputs equal
+``fc_roll`` into ``heads.yaw`` and ``fc_yaw`` into ``heads.roll``, so the outputs equal
 the original's "yaw" and "roll" outputs.
 """
 
@@ -29,7 +29,7 @@ from torch import nn
 
 from tavce.errors import InvalidArgumentError, InvalidImageError
 from tavce.models.base import TavceModule
-from tavce.models.renderer.mapping_net import HeadMotion
+from tavce.models.renderer.mapping_net import HeadMotion, MotionHeads
 
 __all__ = ["HeadPoseEstimator", "HeadPoseEstimatorConfig"]
 
@@ -133,11 +133,7 @@ class HeadPoseEstimator(TavceModule):
             for i, num_blocks in enumerate(config.blocks_per_stage)
         )
         features = config.stage_channels[-1]
-        self.yaw_head = nn.Linear(features, config.num_bins)
-        self.pitch_head = nn.Linear(features, config.num_bins)
-        self.roll_head = nn.Linear(features, config.num_bins)
-        self.translation_head = nn.Linear(features, 3)
-        self.expression_head = nn.Linear(features, 3 * config.num_keypoints)
+        self.heads = MotionHeads(features, config.num_bins, config.num_keypoints)
 
     def forward(self, image: torch.Tensor) -> HeadMotion:
         """Args: image (B, 3, H, W) in [0, 1]. Returns logits (B, 66) ×3, translation (B, 3), expression (B, 45)."""
@@ -148,11 +144,4 @@ class HeadPoseEstimator(TavceModule):
         features = F.max_pool2d(self.stem(image), kernel_size=3, stride=2, padding=1)
         for stage in self.stages:
             features = stage(features)
-        pooled = F.adaptive_avg_pool2d(features, 1).flatten(1)
-        return HeadMotion(
-            yaw=self.yaw_head(pooled),
-            pitch=self.pitch_head(pooled),
-            roll=self.roll_head(pooled),
-            translation=self.translation_head(pooled),
-            expression=self.expression_head(pooled),
-        )
+        return self.heads(F.adaptive_avg_pool2d(features, 1).flatten(1))

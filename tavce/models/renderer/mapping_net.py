@@ -16,7 +16,7 @@ from torch import nn
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule
 
-__all__ = ["HeadMotion", "MappingNet", "MappingNetConfig"]
+__all__ = ["HeadMotion", "MappingNet", "MappingNetConfig", "MotionHeads"]
 
 
 @dataclass
@@ -34,6 +34,28 @@ class HeadMotion:
     roll: torch.Tensor
     translation: torch.Tensor
     expression: torch.Tensor
+
+
+class MotionHeads(nn.Module):
+    """Five linear heads from one pooled feature to a :class:`HeadMotion` (MappingNet and head-pose estimator)."""
+
+    def __init__(self, features: int, num_bins: int, num_keypoints: int) -> None:
+        super().__init__()
+        self.yaw = nn.Linear(features, num_bins)
+        self.pitch = nn.Linear(features, num_bins)
+        self.roll = nn.Linear(features, num_bins)
+        self.translation = nn.Linear(features, 3)
+        self.expression = nn.Linear(features, 3 * num_keypoints)
+
+    def forward(self, pooled: torch.Tensor) -> HeadMotion:
+        """(B, features) → logits (B, num_bins) ×3, translation (B, 3), expression (B, 3·K)."""
+        return HeadMotion(
+            yaw=self.yaw(pooled),
+            pitch=self.pitch(pooled),
+            roll=self.roll(pooled),
+            translation=self.translation(pooled),
+            expression=self.expression(pooled),
+        )
 
 
 @dataclass(frozen=True)
@@ -77,11 +99,7 @@ class MappingNet(TavceModule):
         hidden = config.hidden_channels
         self.input_conv = nn.Conv1d(config.coeff_dim, hidden, kernel_size=7)
         self.layers = nn.ModuleList(nn.Conv1d(hidden, hidden, kernel_size=3, dilation=3) for _ in range(config.num_layers))
-        self.yaw_head = nn.Linear(hidden, config.num_bins)
-        self.pitch_head = nn.Linear(hidden, config.num_bins)
-        self.roll_head = nn.Linear(hidden, config.num_bins)
-        self.translation_head = nn.Linear(hidden, 3)
-        self.expression_head = nn.Linear(hidden, 3 * config.num_keypoints)
+        self.heads = MotionHeads(hidden, config.num_bins, config.num_keypoints)
 
     def forward(self, coefficient_windows: torch.Tensor) -> HeadMotion:
         """Args: coefficient_windows (B, coeff_dim, window) float, window = config.window (27)."""
@@ -94,11 +112,4 @@ class MappingNet(TavceModule):
         hidden = self.input_conv(coefficient_windows)
         for layer in self.layers:
             hidden = layer(F.leaky_relu(hidden, 0.1)) + hidden[:, :, 3:-3]
-        pooled = hidden.mean(dim=-1)
-        return HeadMotion(
-            yaw=self.yaw_head(pooled),
-            pitch=self.pitch_head(pooled),
-            roll=self.roll_head(pooled),
-            translation=self.translation_head(pooled),
-            expression=self.expression_head(pooled),
-        )
+        return self.heads(hidden.mean(dim=-1))

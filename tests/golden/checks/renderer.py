@@ -219,7 +219,7 @@ def check_kp_detector(case: GoldenCase) -> CaseResult:
 
 
 def check_he_estimator(case: GoldenCase) -> CaseResult:
-    """HEEstimator(image): the converter maps fc_roll → yaw_head and fc_yaw → roll_head (quirk 12)."""
+    """HEEstimator(image): the converter maps fc_roll → heads.yaw and fc_yaw → heads.roll (quirk 12)."""
     from tavce.convert.renderer import convert_he_estimator
     from tavce.models.base import load_state_dict_strict
     from tavce.models.renderer.head_pose_estimator import HeadPoseEstimator
