@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from tavce.audio import frame_windows, load_audio
-from tavce.errors import InvalidArgumentError, RenderError
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, RenderError
 from tavce.types import FPS, AudioClip, AudioWindows, MotionCoefficients
 
 __all__ = ["GenerationOptions", "TalkingHeadPipeline", "TalkingHeadResult"]
@@ -288,6 +288,12 @@ class TalkingHeadPipeline:
                 found, size=size, full_mode=True, tavce_correlation=tavce_correlation,
                 tavce_facerender=tavce_facerender, **hub,
             ).components()
+        missing = [name for name in ("face_recon", "audio2coeff", "renderer") if name not in components]
+        if missing:
+            raise IncompatibleWeightsError(
+                f"{found}: no {', '.join(missing)} component; the folder is incomplete. Write it again with "
+                "pipe.save_pretrained() or `tavce convert`"
+            )
         return cls(
             FacePreprocessor(components["face_recon"], landmarker),
             components["audio2coeff"],
@@ -336,7 +342,10 @@ class TalkingHeadPipeline:
         if self.has_cerl:
             from tavce.models.tavc import audio_relationships
 
-            relationship = audio_relationships(windows, self.relationship_encoder)
+            # Without inference mode the result would keep the encoder's autograd graph: every
+            # activation of every window, O(T) memory held until the video is written.
+            with torch.inference_mode():
+                relationship = audio_relationships(windows, self.relationship_encoder)
         return TalkingHeadResult(self, source, clip, windows, coefficients, relationship, settings)
 
     def stream(self, image, audio, **options: Any) -> Iterator[np.ndarray]:

@@ -1,0 +1,197 @@
+"""Peak memory of a whole generation (plan + render + mp4) for a short and a long clip.
+
+A script, not a test: ``python benchmarks/memory.py [--short 10] [--long 60] [--weights FOLDER]``.
+
+Each clip is generated in a fresh Python subprocess, so the two peaks cannot mix:
+the child loads the pipeline, plans the video (photo, mel windows, coefficients,
+relationship) and writes the mp4 with :meth:`TalkingHeadResult.save`. The child
+reports its own peak resident set (``VmHWM``) at three points, resetting the peak in
+between (``/proc/self/clear_refs``) so each stage's own peak shows; the overall peak
+is the largest of them. The ffmpeg encoder is a separate process and is not counted
+(its ``RUSAGE_CHILDREN`` figure would only show the Python process it was forked
+from). Frames are streamed, so the long clip should peak within 10 % of the short
+one (the printed ratio).
+
+Peaks are resident memory, not live bytes: glibc keeps some freed memory of the
+planning steps (float64 mel of the whole clip, audio-encoder batches) mapped, which
+moves the figures by a few tens of MiB from run to run.
+
+Inputs are synthetic and need no download: a drawn portrait with a known face box
+(the landmark predictor runs inside the box, no detector) and speech-like audio
+(voiced harmonics under a 4 Hz syllable envelope). Weights default to
+:func:`tavce.testing.make_tiny_checkpoint`; pass ``--weights`` for real ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger("benchmarks.memory")
+
+SAMPLE_RATE = 16000
+PORTRAIT_SIZE = (320, 400)  # (W, H)
+TARGET_RATIO = 1.10
+
+
+def synthetic_portrait(width: int, height: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A drawn frontal face on a gradient background, (H, W, 3) uint8, and its face box (pixels)."""
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.empty((height, width, 3), dtype=np.float32)
+    image[...] = (np.array([60, 90, 140]) + 60 * (rows / height)[..., None]).clip(0, 255)
+    centre_x, centre_y = width / 2, height * 0.48
+    half_width, half_height = width * 0.28, height * 0.3
+
+    def ellipse(x: float, y: float, a: float, b: float) -> np.ndarray:
+        return ((columns - x) / a) ** 2 + ((rows - y) / b) ** 2 <= 1
+
+    image[ellipse(centre_x, centre_y, half_width, half_height)] = (224, 180, 150)
+    for side in (-1, 1):
+        eye_x = centre_x + side * 0.4 * half_width
+        image[ellipse(eye_x, centre_y - 0.25 * half_height, 0.22 * half_width, 0.09 * half_height)] = (250, 250, 250)
+        image[ellipse(eye_x, centre_y - 0.25 * half_height, 0.08 * half_width, 0.08 * half_height)] = (50, 35, 30)
+        image[ellipse(eye_x, centre_y - 0.45 * half_height, 0.28 * half_width, 0.04 * half_height)] = (70, 50, 40)
+    image[ellipse(centre_x, centre_y + 0.1 * half_height, 0.08 * half_width, 0.2 * half_height)] = (200, 150, 125)
+    image[ellipse(centre_x, centre_y + 0.5 * half_height, 0.35 * half_width, 0.07 * half_height)] = (170, 60, 70)
+    box = (centre_x - half_width, centre_y - half_height, centre_x + half_width, centre_y + half_height)
+    return image.round().astype(np.uint8), tuple(float(v) for v in box)
+
+
+def speech_like(seconds: float) -> np.ndarray:
+    """16 kHz mono float32: voiced harmonics (gliding pitch) under a 4 Hz syllable envelope, with pauses."""
+    time_axis = np.arange(int(round(seconds * SAMPLE_RATE))) / SAMPLE_RATE
+    pitch = 120 + 20 * np.sin(2 * np.pi * 0.5 * time_axis)
+    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = np.clip(np.sin(2 * np.pi * 4 * time_axis), 0, None)
+    return (0.2 * voiced * envelope).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------- child side
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux ≥ 4.0); False where the kernel refuses."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def run_child(args: argparse.Namespace) -> None:
+    """Generate one clip and print a JSON line of memory figures (MiB)."""
+    import torch
+
+    from tavce import TalkingHeadPipeline
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    pipe = TalkingHeadPipeline.from_pretrained(args.weights, local_files_only=True)
+    figures = {"after_load_rss": _status_kib("VmRSS"), "load_peak": _status_kib("VmHWM")}
+    resettable = _reset_peak()
+    result = pipe(
+        args.photo, args.audio, face_box=tuple(args.face_box), batch_size=args.batch_size, seed=0, progress=False
+    )
+    figures |= {"after_plan_rss": _status_kib("VmRSS"), "plan_peak": _status_kib("VmHWM")}
+    resettable = _reset_peak() and resettable
+    result.save(args.output)
+    figures["render_peak"] = _status_kib("VmHWM")
+    # Resetting VmHWM also resets getrusage's ru_maxrss, so the overall peak is the largest stage peak.
+    figures["overall_peak"] = max(figures["load_peak"], figures["plan_peak"], figures["render_peak"])
+    report = {key: value / 1024 for key, value in figures.items()}
+    report |= {"frames": result.num_frames, "seconds": time.perf_counter() - started, "stage_peaks": resettable}
+    print(json.dumps(report))
+
+
+# ---------------------------------------------------------------------------------- parent side
+def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
+    import soundfile
+
+    audio = workspace / f"speech_{seconds:g}s.wav"
+    soundfile.write(audio, speech_like(seconds), SAMPLE_RATE)
+    command = [
+        sys.executable, __file__, "--child",
+        "--weights", str(args.weights), "--photo", str(args.photo), "--audio", str(audio),
+        "--output", str(workspace / f"clip_{seconds:g}s.mp4"), "--batch-size", str(args.batch_size),
+        "--threads", str(args.threads), "--face-box", *(str(v) for v in args.face_box),
+    ]
+    environment = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    run = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+    if run.returncode != 0:
+        raise SystemExit(f"child for {seconds:g} s failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", type=Path, help="weights folder (default: tiny random weights in a temp folder)")
+    parser.add_argument("--short", type=float, default=10.0, help="seconds of the short clip")
+    parser.add_argument("--long", type=float, default=60.0, help="seconds of the long clip")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--photo", type=Path, help="portrait to use instead of the synthetic one (needs --face-box)")
+    parser.add_argument("--face-box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run_child(args)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.photo is not None and args.face_box is None:
+        parser.error("--photo needs --face-box X0 Y0 X1 Y1 (the benchmark runs no face detector)")
+
+    with tempfile.TemporaryDirectory(prefix="tavce-memory-") as folder:
+        workspace = Path(folder)
+        if args.weights is None:
+            from tavce.testing import make_tiny_checkpoint
+
+            args.weights = make_tiny_checkpoint(workspace / "tiny-weights", seed=0)
+        if args.photo is None:
+            import imageio.v3 as iio
+
+            image, box = synthetic_portrait(*PORTRAIT_SIZE)
+            args.photo = workspace / "portrait.png"
+            iio.imwrite(args.photo, image)
+            args.face_box = args.face_box or box
+        rows = {seconds: measure(seconds, args, workspace) for seconds in (args.short, args.long)}
+
+    short, long = rows[args.short], rows[args.long]
+    ratio = long["overall_peak"] / short["overall_peak"]
+    columns = ("load_peak", "plan_peak", "after_plan_rss", "render_peak", "overall_peak")
+    lines = [
+        f"peak memory of one generation (MiB), weights {args.weights.name}, batch size {args.batch_size}, "
+        f"{args.threads} thread(s)",
+        f"{'clip':>7s} {'frames':>6s} {'wall s':>7s} " + " ".join(f"{name:>14s}" for name in columns),
+    ]
+    for seconds, row in rows.items():
+        lines.append(
+            f"{seconds:6g}s {row['frames']:6d} {row['seconds']:7.1f} "
+            + " ".join(f"{row[name]:14.1f}" for name in columns)
+        )
+    verdict = "ok" if ratio <= TARGET_RATIO else "ABOVE TARGET"
+    lines.append(f"overall peak ratio {args.long:g} s / {args.short:g} s: {ratio:.3f} (target ≤ {TARGET_RATIO}: {verdict})")
+    if not short["stage_peaks"]:
+        lines.append("note: the kernel refused to reset VmHWM, so plan/render peaks include the earlier stages")
+    for line in lines:
+        logger.info(line)
+
+
+if __name__ == "__main__":
+    main()
