@@ -119,8 +119,7 @@ def run(arguments: argparse.Namespace) -> int:
         progress=not arguments.no_progress,
     )
     with torch.inference_mode():
-        path = result.save(output)
-    logger.info("wrote %s (%d frames, %.2f s)", path, result.num_frames, result.num_frames / 25)
+        result.save(output)  # tavce.video logs the path and frame count
     return 0
 
 

@@ -286,7 +286,11 @@ class CERLRenderer(TavceModule):
             )
         result = torch.cat(frames)
         if not torch.isfinite(result).all():
-            raise RenderError("renderer produced non-finite pixels; check the weights and the coefficients.")
+            raise RenderError(
+                f"renderer produced non-finite pixels in {str(result.dtype).replace('torch.', '')}; with float16 or "
+                "bfloat16 try float32 (pipe.to(dtype=torch.float32), --dtype float32), otherwise check the "
+                "weights and the coefficients."
+            )
         return result
 
     def _render_batch(
