@@ -186,7 +186,9 @@ def main() -> None:
             + " ".join(f"{row[name]:14.1f}" for name in columns)
         )
     verdict = "ok" if ratio <= TARGET_RATIO else "ABOVE TARGET"
-    lines.append(f"overall peak ratio {args.long:g} s / {args.short:g} s: {ratio:.3f} (target ≤ {TARGET_RATIO}: {verdict})")
+    lines.append(
+        f"overall peak ratio {args.long:g} s / {args.short:g} s: {ratio:.3f} (target ≤ {TARGET_RATIO}: {verdict})"
+    )
     if not short["stage_peaks"]:
         lines.append("note: the kernel refused to reset VmHWM, so plan/render peaks include the earlier stages")
     for line in lines:
