@@ -90,8 +90,8 @@ def run(arguments: argparse.Namespace) -> int:
     device, dtype = default_device_and_dtype(arguments.device, arguments.dtype)
     if device.type == "cpu":
         logger.warning(
-            "rendering on the CPU: expect roughly 1-3 s per frame at 256x256 (25 frames per second of audio); "
-            "use --device cuda for speed"
+            "rendering on the CPU: expect several seconds per frame with the official weights (about 9 s per "
+            "frame at 256x256 on 2 cores; 25 frames per second of audio); use --device cuda for speed"
         )
     logger.info("device %s, dtype %s", device, str(dtype).replace("torch.", ""))
     if arguments.batch_size < 1:

@@ -34,6 +34,8 @@ def test_mp4_has_every_frame_and_the_audio(pipe, portrait, speech, tmp_path: Pat
     result = pipe(photo, speech, face_box=box, seed=0, progress=False)
     assert result.num_frames == FRAMES and pipe.has_cerl
     assert result.relationship is not None and result.relationship.differences.shape[0] == FRAMES
+    # A graph held by the relationship would keep every encoder activation: memory growing with the clip.
+    assert not result.relationship.differences.requires_grad
     path = result.save(tmp_path / "out.mp4")
     frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
     assert frames == FRAMES and seconds == pytest.approx(FRAMES / 25, abs=0.05)
