@@ -32,6 +32,18 @@ def coordinate_grid_3d(depth: int, height: int, width: int, like: torch.Tensor) 
     return torch.stack([x, y, z], dim=-1)
 
 
+def grid_sample_3d(volume: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Trilinear ``grid_sample`` (zero padding, ``align_corners=False``, quirk 10) of a 5-D volume.
+
+    Apple's MPS backend has no 3-D grid sampler; there the sampling runs on the CPU
+    (in float32) and the result returns to the volume's device and dtype.
+    """
+    if volume.device.type != "mps":
+        return F.grid_sample(volume, grid, align_corners=False)
+    sampled = F.grid_sample(volume.float().cpu(), grid.float().cpu(), align_corners=False)
+    return sampled.to(device=volume.device, dtype=volume.dtype)
+
+
 def keypoint_gaussians(keypoints: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """(B, K, D, H, W) unnormalised Gaussians exp(-½‖grid - kp‖²/0.01) around (B, K, 3) keypoints."""
     offsets = grid[None, None] - keypoints[:, :, None, None, None, :]
@@ -165,10 +177,9 @@ class DenseMotionNetwork(nn.Module):
         sparse_motions = torch.cat([grid.expand(batch, 1, *grid.shape), keypoint_motions], dim=1)
         motions = num_kp + 1
         repeated = compressed.expand(batch, *compressed.shape[1:]).unsqueeze(1).expand(-1, motions, -1, -1, -1, -1)
-        deformed = F.grid_sample(
+        deformed = grid_sample_3d(
             repeated.reshape(batch * motions, channels, depth, height, width),
             sparse_motions.reshape(batch * motions, depth, height, width, 3),
-            align_corners=False,
         ).view(batch, motions, channels, depth, height, width)
         heatmaps = keypoint_gaussians(kp_driving, grid) - keypoint_gaussians(kp_source, grid)
         background = torch.zeros_like(heatmaps[:, :1])

@@ -28,7 +28,7 @@ from torch import nn
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, InvalidImageError
 from tavce.models.base import TavceModule, load_state_dict_strict
 from tavce.models.renderer.cerl import CERLConfig, CERLFusion
-from tavce.models.renderer.dense_motion import DenseMotionConfig, DenseMotionNetwork
+from tavce.models.renderer.dense_motion import DenseMotionConfig, DenseMotionNetwork, grid_sample_3d
 from tavce.models.renderer.spade import SPADEDecoder, SPADEDecoderConfig
 from tavce.models.renderer.spectral import fold_spectral_norm
 
@@ -220,7 +220,7 @@ class OcclusionAwareSPADEGenerator(TavceModule):
         batch = kp_driving.shape[0]
         motion = self.dense_motion(compressed, kp_source, kp_driving)
         volume = volume.expand(batch, *volume.shape[1:])
-        warped = F.grid_sample(volume, motion.deformation, align_corners=False)
+        warped = grid_sample_3d(volume, motion.deformation)
         _, channels, depth, height, width = warped.shape
         features = self.bottleneck(warped.reshape(batch, channels * depth, height, width))
         features = self.bottleneck_projection(features) * motion.occlusion_map
