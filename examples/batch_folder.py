@@ -20,23 +20,13 @@ from pathlib import Path
 
 from tavce import TalkingHeadPipeline, TavceError
 from tavce.audio import load_audio
+from tavce.cli import parse_face_box
 from tavce.preprocess import PreparedSource
 
 logger = logging.getLogger("batch_folder")
 
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 CLIP_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"}
-
-
-def face_box(text: str) -> tuple[float, float, float, float]:
-    """``X0,Y0,X1,Y1`` in photo pixels -> a 4-tuple (argparse type)."""
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected four numbers X0,Y0,X1,Y1 (pixels)")
-    return values  # type: ignore[return-value]
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -48,7 +38,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--weights", default=None, help="tavce folder, official-files folder or Hub repo (default: official SadTalker)"
     )
     parser.add_argument(
-        "--face-box", type=face_box, default=None, metavar="X0,Y0,X1,Y1",
+        "--face-box", type=parse_face_box, default=None, metavar="X0,Y0,X1,Y1",
         help="one face box (photo pixels) used for every photo, e.g. for photos framed alike; skips face detection",
     )
     parser.add_argument(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from tavce import TalkingHeadPipeline, TavceError
+from tavce.cli import parse_face_box
 from tavce.components import register_component_class
 from tavce.errors import InvalidArgumentError
 from tavce.models.audio2coeff import Audio2CoeffOptions, SadTalkerAudio2Coeff, SadTalkerAudio2CoeffConfig
@@ -77,17 +78,6 @@ class CalmAudio2Coeff(SadTalkerAudio2Coeff):
         return dataclasses.replace(motion, pose=calm_pose)
 
 
-def face_box(text: str) -> tuple[float, float, float, float]:
-    """``X0,Y0,X1,Y1`` in photo pixels -> a 4-tuple (argparse type)."""
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected four numbers X0,Y0,X1,Y1 (pixels)")
-    return values  # type: ignore[return-value]
-
-
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("image", help="portrait photo with one visible face")
@@ -97,7 +87,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--weights", default=None, help="tavce folder, official-files folder or Hub repo (default: official SadTalker)"
     )
     parser.add_argument(
-        "--face-box", type=face_box, default=None, metavar="X0,Y0,X1,Y1",
+        "--face-box", type=parse_face_box, default=None, metavar="X0,Y0,X1,Y1",
         help="face box in photo pixels; skips face detection",
     )
     parser.add_argument(

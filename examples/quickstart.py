@@ -16,20 +16,10 @@ import logging
 import sys
 
 from tavce import TalkingHeadPipeline, TavceError
+from tavce.cli import parse_face_box
 from tavce.video import check_output_path
 
 logger = logging.getLogger("quickstart")
-
-
-def face_box(text: str) -> tuple[float, float, float, float]:
-    """``X0,Y0,X1,Y1`` in photo pixels -> a 4-tuple (argparse type)."""
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected four numbers X0,Y0,X1,Y1 (pixels)")
-    return values  # type: ignore[return-value]
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -41,7 +31,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--weights", default=None, help="tavce folder, official-files folder or Hub repo (default: official SadTalker)"
     )
     parser.add_argument(
-        "--face-box", type=face_box, default=None, metavar="X0,Y0,X1,Y1",
+        "--face-box", type=parse_face_box, default=None, metavar="X0,Y0,X1,Y1",
         help="face box in photo pixels; skips face detection",
     )
     parser.add_argument(

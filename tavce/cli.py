@@ -22,13 +22,24 @@ from dataclasses import dataclass
 import tavce
 from tavce.errors import TavceError
 
-__all__ = ["Subcommand", "SUBCOMMAND_MODULES", "available_subcommands", "build_parser", "main"]
+__all__ = ["Subcommand", "SUBCOMMAND_MODULES", "available_subcommands", "build_parser", "main", "parse_face_box"]
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_ERROR = 2  # same status argparse uses for bad arguments
 EXIT_INTERRUPTED = 130
+
+
+def parse_face_box(text: str) -> tuple[float, float, float, float]:
+    """argparse type for ``--face-box X0,Y0,X1,Y1`` (photo pixels) -> a 4-tuple of floats."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected four numbers X0,Y0,X1,Y1 (pixels)")
+    return values  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -5,22 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from tavce.cli import Subcommand
+from tavce.cli import Subcommand, parse_face_box
 from tavce.errors import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 
 _DTYPES = ("float32", "float16", "bfloat16")
-
-
-def _face_box(text: str) -> tuple[float, float, float, float]:
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected four numbers X0,Y0,X1,Y1 (pixels)")
-    return values  # type: ignore[return-value]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     look.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same video")
     look.add_argument(
         "--face-box",
-        type=_face_box,
+        type=parse_face_box,
         default=None,
         metavar="X0,Y0,X1,Y1",
         help="face box in photo pixels; skips face detection (landmarks are still predicted inside it)",
