@@ -152,19 +152,17 @@ def _mapping_net(case: GoldenCase):
     return build_mapping(convert_mapping(case.only_state_dict()), case.name).eval()
 
 
+def _head_motion_result(motion) -> CaseResult:
+    """A HeadMotion under the original's output names."""
+    names = {"yaw": "yaw", "pitch": "pitch", "roll": "roll", "t": "translation", "exp": "expression"}
+    return CaseResult(outputs={original: getattr(motion, ours) for original, ours in names.items()})
+
+
 def check_mapping(case: GoldenCase) -> CaseResult:
     """MappingNet(coeffs) → yaw/pitch/roll logits (heads not swapped), t, exp."""
     with torch.inference_mode():
         motion = _mapping_net(case)(case.inputs["coeffs"])
-    return CaseResult(
-        outputs={
-            "yaw": motion.yaw,
-            "pitch": motion.pitch,
-            "roll": motion.roll,
-            "t": motion.translation,
-            "exp": motion.expression,
-        }
-    )
+    return _head_motion_result(motion)
 
 
 def check_keypoint_transformation(case: GoldenCase) -> CaseResult:
@@ -228,15 +226,7 @@ def check_he_estimator(case: GoldenCase) -> CaseResult:
     load_state_dict_strict(estimator, convert_he_estimator(case.only_state_dict(), source=case.name), case.name)
     with torch.inference_mode():
         motion = estimator.eval()(case.inputs["image"])
-    return CaseResult(
-        outputs={
-            "yaw": motion.yaw,
-            "pitch": motion.pitch,
-            "roll": motion.roll,
-            "t": motion.translation,
-            "exp": motion.expression,
-        }
-    )
+    return _head_motion_result(motion)
 
 
 def check_discriminator(case: GoldenCase) -> CaseResult:
