@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,13 @@ import torch
 from tavce.audio import frame_windows, load_audio
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, RenderError
 from tavce.types import FPS, AudioClip, AudioWindows, MotionCoefficients
+
+if TYPE_CHECKING:
+    from tavce.models.audio2coeff import Audio2Coeff
+    from tavce.models.audio_encoder import AudioEncoder
+    from tavce.models.renderer import MappingNet, RendererProtocol
+    from tavce.preprocess import FaceLandmarker, PreparedSource, Preprocessor
+    from tavce.types import AudioRelationship
 
 __all__ = ["GenerationOptions", "TalkingHeadPipeline", "TalkingHeadResult"]
 
@@ -123,8 +130,16 @@ class TalkingHeadResult:
         relationship: per-frame audio relationship for CERL, or None when CERL is off.
     """
 
-    def __init__(self, pipeline: TalkingHeadPipeline, source, audio: AudioClip, windows: AudioWindows,
-                 coefficients: MotionCoefficients, relationship, options: GenerationOptions) -> None:
+    def __init__(
+        self,
+        pipeline: TalkingHeadPipeline,
+        source: PreparedSource,
+        audio: AudioClip,
+        windows: AudioWindows,
+        coefficients: MotionCoefficients,
+        relationship: AudioRelationship | None,
+        options: GenerationOptions,
+    ) -> None:
         self._pipeline = pipeline
         self.source = source
         self.audio = audio
@@ -183,12 +198,12 @@ class TalkingHeadPipeline:
 
     def __init__(
         self,
-        preprocessor,
-        audio2coeff,
-        renderer,
+        preprocessor: Preprocessor,
+        audio2coeff: Audio2Coeff,
+        renderer: RendererProtocol,
         *,
-        full_mode_mapping=None,
-        relationship_encoder=None,
+        full_mode_mapping: MappingNet | None = None,
+        relationship_encoder: AudioEncoder | None = None,
         size: int = 256,
     ) -> None:
         if size not in (256, 512):
@@ -254,7 +269,7 @@ class TalkingHeadPipeline:
         size: int = 256,
         tavce_correlation: str | Path | None = None,
         tavce_facerender: str | Path | None = None,
-        landmarker=None,
+        landmarker: FaceLandmarker | None = None,
     ) -> TalkingHeadPipeline:
         """Load a pipeline from a tavce folder / Hub repo, or from the official SadTalker files.
 
@@ -352,7 +367,9 @@ class TalkingHeadPipeline:
         """Yield (H, W, 3) uint8 frames as they are rendered (same arguments as calling the pipeline)."""
         return self(image, audio, **options).frames
 
-    def _coefficients(self, windows, source, settings: GenerationOptions, generator: torch.Generator):
+    def _coefficients(
+        self, windows: AudioWindows, source: PreparedSource, settings: GenerationOptions, generator: torch.Generator
+    ) -> MotionCoefficients:
         from tavce.models.audio2coeff import Audio2CoeffOptions
 
         audio2coeff_options = Audio2CoeffOptions(
@@ -366,7 +383,7 @@ class TalkingHeadPipeline:
         with torch.inference_mode():
             return self.audio2coeff.generate(windows, source.coefficients, audio2coeff_options, generator=generator)
 
-    def _renderer_for(self, source):
+    def _renderer_for(self, source: PreparedSource) -> RendererProtocol:
         """The renderer with the MappingNet the crop mode needs (73-dim for full modes).
 
         With CERL the renderer keeps its own 70-dim MappingNet in every mode: TAVCE was
