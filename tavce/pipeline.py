@@ -412,7 +412,7 @@ class TalkingHeadPipeline:
         with tqdm(total=total, unit="frame", disable=not result.options.progress, desc="rendering") as bar:
             for start in range(0, total, batch):
                 stop = min(start + batch, total)
-                windows = _semantic_window_slice(semantics, start, stop, semantic_windows)
+                windows = semantic_windows(semantics, start=start, stop=stop)
                 relationship = None if result.relationship is None else result.relationship.differences[start:stop]
                 with torch.inference_mode():
                     frames = _to_uint8(renderer.render(state, windows, relationship))
@@ -421,16 +421,6 @@ class TalkingHeadPipeline:
                 for frame in frames:
                     yield frame if aspect is None else _resize(frame, aspect)
                 bar.update(stop - start)
-
-
-def _semantic_window_slice(semantics: torch.Tensor, start: int, stop: int, semantic_windows) -> torch.Tensor:
-    """Windows of frames start..stop-1 only, computed from the frames they need (bounded memory)."""
-    radius = 13
-    # Frames within the radius of the slice are all a window can reach, and clamping at the
-    # slice ends coincides with clamping at the clip ends wherever the slice touches them.
-    low, high = max(start - radius, 0), min(stop + radius, semantics.shape[0])
-    windows = semantic_windows(semantics[low:high], radius)
-    return windows[start - low : stop - low]
 
 
 def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -85,6 +85,16 @@ def test_semantic_windows_clamp_at_both_ends():
         semantic_windows(torch.zeros(0, 70))
 
 
+@pytest.mark.parametrize(("start", "stop"), [(0, 3), (2, 5), (30, 40), (35, 40), (0, 40)])
+def test_semantic_windows_of_a_frame_range_equal_the_slice_of_all_windows(start, stop):
+    coefficients = torch.randn(40, 70)
+    expected = semantic_windows(coefficients)[start:stop]
+    assert torch.equal(semantic_windows(coefficients, start=start, stop=stop), expected)
+    for bad in ((5, 5), (-1, 3), (0, 41)):
+        with pytest.raises(InvalidArgumentError, match="start="):
+            semantic_windows(coefficients, start=bad[0], stop=bad[1])
+
+
 def test_batches_give_the_frames_rendered_one_by_one(renderer):
     image, coefficients, differences = clip()
     state = renderer.prepare_source(image, coefficients[0])

@@ -46,17 +46,16 @@ def test_mp4_has_every_frame_and_the_audio(pipe, portrait, speech, tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("mode", "size"),
-    [("crop", None), ("extcrop", None), ("resize", None), ("full", PHOTO_SIZE), ("extfull", PHOTO_SIZE)],
+    # (W, H): the synthetic face box is square, so crop modes stay square; resize keeps the photo's 4:3;
+    # full modes paste back into the whole photo.
+    [("crop", (256, 256)), ("extcrop", (256, 256)), ("resize", (256, 192)), ("full", PHOTO_SIZE), ("extfull", PHOTO_SIZE)],
 )
 def test_frame_size_per_mode(pipe, portrait, speech, mode: str, size) -> None:
     photo, box = portrait
     result = pipe(photo, speech, mode=mode, face_box=box, seed=0, progress=False, batch_size=8)
     first = next(iter(result.frames))
     assert first.dtype == np.uint8 and first.ndim == 3 and first.shape[2] == 3
-    if size is not None:  # pasted back into the whole photo
-        assert (first.shape[1], first.shape[0]) == size
-    else:  # crop modes: 256 wide, height from the crop's aspect (square crops stay square)
-        assert first.shape[1] == 256 and 0 < first.shape[0] <= 512
+    assert (first.shape[1], first.shape[0]) == size
 
 
 def test_same_seed_same_frames_other_seed_other_frames(pipe, portrait, speech) -> None:
@@ -123,6 +122,9 @@ def test_bfloat16_renderer_on_cpu(tiny_weights: Path, portrait, speech) -> None:
     assert pipe.dtype == torch.bfloat16
     frames = _frames(pipe, portrait, speech, seed=0)
     assert frames.shape == (FRAMES, 256, 256, 3)
+    reference = _frames(TalkingHeadPipeline.from_pretrained(tiny_weights), portrait, speech, seed=0)
+    # bfloat16 keeps 8 bits of mantissa: close to float32 on average (measured 4.7 grey levels), not equal.
+    assert np.abs(frames.astype(int) - reference.astype(int)).mean() < 16
 
 
 def test_bad_options_are_refused_before_work(pipe, portrait, speech, tmp_path: Path) -> None:

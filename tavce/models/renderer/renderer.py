@@ -31,21 +31,31 @@ SEMANTIC_RADIUS = 13
 """Frames on each side of a semantic window: 27-frame windows (reference-pipeline.md §4.1)."""
 
 
-def semantic_windows(coefficients: torch.Tensor, radius: int = SEMANTIC_RADIUS) -> torch.Tensor:
+def semantic_windows(
+    coefficients: torch.Tensor, radius: int = SEMANTIC_RADIUS, *, start: int = 0, stop: int | None = None
+) -> torch.Tensor:
     """Per-frame windows of coefficients, edges replicated.
 
     Args:
         coefficients: (T, C) per-frame coefficients (C = 70, or 73 with crop parameters).
         radius: frames on each side.
+        start, stop: build the windows of frames start … stop − 1 only (default: all T), so a
+            renderer loop needs memory for one batch of windows, not for the whole clip.
 
     Returns:
-        (T, C, 2·radius + 1): window t holds frames clamp(t - radius … t + radius, 0, T - 1).
+        (stop − start, C, 2·radius + 1): window t holds frames clamp(t − radius … t + radius, 0, T − 1).
+
+    Raises:
+        InvalidArgumentError: coefficients not (T ≥ 1, C), or an empty / out-of-range frame range.
     """
     if coefficients.ndim != 2 or coefficients.shape[0] == 0:
         raise InvalidArgumentError(f"coefficients: expected (T, C) with T >= 1, got {tuple(coefficients.shape)}")
     frames = coefficients.shape[0]
+    stop = frames if stop is None else stop
+    if not 0 <= start < stop <= frames:
+        raise InvalidArgumentError(f"start={start}, stop={stop}: need 0 <= start < stop <= {frames} (the clip's frames)")
     offsets = torch.arange(-radius, radius + 1, device=coefficients.device)
-    indices = (torch.arange(frames, device=coefficients.device)[:, None] + offsets).clamp(0, frames - 1)
+    indices = (torch.arange(start, stop, device=coefficients.device)[:, None] + offsets).clamp(0, frames - 1)
     return coefficients[indices].transpose(1, 2)
 
 
