@@ -40,7 +40,6 @@ class CalmAudio2CoeffConfig(SadTalkerAudio2CoeffConfig):
     head_motion_scale: float = 0.5
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if not 0.0 <= self.head_motion_scale <= 1.0:
             raise InvalidArgumentError(f"head_motion_scale={self.head_motion_scale}: must be in [0, 1]")
 
@@ -106,14 +105,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 def build_calm_pipeline(weights: str | None, head_motion_scale: float) -> TalkingHeadPipeline:
     """The official pipeline with its Audio2Coeff swapped for :class:`CalmAudio2Coeff`."""
     official = TalkingHeadPipeline.from_pretrained(weights)
-    return TalkingHeadPipeline(
-        official.preprocessor,
-        CalmAudio2Coeff.from_sadtalker(official.audio2coeff, head_motion_scale),
-        official.renderer,
-        full_mode_mapping=official.full_mode_mapping,
-        relationship_encoder=official.relationship_encoder,
-        size=official.size,
-    )
+    calm = CalmAudio2Coeff.from_sadtalker(official.audio2coeff, head_motion_scale)
+    return TalkingHeadPipeline(**{**official.components, "audio2coeff": calm})
 
 
 def save_and_reload(pipe: TalkingHeadPipeline, folder: str) -> None:

@@ -15,8 +15,7 @@ import pytest
 import soundfile
 
 from tavce.types import SAMPLE_RATE
-from tests.pipeline.conftest import PHOTO_SIZE, portrait, tiny_weights  # noqa: F401 (fixtures)
-from tests.test_video import speech_like
+from tests.helpers import PHOTO_SIZE, speech_like
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 EXAMPLES = REPOSITORY / "examples"
