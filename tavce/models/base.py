@@ -131,9 +131,9 @@ class TavceModule(nn.Module):
     config_class: ClassVar[type]
     component_slots: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any = None) -> None:
         super().__init__()
-        self.config = config
+        self.config = config if config is not None else self.config_class()
 
     def describe(self) -> dict[str, Any]:
         """The JSON form of this module's construction: class, config and each slot's description.
