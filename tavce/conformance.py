@@ -187,7 +187,7 @@ class RendererConformance:
     """
 
     frames: int = 5
-    batch_tolerance: float = 1e-5
+    batch_tolerance: float = 1e-4  # float32 kernels may sum in another order per batch size; far below 1/255
 
     def make_renderer(self):
         raise NotImplementedError("return the Renderer to check")

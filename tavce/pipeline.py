@@ -335,7 +335,9 @@ class TalkingHeadPipeline:
                 f"{missing[0]}=...)"
             )
         if landmarker is not None:
-            if not hasattr(loaded["preprocessor"], "landmarker"):
+            preprocessor = loaded["preprocessor"]
+            # Looked up on the class: reading FacePreprocessor.landmarker would build the default backend.
+            if not (hasattr(type(preprocessor), "landmarker") or "landmarker" in getattr(preprocessor, "__dict__", {})):
                 raise InvalidArgumentError(
                     f"landmarker: the preprocessor {type(loaded['preprocessor']).__name__} takes no landmarker; "
                     "give it yours when you build it"

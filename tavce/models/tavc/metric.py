@@ -155,7 +155,10 @@ class TAVCMetric(TavceModule, TemporalCorrelationMetric):
         super().__init__(config or TAVCMetricConfig())
         audio_encoder = audio_encoder if audio_encoder is not None else TAVCAudioEncoder()
         mouth_encoder = mouth_encoder if mouth_encoder is not None else MouthEncoder()
-        sizes = [getattr(getattr(encoder, "config", None), "embedding_dim", None) for encoder in (audio_encoder, mouth_encoder)]
+        sizes = [
+            getattr(encoder, "embedding_dim", None) or getattr(getattr(encoder, "config", None), "embedding_dim", None)
+            for encoder in (audio_encoder, mouth_encoder)
+        ]
         if None not in sizes and sizes[0] != sizes[1]:
             raise InvalidArgumentError(
                 f"TAVCMetric: audio embedding size {sizes[0]} differs from mouth embedding size {sizes[1]}; "
