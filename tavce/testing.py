@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
+from tavce.synthetic_video import make_synthetic_videos, synthetic_face_landmarks
+
 __all__ = [
     "reference_tensor",
     "reference_state_dict",
@@ -21,6 +23,8 @@ __all__ = [
     "make_official_checkpoint",
     "official_golden_state",
     "write_official_file",
+    "make_synthetic_videos",
+    "synthetic_face_landmarks",
 ]
 
 _SPECTRAL_POWER_ITERATIONS = 30
