@@ -16,7 +16,7 @@ import os
 import pickle
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -101,7 +101,7 @@ def prepare_dataset(
     output: str | Path,
     *,
     face_recon: FaceReconstructor,
-    landmarker: FaceLandmarker | None = None,
+    landmarker: FaceLandmarker | Callable[[], FaceLandmarker] | None = None,
     config: PrepareConfig | None = None,
     workers: int = 1,
     progress: bool = True,
@@ -113,8 +113,9 @@ def prepare_dataset(
         output: the dataset folder (created); finished videos already in it are skipped.
         face_recon: the 3DMM network, (B, 3, 224, 224) in [0, 1] -> (B, 257); an ``nn.Module`` is
             switched to eval mode and used on its own device.
-        landmarker: face detector + 68 landmarks; None = :func:`~tavce.preprocess.default_landmarker`
-            (built in each worker).
+        landmarker: face detector + 68 landmarks, or a zero-argument callable that builds one (a class such
+            as ``DlibLandmarker``: each worker then builds its own, for backends that cannot be pickled);
+            None = :func:`~tavce.preprocess.default_landmarker`.
         config: crop size, mode and limits (:class:`PrepareConfig`).
         workers: videos prepared in parallel, each in its own process (1 = in this process). With
             more than one, ``face_recon`` and ``landmarker`` are pickled to every worker.
@@ -206,8 +207,10 @@ def _init_worker(face_recon, landmarker, config: PrepareConfig, threads: int) ->
 
 def _prepare_one(name: str, path: Path, output: Path) -> dict:
     """Prepare one video into its partial folder and rename it into place; never raises for a bad video."""
-    if _WORKER.get("landmarker") is None:
-        _WORKER["landmarker"] = default_landmarker()
+    landmarker = _WORKER.get("landmarker")
+    if landmarker is None or isinstance(landmarker, type) or not hasattr(landmarker, "detect"):
+        # A class or factory (or None: the default) is built on first use, once per process.
+        _WORKER["landmarker"] = landmarker() if landmarker is not None else default_landmarker()
     partial = output / f".{name}{PARTIAL_SUFFIX}"
     final = output / name
     shutil.rmtree(partial, ignore_errors=True)
@@ -245,7 +248,8 @@ def _run(todo: dict[str, Path], output: Path, face_recon, landmarker, config: Pr
     except Exception as error:
         raise InvalidArgumentError(
             f"workers={workers}: the face_recon / landmarker objects cannot be sent to worker processes "
-            f"({error}); pass landmarker=None (each worker builds the default one) or use workers=1"
+            f"({error}); pass the landmarker's class or a function building it (each worker then builds its own) "
+            "or use workers=1"
         ) from error
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(
