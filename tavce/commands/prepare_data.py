@@ -92,15 +92,18 @@ def run(arguments: argparse.Namespace) -> int:
         min_frames=arguments.min_frames,
         batch_size=arguments.batch_size,
     )
-    face_recon = load_face_recon(
-        arguments.weights, revision=arguments.revision, cache_dir=arguments.cache_dir, offline=arguments.offline
-    ).to(arguments.device)
+
+    def load_network():
+        return load_face_recon(
+            arguments.weights, revision=arguments.revision, cache_dir=arguments.cache_dir, offline=arguments.offline
+        ).to(arguments.device)
+
     # A class, not an instance: every worker process builds its own backend.
     landmarker = {"auto": None, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker}[arguments.landmarker]
     report = prepare_dataset(
         arguments.videos,
         arguments.output,
-        face_recon=face_recon,
+        load_face_recon=load_network,  # loaded only if some video is left to prepare
         landmarker=landmarker,
         config=config,
         workers=arguments.workers,

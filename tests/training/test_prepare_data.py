@@ -85,6 +85,13 @@ def test_rerun_skips_finished_videos_and_retries_failures(clips: Path, tmp_path:
     names = [entry["name"] for entry in read_manifest(output)]
     assert sorted(names) == ["corrupt", "talker_000", "talker_001"]  # one line per video, no duplicates
 
+    def must_not_load():
+        raise AssertionError("weights loaded although every video is finished")
+
+    finished_only = [clips / "talker_000.mp4", clips / "talker_001.mp4"]
+    report = prepare_dataset(finished_only, output, load_face_recon=must_not_load, progress=False)
+    assert report.skipped == ["talker_000", "talker_001"] and not report.prepared and not report.failed
+
 
 def test_interrupted_run_keeps_finished_videos_and_redoes_the_partial_one(
     clips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

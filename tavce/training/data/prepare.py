@@ -100,7 +100,8 @@ def prepare_dataset(
     videos: str | Path | Iterable[str | Path],
     output: str | Path,
     *,
-    face_recon: FaceReconstructor,
+    face_recon: FaceReconstructor | None = None,
+    load_face_recon: Callable[[], FaceReconstructor] | None = None,
     landmarker: FaceLandmarker | Callable[[], FaceLandmarker] | None = None,
     config: PrepareConfig | None = None,
     workers: int = 1,
@@ -113,6 +114,8 @@ def prepare_dataset(
         output: the dataset folder (created); finished videos already in it are skipped.
         face_recon: the 3DMM network, (B, 3, 224, 224) in [0, 1] -> (B, 257); an ``nn.Module`` is
             switched to eval mode and used on its own device.
+        load_face_recon: instead of ``face_recon``, a function returning it, called only when some
+            video needs preparing (so a rerun over a finished dataset loads no weights).
         landmarker: face detector + 68 landmarks, or a zero-argument callable that builds one (a class such
             as ``DlibLandmarker``: each worker then builds its own, for backends that cannot be pickled);
             None = :func:`~tavce.preprocess.default_landmarker`.
@@ -128,6 +131,8 @@ def prepare_dataset(
     config = config or PrepareConfig()
     if workers < 1:
         raise InvalidArgumentError(f"workers must be at least 1, got {workers}")
+    if (face_recon is None) == (load_face_recon is None):
+        raise InvalidArgumentError("give the 3DMM network as exactly one of face_recon= or load_face_recon=")
     named = list_videos(videos)
     output = Path(output).expanduser()
     output.mkdir(parents=True, exist_ok=True)
@@ -143,6 +148,8 @@ def prepare_dataset(
     _write_manifest(output, [*finished.values(), *earlier_failures])
     if report.skipped:
         logger.info("%d of %d videos already prepared in %s; skipped", len(report.skipped), len(named), output)
+    if todo and face_recon is None:
+        face_recon = load_face_recon()
     if isinstance(face_recon, torch.nn.Module):
         face_recon.eval()
 
@@ -179,8 +186,10 @@ def _finished_entries(output: Path) -> dict[str, dict]:
     """Manifest entries of the complete video folders in ``output`` (those with a meta.json)."""
     entries = {}
     for meta_path in sorted(output.glob(f"*/{META_NAME}")):
-        meta = json.loads(meta_path.read_text())
-        entries[meta_path.parent.name] = _ok_entry(meta)
+        try:
+            entries[meta_path.parent.name] = _ok_entry(json.loads(meta_path.read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            logger.warning("%s: unreadable; the video will be prepared again", meta_path)
     return entries
 
 
