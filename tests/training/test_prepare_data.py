@@ -141,6 +141,23 @@ def test_crop_mode_crops_the_face_and_max_frames_limits(clips: Path, tmp_path: P
     assert meta["crop_geometry"]["tight_box"] != [0, 0, 128, 128]  # a face box, not the whole frame
 
 
+class LateFaceLandmarker(SyntheticFaceLandmarker):
+    """Finds no face on the first three frames (as when a speaker turns towards the camera)."""
+
+    def detect(self, image):
+        faces = super().detect(image)
+        return faces if self.calls > 3 else []
+
+
+def test_frames_before_the_face_is_found_are_kept(clips: Path, tmp_path: Path) -> None:
+    output = tmp_path / "data"
+    report = _prepare(clips, output, landmarker=LateFaceLandmarker(), config=PrepareConfig(crop_mode="crop"))
+    assert "talker_000" in report.prepared
+    assert len(list((output / "talker_000" / "frames").iterdir())) == 20  # all frames, cropped with one box
+    with np.load(output / "talker_000" / "annotations.npz") as annotations:
+        assert annotations["face_detected"].all()  # the crops themselves are all detected
+
+
 def test_two_workers_give_the_same_folders(clips: Path, tmp_path: Path) -> None:
     face_recon = tiny_face_recon()
     _prepare(clips, tmp_path / "one", face_recon=face_recon)

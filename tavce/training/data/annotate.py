@@ -36,7 +36,7 @@ import torch
 
 import tavce
 from tavce.audio import load_audio
-from tavce.errors import FaceNotDetectedError, InvalidArgumentError, InvalidVideoError
+from tavce.errors import FaceNotDetectedError, InvalidArgumentError, InvalidVideoError, OutputError
 from tavce.models.face_recon import FaceReconstructor, source_coefficients
 from tavce.preprocess.alignment import align_for_reconstruction, flip_landmarks_y
 from tavce.preprocess.crop import WORKING_SIZES, CropMode, compute_crop_geometry, crop_working_image
@@ -151,7 +151,7 @@ def _write_crops(video: Path, frames_dir: Path, landmarker: FaceLandmarker, conf
     mode = CropMode.parse(config.crop_mode)
     geometry, waiting, count = None, [], 0
     with VideoReader(video) as reader:
-        width, height = reader.info.source_size
+        width, height = reader.info.size  # the decoded frames' size (rotation metadata already applied)
         for frame in reader:
             if geometry is None:
                 if mode is CropMode.RESIZE:
@@ -168,9 +168,11 @@ def _write_crops(video: Path, frames_dir: Path, landmarker: FaceLandmarker, conf
                         continue
                     face = select_face(faces, None, (width, height))
                     geometry = compute_crop_geometry(face.landmarks, (width, height), mode)
-            for pending in waiting or [frame]:
-                crop = crop_working_image(pending, geometry, config.size)
-                cv2.imwrite(str(frames_dir / frame_filename(count)), np.ascontiguousarray(crop[..., ::-1]))
+            ready = waiting or [frame]
+            if config.max_frames is not None:
+                ready = ready[: config.max_frames - count]
+            for image in ready:
+                _write_png(frames_dir / frame_filename(count), crop_working_image(image, geometry, config.size))
                 count += 1
             waiting = []
             if config.max_frames is not None and count >= config.max_frames:
@@ -181,6 +183,11 @@ def _write_crops(video: Path, frames_dir: Path, landmarker: FaceLandmarker, conf
             f"{video}: no face found by the {landmarker.name} detector in any of its {len(waiting)} frames"
         )
     return count, geometry, info
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
+        raise OutputError(f"{path}: cannot write the frame; check the free space and permissions of the folder")
 
 
 def _read_crop(frames_dir: Path, index: int) -> np.ndarray:
