@@ -19,7 +19,7 @@ from tavce.errors import InvalidArgumentError
 from tavce.preprocess.standard_landmarks import STANDARD_LANDMARKS_3D
 from tavce.types import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, AudioClip
 
-__all__ = ["synthetic_face_landmarks", "make_synthetic_videos"]
+__all__ = ["make_synthetic_videos", "synthetic_face_landmarks"]
 
 _FACE_SCALE = 0.3  # landmark units -> fraction of the frame side
 _FACE_CENTRE_Y = 0.45  # the standard face's origin, as a fraction of the frame height
@@ -46,7 +46,7 @@ def _speech_like_audio(seconds: float, rng: np.random.Generator) -> tuple[np.nda
     """(samples (N,) float32 in [-1, 1], loudness envelope (N,) in [0, 1]) at 16 kHz."""
     count = int(round(seconds * SAMPLE_RATE))
     envelope = np.zeros(count)
-    position = int(rng.integers(0, SAMPLE_RATE // 10))
+    position = rng.integers(0, SAMPLE_RATE // 10).item()
     while position < count:
         length = int(rng.uniform(0.08, 0.3) * SAMPLE_RATE)
         bump = np.sin(np.linspace(0, np.pi, length)) ** 2 * rng.uniform(0.5, 1.0)

@@ -24,7 +24,7 @@ from tavce.audio.ffmpeg import ffmpeg_problem
 from tavce.errors import InvalidArgumentError, InvalidVideoError
 from tavce.types import FPS, AudioClip
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoReader", "VideoClip", "read_video"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoClip", "VideoInfo", "VideoReader", "read_video"]
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,15 @@ __all__ = ["decode_with_ffmpeg", "ffmpeg_problem"]
 
 # ffmpeg's generic epilogue lines; the cause is stated before them.
 _GENERIC_PREFIXES = (
-    "Error opening", "Error parsing", "Failed to set", "To ignore", "Conversion failed", "Exiting",
-    "Could not load meta", "Could not read frame", "=== stderr",
+    "Error opening",
+    "Error parsing",
+    "Failed to set",
+    "To ignore",
+    "Conversion failed",
+    "Exiting",
+    "Could not load meta",
+    "Could not read frame",
+    "=== stderr",
 )
 _CAUSE_WORDS = ("error", "invalid", "not found", "no such", "does not contain", "matches no", "corrupt", "moov")
 

@@ -74,7 +74,7 @@ def load_face_recon(weights: str, *, revision: str | None, cache_dir: str | None
     from tavce.convert.official import load_official_components
     from tavce.models.face_recon import FaceReconNet
 
-    hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=offline)
+    hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
     layout, found = locate_weights(weights, **hub)
     if layout == "tavce":
         return FaceReconNet.from_pretrained(Path(found) / "face_recon")

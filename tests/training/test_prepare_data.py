@@ -16,8 +16,7 @@ from tavce import cli
 from tavce.errors import InvalidArgumentError
 from tavce.preprocess.mouth import mouth_centre
 from tavce.testing import make_tiny_checkpoint, synthetic_face_landmarks
-from tavce.training.data import PrepareConfig, list_videos, prepare_dataset, read_manifest
-from tavce.training.data import annotate
+from tavce.training.data import PrepareConfig, annotate, list_videos, prepare_dataset, read_manifest
 from tests.training.conftest import SyntheticFaceLandmarker, tiny_face_recon
 
 RESIZE = PrepareConfig(crop_mode="resize")  # crops = whole synthetic frames, so the stand-in landmarks are exact
@@ -164,7 +163,10 @@ def test_two_workers_give_the_same_folders(clips: Path, tmp_path: Path) -> None:
     report = _prepare(clips, tmp_path / "two", face_recon=face_recon, workers=2)
     assert sorted(report.prepared) == ["talker_000", "talker_001"] and list(report.failed) == ["corrupt"]
     for name in report.prepared:
-        with np.load(tmp_path / "one" / name / "annotations.npz") as a, np.load(tmp_path / "two" / name / "annotations.npz") as b:
+        with (
+            np.load(tmp_path / "one" / name / "annotations.npz") as a,
+            np.load(tmp_path / "two" / name / "annotations.npz") as b,
+        ):
             assert np.array_equal(a["mouth_centres"], b["mouth_centres"])
             np.testing.assert_allclose(a["coefficients"], b["coefficients"], rtol=1e-4, atol=1e-5)
 

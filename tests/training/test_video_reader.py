@@ -29,7 +29,7 @@ def _counting_video(path: Path, fps: int, seconds: float, audio: Path | None = N
 
 
 def _source_index(frame: np.ndarray) -> int:
-    return int(round((frame.mean() - LEVEL_BASE) / LEVEL_STEP))
+    return round(float(frame.mean() - LEVEL_BASE) / LEVEL_STEP)
 
 
 def _tone_wav(path: Path, rate: int, seconds: float) -> Path:

@@ -32,17 +32,17 @@ from tavce.errors import InvalidArgumentError, InvalidImageError
 from tavce.types import AudioClip
 
 __all__ = [
-    "MANIFEST_NAME",
-    "FRAMES_DIR",
-    "AUDIO_NAME",
     "ANNOTATIONS_NAME",
+    "ANNOTATION_ARRAYS",
+    "AUDIO_NAME",
+    "FRAMES_DIR",
+    "MANIFEST_NAME",
     "META_NAME",
     "PARTIAL_SUFFIX",
-    "ANNOTATION_ARRAYS",
-    "frame_filename",
-    "read_manifest",
     "PreparedVideo",
+    "frame_filename",
     "open_prepared_videos",
+    "read_manifest",
 ]
 
 logger = logging.getLogger(__name__)

@@ -82,7 +82,7 @@ def list_videos(videos: str | Path | Iterable[str | Path]) -> dict[str, Path]:
             return list_videos([source.parent / line for line in lines])
         videos = [source]
     named: dict[str, Path] = {}
-    for path in map(lambda p: Path(p).expanduser(), videos):
+    for path in (Path(p).expanduser() for p in videos):
         if not path.is_file():
             raise InvalidArgumentError(f"{path}: video not found; check the path")
         if path.stem in named:
@@ -249,8 +249,11 @@ def _run(todo: dict[str, Path], output: Path, face_recon, landmarker, config: Pr
     """Yield one manifest entry per video as it finishes (any order with several workers)."""
     if workers == 1 or len(todo) <= 1:
         _init_worker(face_recon, landmarker, config, torch.get_num_threads())
-        for name, path in todo.items():
-            yield _prepare_one(name, path, output)
+        try:
+            for name, path in todo.items():
+                yield _prepare_one(name, path, output)
+        finally:
+            _WORKER.clear()  # do not keep the network alive after the run
         return
     try:
         pickle.dumps((face_recon, landmarker))

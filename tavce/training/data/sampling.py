@@ -14,12 +14,12 @@ from tavce.errors import InvalidArgumentError
 from tavce.training.data.layout import PreparedVideo
 
 __all__ = [
-    "sampling_units",
+    "coefficient_window",
     "pick_video",
-    "stage1_min_frames",
     "sample_stage1_indices",
     "sample_stage2_indices",
-    "coefficient_window",
+    "sampling_units",
+    "stage1_min_frames",
 ]
 
 

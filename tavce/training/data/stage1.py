@@ -21,7 +21,7 @@ from tavce.preprocess.mouth import crop_mouth
 from tavce.training.data.layout import PreparedVideo, open_prepared_videos
 from tavce.training.data.sampling import pick_video, sample_stage1_indices, sampling_units, stage1_min_frames
 
-__all__ = ["TAVCDatasetConfig", "TAVCDataset"]
+__all__ = ["TAVCDataset", "TAVCDatasetConfig"]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from tavce.errors import InvalidArgumentError
 from tavce.training.data.layout import PreparedVideo, open_prepared_videos
 from tavce.training.data.sampling import coefficient_window, pick_video, sample_stage2_indices, sampling_units
 
-__all__ = ["RendererDatasetConfig", "RendererDataset"]
+__all__ = ["RendererDataset", "RendererDatasetConfig"]
 
 MIN_FRAMES = 3  # the original rejects shorter videos
 
