@@ -15,6 +15,9 @@ from typing import Any
 
 __version__ = "0.1.0.dev0"
 
+DEFAULT_REPO = "vinthony/SadTalker-V002rc"
+"""Where ``from_pretrained()`` and ``tavce convert`` take the official SadTalker weights by default."""
+
 from tavce.errors import (  # noqa: E402
     FaceNotDetectedError,
     IncompatibleWeightsError,
@@ -22,6 +25,7 @@ from tavce.errors import (  # noqa: E402
     InvalidAudioError,
     InvalidImageError,
     OutputError,
+    ComponentNotSerializableError,
     RenderError,
     TavceError,
     WeightsNotFoundError,
@@ -45,6 +49,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "__version__",
+    "DEFAULT_REPO",
     "TavceError",
     "InvalidArgumentError",
     "InvalidAudioError",
@@ -54,5 +59,6 @@ __all__ = [
     "IncompatibleWeightsError",
     "OutputError",
     "RenderError",
+    "ComponentNotSerializableError",
     *_LAZY,
 ]

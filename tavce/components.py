@@ -1,11 +1,11 @@
-"""The tavce weights format: a set of named components in one folder.
+"""The tavce weights format: the pipeline's named components in one folder.
 
 Layout written by :func:`save_components`::
 
     folder/
       pipeline_config.json      {"library": "tavce", "version": ..., "components": {name: "module:Class"},
                                  "preprocessing": {...}, optional "provenance": {...}}
-      <name>/config.json        the component's config dataclass
+      <name>/config.json        the component's class, config and swapped sub-components
       <name>/model.safetensors  its state dict in tavce's own parameter names
 
 Only classes defined inside the ``tavce`` package (or registered with
@@ -15,72 +15,73 @@ imports code named by the file.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import tavce
-from tavce.errors import IncompatibleWeightsError, WeightsNotFoundError
-from tavce.models.base import TavceModule
+from tavce.errors import ComponentNotSerializableError, IncompatibleWeightsError, WeightsNotFoundError
+from tavce.models.base import TavceModule, class_path, register_component_class, resolve_component_class
+
+__all__ = [
+    "COMPONENT_NAMES",
+    "OPTIONAL_COMPONENTS",
+    "PIPELINE_CONFIG_NAME",
+    "load_components",
+    "read_pipeline_config",
+    "register_component_class",
+    "save_components",
+]
 
 PIPELINE_CONFIG_NAME = "pipeline_config.json"
 
-_REGISTERED: dict[str, type[TavceModule]] = {}
+COMPONENT_NAMES = ("preprocessor", "audio2coeff", "renderer", "metric")
+"""The pipeline's components, in data-flow order: each is a constructor argument of
+:class:`~tavce.TalkingHeadPipeline` and a sub-folder of a weights folder."""
 
-
-def register_component_class(cls: type[TavceModule]) -> type[TavceModule]:
-    """Allow a component class defined outside tavce (e.g. a researcher's subclass) to be loaded by name."""
-    _REGISTERED[class_path(cls)] = cls
-    return cls
-
-
-def class_path(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _resolve_class(path: str, source: Path) -> type[TavceModule]:
-    if path in _REGISTERED:
-        return _REGISTERED[path]
-    module_name, _, qualname = path.partition(":")
-    if not (module_name == "tavce" or module_name.startswith("tavce.")) or not qualname:
-        raise IncompatibleWeightsError(
-            f"{source}: component class {path!r} is not part of tavce; register it with "
-            "tavce.components.register_component_class before loading"
-        )
-    try:
-        cls = getattr(importlib.import_module(module_name), qualname)
-    except (ImportError, AttributeError) as error:
-        raise IncompatibleWeightsError(
-            f"{source}: component class {path!r} does not exist in this tavce version "
-            f"({tavce.__version__}); upgrade tavce"
-        ) from error
-    if not (isinstance(cls, type) and issubclass(cls, TavceModule)):
-        raise IncompatibleWeightsError(f"{source}: {path!r} is not a tavce component class")
-    return cls
+OPTIONAL_COMPONENTS = frozenset({"metric"})
+"""Components a pipeline may lack: the TAVC metric is needed only by a renderer with CERL."""
 
 
 def save_components(
     folder: str | Path,
-    components: Mapping[str, TavceModule],
+    components: Mapping[str, Any],
     preprocessing: Mapping[str, Any],
     *,
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write every component and ``pipeline_config.json`` into ``folder``.
 
-    ``provenance`` (optional, JSON-ready) records where the weights came from
-    (official files, size, whether CERL is on); the model card is written from it.
+    Every component is checked before anything is written, so a pipeline holding one
+    that cannot be saved leaves no half-written folder.
+
+    Args:
+        components: name -> component; None values (absent optional components) are skipped.
+        preprocessing: constants recorded beside the weights (crop size, mel settings).
+        provenance: optional, JSON-ready record of where the weights came from (for the model card).
+
+    Raises:
+        ComponentNotSerializableError: a component (or a sub-component in one of its slots) is
+            not a :class:`~tavce.models.base.TavceModule`.
     """
+    present = {name: component for name, component in components.items() if component is not None}
+    for name, component in present.items():
+        if not isinstance(component, TavceModule):
+            raise ComponentNotSerializableError(
+                f"component {name!r} is a {type(component).__name__}, which save_pretrained cannot write; make it "
+                "a tavce.models.base.TavceModule subclass with a config dataclass (docs/components.md), or save "
+                "the other components and pass this one to from_pretrained(..., " + f"{name}=...) when loading"
+            )
+        component.describe()  # raises for a slot holding a module that cannot be saved
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, component in components.items():
+    for name, component in present.items():
         component.save_pretrained(folder / name)
     config = {
         "library": "tavce",
         "version": tavce.__version__,
-        "components": {name: class_path(type(component)) for name, component in components.items()},
+        "components": {name: class_path(type(component)) for name, component in present.items()},
         "preprocessing": dict(preprocessing),
     }
     if provenance is not None:
@@ -103,16 +104,34 @@ def read_pipeline_config(folder: str | Path) -> dict[str, Any]:
         raise IncompatibleWeightsError(f"{path}: not valid JSON ({error}); download it again") from error
 
 
-def load_components(folder: str | Path) -> tuple[dict[str, TavceModule], dict[str, Any]]:
-    """Rebuild every component of a folder written by :func:`save_components`.
+def load_components(
+    folder: str | Path, skip: frozenset[str] | set[str] = frozenset()
+) -> tuple[dict[str, TavceModule], dict[str, Any]]:
+    """Rebuild the components of a folder written by :func:`save_components`.
+
+    Args:
+        skip: names not to load (the caller supplies its own).
 
     Returns:
         (components by name, preprocessing constants).
+
+    Raises:
+        IncompatibleWeightsError: the folder names a component the pipeline does not have
+            (written by another tavce version) or a class that cannot be loaded.
     """
     folder = Path(folder)
     config = read_pipeline_config(folder)
+    recorded = config.get("components", {})
+    unknown = sorted(set(recorded) - set(COMPONENT_NAMES))
+    if unknown:
+        raise IncompatibleWeightsError(
+            f"{folder}: components {unknown} are not pipeline components ({', '.join(COMPONENT_NAMES)}); the folder "
+            f"was written by tavce {config.get('version', '?')}. Convert the official files again with "
+            "`tavce convert`, or re-save it with that tavce version's components"
+        )
     components = {
-        name: _resolve_class(path, folder).from_pretrained(folder / name)
-        for name, path in config.get("components", {}).items()
+        name: resolve_component_class(path, folder).from_pretrained(folder / name)
+        for name, path in recorded.items()
+        if name not in skip
     }
     return components, config.get("preprocessing", {})

@@ -18,6 +18,7 @@ __all__ = [
     "OutputError",
     "InvalidArgumentError",
     "RenderError",
+    "ComponentNotSerializableError",
 ]
 
 
@@ -59,3 +60,7 @@ class OutputError(TavceError, OSError):
 
 class RenderError(TavceError, RuntimeError):
     """The networks produced unusable output (NaN or infinite values)."""
+
+
+class ComponentNotSerializableError(TavceError, TypeError):
+    """A component cannot be written to a weights folder (it is not a ``TavceModule``)."""

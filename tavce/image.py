@@ -1,4 +1,4 @@
-"""Read a source portrait into one canonical form: (H, W, 3) uint8 RGB.
+"""Images in and out: a source portrait read into (H, W, 3) uint8 RGB, rendered frames turned into uint8.
 
 Accepted sources:
 
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tavce.errors import InvalidImageError
+from tavce.errors import InvalidImageError, RenderError
 
-__all__ = ["MAX_IMAGE_PIXELS", "load_image"]
+__all__ = ["MAX_IMAGE_PIXELS", "frames_to_uint8", "load_image"]
 
 MAX_IMAGE_PIXELS = 89_478_485  # Pillow's default: 1024 * 1024 * 1024 // 4 // 3
 
@@ -147,3 +147,20 @@ def _from_array(array: np.ndarray, label: str) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.shape[0] == 0 or array.shape[1] == 0:
         raise InvalidImageError(f"{label}: image must be (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
     return np.ascontiguousarray(array[:, :, :3])
+
+
+def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(N, 3, S, S) frames in [0, 1] (any float dtype, any device) -> (N, S, S, 3) uint8 RGB.
+
+    Values are rounded to the nearest level (the SadTalker convention, quirk 26).
+
+    Raises:
+        RenderError: a NaN or infinite value (e.g. float16 overflow in the renderer).
+    """
+    if not torch.isfinite(frames).all():
+        raise RenderError(
+            "the renderer produced NaN or infinite values; with float16/bfloat16 try dtype=torch.float32, "
+            "otherwise check that the weights are complete"
+        )
+    scaled = (frames.float() * 255).round().clamp(0, 255).to(torch.uint8)
+    return scaled.permute(0, 2, 3, 1).cpu().numpy()

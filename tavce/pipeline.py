@@ -8,7 +8,6 @@ grow with the clip's length.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,13 +18,14 @@ import numpy as np
 import torch
 
 from tavce.audio import frame_windows, load_audio
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, RenderError
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
+from tavce.models.base import module_device
 from tavce.types import FPS, AudioClip, AudioWindows, MotionCoefficients
 
 if TYPE_CHECKING:
     from tavce.models.audio2coeff import Audio2Coeff
-    from tavce.models.audio_encoder import AudioEncoder
-    from tavce.models.renderer import MappingNet, RendererProtocol
+    from tavce.models.renderer import Renderer
+    from tavce.models.tavc import TemporalCorrelationMetric
     from tavce.preprocess import FaceLandmarker, PreparedSource, Preprocessor
     from tavce.types import AudioRelationship
 
@@ -33,9 +33,7 @@ __all__ = ["GenerationOptions", "TalkingHeadPipeline", "TalkingHeadResult"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REPO = "vinthony/SadTalker-V002rc"
 CROP_MODES = ("crop", "extcrop", "resize", "full", "extfull")
-FULL_MODES = ("full", "extfull")
 
 
 @dataclass(frozen=True)
@@ -79,17 +77,6 @@ class GenerationOptions:
                 raise InvalidArgumentError(f"face_box={self.face_box}: needs x0 < x1 and y0 < y1 (pixels)")
 
 
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """(B, 3, S, S) in [0, 1] -> (B, S, S, 3) uint8, rounding (quirk 26: the SadTalker convention)."""
-    if not torch.isfinite(frames).all():
-        raise RenderError(
-            "the renderer produced NaN or infinite values; with float16/bfloat16 try dtype=torch.float32, "
-            "otherwise check that the weights are complete"
-        )
-    scaled = (frames.float() * 255).round().clamp(0, 255).to(torch.uint8)
-    return scaled.permute(0, 2, 3, 1).cpu().numpy()
-
-
 def default_device_and_dtype(device: str | torch.device | None, dtype: str | torch.dtype | None):
     """Resolve user choices: CUDA when available, float16 on CUDA, float32 elsewhere.
 
@@ -114,7 +101,19 @@ def default_device_and_dtype(device: str | torch.device | None, dtype: str | tor
         dtype = getattr(torch, dtype)
     if dtype == torch.float16 and device.type == "cpu":
         raise InvalidArgumentError("dtype=float16 is not supported on the CPU; use float32 or bfloat16")
+    if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_supports_bfloat16():
+        # Without native bf16 instructions oneDNN falls back to reference kernels 100x+ slower than float32.
+        logger.warning("dtype=bfloat16: this CPU has no native bfloat16 support; rendering in float32 instead")
+        dtype = torch.float32
     return device, dtype
+
+
+def cpu_supports_bfloat16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16 / AMX): oneDNN's own check."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class TalkingHeadResult:
@@ -159,7 +158,11 @@ class TalkingHeadResult:
 
     @property
     def frames(self) -> Iterator[np.ndarray]:
-        """Yields (H, W, 3) uint8 RGB frames in order, rendered batch by batch."""
+        """A new iterator over the (H, W, 3) uint8 RGB frames, rendered batch by batch.
+
+        Nothing is cached: each access renders the clip again (same frames: the coefficients
+        are fixed), so keep the frames you need, or call :meth:`save` once.
+        """
         return self._pipeline._render(self)
 
     def save(self, path: str | Path) -> Path:
@@ -183,78 +186,86 @@ class TalkingHeadResult:
 class TalkingHeadPipeline:
     """Portrait + speech -> talking-head video, composed of swappable components.
 
+    Each argument is a component behind an interface (docs/components.md); the pipeline
+    only composes them. ``TalkingHeadPipeline(**pipe.components)`` rebuilds a pipeline,
+    so one component is replaced with ``TalkingHeadPipeline(**{**pipe.components, "renderer": mine})``
+    or ``from_pretrained(folder, renderer=mine)``.
+
     Args:
-        preprocessor: photo -> :class:`~tavce.preprocess.PreparedSource` and paste-back
-            (:class:`~tavce.preprocess.Preprocessor`).
+        preprocessor: photo -> :class:`~tavce.preprocess.PreparedSource`, rendered frames ->
+            video frames (:class:`~tavce.preprocess.Preprocessor`).
         audio2coeff: mel windows -> motion coefficients (:class:`~tavce.models.audio2coeff.Audio2Coeff`).
-        renderer: coefficients -> frames (:class:`~tavce.models.renderer.RendererProtocol`),
-            with the 70-dim MappingNet of the crop modes.
-        full_mode_mapping: the 73-dim MappingNet used in ``full`` / ``extfull`` modes (official
-            ``mapping_00109``); None makes those modes use ``renderer``'s MappingNet without the
-            crop parameters.
-        relationship_encoder: TAVC audio encoder giving the per-frame audio relationship that
-            drives CERL; needed when the renderer has CERL weights, ignored otherwise.
+        renderer: prepared source + coefficients -> frames (:class:`~tavce.models.renderer.Renderer`).
+        metric: the temporal correlation metric whose per-frame audio relationship drives CERL
+            (:class:`~tavce.models.tavc.TemporalCorrelationMetric`); optional, needed exactly when
+            ``renderer.has_cerl``.
+
+    Raises:
+        InvalidArgumentError: a renderer with CERL and no metric.
     """
 
     def __init__(
         self,
         preprocessor: Preprocessor,
         audio2coeff: Audio2Coeff,
-        renderer: RendererProtocol,
-        *,
-        full_mode_mapping: MappingNet | None = None,
-        relationship_encoder: AudioEncoder | None = None,
-        size: int = 256,
+        renderer: Renderer,
+        metric: TemporalCorrelationMetric | None = None,
     ) -> None:
-        if size not in (256, 512):
-            raise InvalidArgumentError(f"size={size}: the renderers are trained at 256 or 512")
+        if renderer.has_cerl and metric is None:
+            raise InvalidArgumentError(
+                "renderer has CERL layers but no metric was given; pass the TAVC metric (TAVCE correlation "
+                "checkpoint) as metric=, or a renderer without CERL"
+            )
         self.preprocessor = preprocessor
         self.audio2coeff = audio2coeff
         self.renderer = renderer
-        self.full_mode_mapping = full_mode_mapping
-        self.relationship_encoder = relationship_encoder
-        self.size = size
-        if getattr(renderer, "has_cerl", False) and relationship_encoder is None:
-            raise InvalidArgumentError(
-                "renderer has CERL layers but no relationship_encoder was given; pass the TAVC audio encoder "
-                "(TAVCE correlation checkpoint) or a renderer without CERL"
-            )
+        self.metric = metric
         logger.info("CERL %s", "on (TAVCE renderer)" if self.has_cerl else "off (SadTalker renderer)")
 
     @property
     def has_cerl(self) -> bool:
         """Whether frames are rendered with the audio relationship (TAVCE weights)."""
-        return bool(getattr(self.renderer, "has_cerl", False))
+        return self.renderer.has_cerl
+
+    @property
+    def size(self) -> int:
+        """S, the side of the working image the renderer draws (256 or 512)."""
+        return self.renderer.image_size
 
     # ------------------------------------------------------------------ components
-    def components(self) -> dict[str, torch.nn.Module]:
-        """The network components by name (what save_pretrained writes)."""
-        named = {
-            "audio2coeff": self.audio2coeff,
-            "renderer": self.renderer,
-            "face_recon": getattr(self.preprocessor, "face_recon", None),
-            "full_mode_mapping": self.full_mode_mapping,
-            "relationship_encoder": self.relationship_encoder,
-        }
-        return {name: module for name, module in named.items() if isinstance(module, torch.nn.Module)}
+    @property
+    def components(self) -> dict[str, Any]:
+        """Every component by constructor argument name, optional ones as None when absent."""
+        from tavce.components import COMPONENT_NAMES
+
+        return {name: getattr(self, name) for name in COMPONENT_NAMES}
 
     @property
     def device(self) -> torch.device:
-        return next(self.renderer.parameters()).device
+        """Where the renderer computes (see :meth:`to`)."""
+        return module_device(self.renderer)
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.renderer.parameters()).dtype
+        """The renderer's floating-point type (float32 for a renderer without parameters)."""
+        if isinstance(self.renderer, torch.nn.Module):
+            for parameter in self.renderer.parameters():
+                return parameter.dtype
+        return torch.float32
 
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> TalkingHeadPipeline:
-        """Move the renderer (and the other networks) to ``device``; ``dtype`` applies to the renderer only.
+    def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> TalkingHeadPipeline:
+        """Move every ``nn.Module`` component to ``device``; ``dtype`` applies to the renderer only.
 
-        Audio2Coeff, the relationship encoder and the 3DMM network are small and stay in float32
-        for exactness; the renderer dominates the cost and takes float16 / bfloat16 well.
+        The other networks are small and stay in float32 for exactness; the renderer dominates
+        the cost and takes float16 / bfloat16 well. ``device`` defaults to CUDA when available,
+        ``dtype`` to float16 on CUDA and float32 elsewhere (bfloat16 on a CPU without native
+        support falls back to float32, with a warning). Components that are not modules manage
+        their own device.
         """
         device, dtype = default_device_and_dtype(device, dtype)
-        for name, module in self.components().items():
-            module.to(device=device, dtype=dtype if name in ("renderer", "full_mode_mapping") else torch.float32)
+        for name, component in self.components.items():
+            if isinstance(component, torch.nn.Module):
+                component.to(device=device, dtype=dtype if name == "renderer" else torch.float32)
         return self
 
     # ------------------------------------------------------------------ weights
@@ -270,6 +281,9 @@ class TalkingHeadPipeline:
         tavce_correlation: str | Path | None = None,
         tavce_facerender: str | Path | None = None,
         landmarker: FaceLandmarker | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        **components: Any,
     ) -> TalkingHeadPipeline:
         """Load a pipeline from a tavce folder / Hub repo, or from the official SadTalker files.
 
@@ -280,50 +294,69 @@ class TalkingHeadPipeline:
             revision, cache_dir, local_files_only: Hub options (``HF_HUB_OFFLINE=1`` also works).
             size: 256 or 512, for official files (a tavce folder has its own size).
             tavce_correlation, tavce_facerender: the TAVCE release files; together they switch CERL on.
-            landmarker: a :class:`~tavce.preprocess.FaceLandmarker`; default insightface if its
-                model pack is installed, else dlib.
+            landmarker: a :class:`~tavce.preprocess.FaceLandmarker` for the preprocessor; default
+                insightface if its model pack is installed, else dlib.
+            device, dtype: where and in which precision to run (see :meth:`to`); default: left on
+                the CPU in float32.
+            **components: replacements by component name (``preprocessor``, ``audio2coeff``,
+                ``renderer``, ``metric``); a replaced component is not loaded from ``weights``.
 
         Raises:
             WeightsNotFoundError: the weights cannot be found (the message says how to get them).
-            IncompatibleWeightsError: a file does not fit tavce's components.
+            IncompatibleWeightsError: a file does not fit tavce's components, or lacks a required one.
+            InvalidArgumentError: an unknown component name.
         """
-        from tavce.components import load_components
+        from tavce import DEFAULT_REPO
+        from tavce.components import COMPONENT_NAMES, OPTIONAL_COMPONENTS, load_components
         from tavce.convert.layout import locate_weights
-        from tavce.convert.official import SADTALKER_REPO, load_official_components
-        from tavce.preprocess import FacePreprocessor
+        from tavce.convert.official import load_official_components
 
+        unknown = sorted(set(components) - set(COMPONENT_NAMES))
+        if unknown:
+            raise InvalidArgumentError(
+                f"from_pretrained: unknown arguments {unknown}; components are {', '.join(COMPONENT_NAMES)}"
+            )
         hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-        location = SADTALKER_REPO if weights is None else weights
+        location = DEFAULT_REPO if weights is None else weights
         layout, found = ("official", location) if tavce_facerender is not None else locate_weights(location, **hub)
         if layout == "tavce":
-            components, constants = load_components(found)
-            size = int(constants.get("crop_size", size))
+            loaded, _ = load_components(found, skip=set(components))
         else:
-            components = load_official_components(
+            loaded = load_official_components(
                 found, size=size, full_mode=True, tavce_correlation=tavce_correlation,
                 tavce_facerender=tavce_facerender, **hub,
             ).components()
-        missing = [name for name in ("face_recon", "audio2coeff", "renderer") if name not in components]
+        loaded |= components
+        missing = [name for name in COMPONENT_NAMES if name not in OPTIONAL_COMPONENTS and loaded.get(name) is None]
         if missing:
             raise IncompatibleWeightsError(
                 f"{found}: no {', '.join(missing)} component; the folder is incomplete. Write it again with "
-                "pipe.save_pretrained() or `tavce convert`"
+                "pipe.save_pretrained() or `tavce convert`, or pass the component: from_pretrained(..., "
+                f"{missing[0]}=...)"
             )
-        return cls(
-            FacePreprocessor(components["face_recon"], landmarker),
-            components["audio2coeff"],
-            components["renderer"],
-            full_mode_mapping=components.get("full_mode_mapping"),
-            relationship_encoder=components.get("relationship_encoder"),
-            size=size,
-        )
+        if landmarker is not None:
+            if not hasattr(loaded["preprocessor"], "landmarker"):
+                raise InvalidArgumentError(
+                    f"landmarker: the preprocessor {type(loaded['preprocessor']).__name__} takes no landmarker; "
+                    "give it yours when you build it"
+                )
+            loaded["preprocessor"].landmarker = landmarker
+        pipeline = cls(**{name: loaded.get(name) for name in COMPONENT_NAMES})
+        if device is not None or dtype is not None:
+            pipeline.to(device, dtype)
+        return pipeline
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Write the pipeline as a tavce weights folder (``pipeline_config.json`` + one folder per component)."""
+        """Write the pipeline as a tavce weights folder (``pipeline_config.json`` + one folder per component).
+
+        Raises:
+            ComponentNotSerializableError: a component is not a
+                :class:`~tavce.models.base.TavceModule` (nothing is written then).
+        """
         from tavce.components import save_components
         from tavce.convert.export import preprocessing_constants
 
-        return save_components(folder, self.components(), preprocessing_constants(self.size))
+        return save_components(folder, self.components, preprocessing_constants(self.size))
 
     # ------------------------------------------------------------------ generation
     def __call__(self, image, audio, **options: Any) -> TalkingHeadResult:
@@ -355,12 +388,10 @@ class TalkingHeadPipeline:
         coefficients = self._coefficients(windows, source, settings, generator)
         relationship = None
         if self.has_cerl:
-            from tavce.models.tavc import audio_relationships
-
             # Without inference mode the result would keep the encoder's autograd graph: every
             # activation of every window, O(T) memory held until the video is written.
             with torch.inference_mode():
-                relationship = audio_relationships(windows, self.relationship_encoder)
+                relationship = self.metric.audio_relationships(windows)
         return TalkingHeadResult(self, source, clip, windows, coefficients, relationship, settings)
 
     def stream(self, image, audio, **options: Any) -> Iterator[np.ndarray]:
@@ -383,51 +414,16 @@ class TalkingHeadPipeline:
         with torch.inference_mode():
             return self.audio2coeff.generate(windows, source.coefficients, audio2coeff_options, generator=generator)
 
-    def _renderer_for(self, source: PreparedSource) -> RendererProtocol:
-        """The renderer with the MappingNet the crop mode needs (73-dim for full modes).
-
-        With CERL the renderer keeps its own 70-dim MappingNet in every mode: TAVCE was
-        fine-tuned with it and ships no 73-dim one, so the crop parameters are ignored.
-        """
-        if source.mode.pastes_back and self.full_mode_mapping is not None and not self.has_cerl:
-            return type(self.renderer).from_modules(
-                self.renderer.keypoint_detector, self.full_mode_mapping, self.renderer.generator
-            )
-        return self.renderer
-
     def _render(self, result: TalkingHeadResult) -> Iterator[np.ndarray]:
         from tqdm.auto import tqdm
 
-        from tavce.models.renderer.renderer import semantic_windows
-        from tavce.preprocess.crop import restore_aspect_size
-
-        renderer = self._renderer_for(result.source)
-        source = result.source
-        semantics = result.coefficients.as_renderer_input()
-        source_semantics = source.coefficients[: semantics.shape[1]]
-        state = renderer.prepare_source(source.image[None], source_semantics)
-        batch = result.options.batch_size
-        total = result.num_frames
-        aspect = None if source.mode.pastes_back else restore_aspect_size(source.geometry, source.size)
+        total, batch = result.num_frames, result.options.batch_size
+        with torch.inference_mode():
+            state = self.renderer.prepare_source(result.source)
         with tqdm(total=total, unit="frame", disable=not result.options.progress, desc="rendering") as bar:
             for start in range(0, total, batch):
                 stop = min(start + batch, total)
-                windows = semantic_windows(semantics, start=start, stop=stop)
-                relationship = None if result.relationship is None else result.relationship.differences[start:stop]
                 with torch.inference_mode():
-                    frames = _to_uint8(renderer.render(state, windows, relationship))
-                if source.mode.pastes_back:
-                    frames = self.preprocessor.paste_back(frames, source)
-                for frame in frames:
-                    yield frame if aspect is None else _resize(frame, aspect)
+                    frames = self.renderer.render(state, result.coefficients, start, stop, result.relationship)
+                yield from self.preprocessor.restore_frames(frames, result.source)
                 bar.update(stop - start)
-
-
-def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    width, height = size
-    if (frame.shape[1], frame.shape[0]) == (width, height):
-        return frame
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
-

@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 
 from tavce.errors import InvalidArgumentError
-from tavce.preprocess.standard_landmarks import STANDARD_LANDMARKS_3D
 from tavce.types import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, AudioClip
 
 __all__ = ["make_synthetic_videos", "synthetic_face_landmarks"]
@@ -35,11 +34,14 @@ def synthetic_face_landmarks(size: int, opening: float = 0.0) -> np.ndarray:
         size: frame side in pixels.
         opening: mouth opening in [0, 1] (0 closed, 1 fully open); the lower lip and chin move down.
     """
-    points = STANDARD_LANDMARKS_3D[:, :2].astype(np.float64) * [1.0, -1.0]  # y up -> y down
-    drop = float(np.clip(opening, 0.0, 1.0)) * _MAX_MOUTH_OPENING
+    from tavce.testing import face_landmarks  # the standard face projected, as the synthetic portraits use it
+
+    scale = _FACE_SCALE * size
+    points = face_landmarks((size / 2, size * _FACE_CENTRE_Y), scale).astype(np.float64)
+    drop = float(np.clip(opening, 0.0, 1.0)) * _MAX_MOUTH_OPENING * scale
     points[_LOWER_LIP, 1] += drop
     points[_CHIN, 1] += drop * 0.5
-    return (points * _FACE_SCALE * size + [size / 2, size * _FACE_CENTRE_Y]).astype(np.float32)
+    return points.astype(np.float32)
 
 
 def _speech_like_audio(seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

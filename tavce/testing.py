@@ -12,6 +12,7 @@ import math
 import zlib
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -21,6 +22,10 @@ __all__ = [
     "make_official_checkpoint",
     "official_golden_state",
     "write_official_file",
+    "face_landmarks",
+    "face_photo",
+    "tiny_components",
+    "make_tiny_checkpoint",
     "make_synthetic_videos",
     "synthetic_face_landmarks",
 ]
@@ -211,6 +216,33 @@ def write_official_file(path, entries: Mapping[str, object]):
     return path
 
 
+# ------------------------------------------------------------------ synthetic portraits
+def face_landmarks(centre: tuple[float, float], scale: float, roll_degrees: float = 0.0) -> np.ndarray:
+    """(68, 2) float32 landmarks (y down) of the standard face, ``scale`` pixels per unit, rotated in-plane."""
+    from tavce.preprocess.standard_landmarks import STANDARD_LANDMARKS_3D
+
+    angle = np.deg2rad(roll_degrees)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = STANDARD_LANDMARKS_3D[:, :2].astype(np.float64) * [1, -1] @ rotation.T
+    return (points * scale + np.asarray(centre)).astype(np.float32)
+
+
+def face_photo(width: int, height: int, landmarks: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(H, W, 3) uint8 synthetic portrait: smooth gradient background, a skin-coloured face ellipse and dark landmark dots."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    photo = np.stack([columns / width * 200 + 20, rows / height * 200 + 20, np.full_like(rows, 90)], -1)
+    photo = (photo + rng.normal(0, 4, photo.shape)).clip(0, 255).astype(np.uint8)
+    centre = landmarks.mean(axis=0)
+    axes = (landmarks.max(axis=0) - landmarks.min(axis=0)) * 0.6
+    cv2.ellipse(photo, (int(centre[0]), int(centre[1])), (int(axes[0]), int(axes[1])), 0, 0, 360, (225, 180, 150), -1)
+    for x, y in landmarks:
+        cv2.circle(photo, (int(round(x)), int(round(y))), 2, (60, 30, 30), -1)
+    return photo
+
+
 _TINY_KEYPOINT_DETECTOR = dict(base_channels=4, max_channels=16, num_blocks=2, reshape_channels=64, reshape_depth=4)
 _TINY_MAPPING = dict(hidden_channels=8)
 _TINY_GENERATOR = dict(
@@ -250,12 +282,20 @@ def tiny_components(seed: int = 0, *, cerl: bool = True) -> dict:
     import dataclasses
 
     from tavce.models.audio2coeff import SadTalkerAudio2Coeff, SadTalkerAudio2CoeffConfig
+    from tavce.models.base import config_from_dict
     from tavce.models.face_recon import FaceReconConfig, FaceReconNet
     from tavce.models.renderer.generator import GeneratorConfig
     from tavce.models.renderer.keypoint_detector import KeypointDetectorConfig
-    from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
+    from tavce.models.renderer.mapping_net import MappingNetConfig
     from tavce.models.renderer.renderer import CERLRenderer, CERLRendererConfig
-    from tavce.models.tavc import TAVCAudioEncoder, TAVCAudioEncoderConfig
+    from tavce.models.tavc import (
+        MouthEncoder,
+        MouthEncoderConfig,
+        TAVCAudioEncoder,
+        TAVCAudioEncoderConfig,
+        TAVCMetric,
+    )
+    from tavce.preprocess import FacePreprocessor
 
     keypoints, relationship_dim = 3, 4
     mapping = MappingNetConfig(**_TINY_MAPPING, num_keypoints=keypoints)
@@ -263,15 +303,23 @@ def tiny_components(seed: int = 0, *, cerl: bool = True) -> dict:
         keypoint_detector=KeypointDetectorConfig(**_TINY_KEYPOINT_DETECTOR, num_keypoints=keypoints),
         mapping=mapping,
         generator=GeneratorConfig(**_TINY_GENERATOR, num_keypoints=keypoints, cerl=cerl, relationship_dim=relationship_dim),
+        # As with the official weights: SadTalker has a full-mode MappingNet, TAVCE does not.
+        full_mode_mapping=None if cerl else dataclasses.replace(mapping, coeff_dim=73),
     )
     components = {
-        "audio2coeff": SadTalkerAudio2Coeff(SadTalkerAudio2CoeffConfig(**_TINY_AUDIO2COEFF)),
+        "preprocessor": FacePreprocessor(
+            face_recon=FaceReconNet(FaceReconConfig(blocks_per_stage=(1, 1, 1, 1), base_width=4))
+        ),
+        "audio2coeff": SadTalkerAudio2Coeff(config_from_dict(SadTalkerAudio2CoeffConfig, _TINY_AUDIO2COEFF)),
         "renderer": CERLRenderer(renderer),
-        "full_mode_mapping": MappingNet(dataclasses.replace(mapping, coeff_dim=73)),
-        "face_recon": FaceReconNet(FaceReconConfig(blocks_per_stage=(1, 1, 1, 1), base_width=4)),
     }
     if cerl:
-        components["relationship_encoder"] = TAVCAudioEncoder(TAVCAudioEncoderConfig(embedding_dim=relationship_dim))
+        components["metric"] = TAVCMetric(
+            audio_encoder=TAVCAudioEncoder(TAVCAudioEncoderConfig(embedding_dim=relationship_dim)),
+            mouth_encoder=MouthEncoder(
+                MouthEncoderConfig(image_size=32, stem_channels=4, stage_channels=(4, 8), blocks_per_stage=(1, 1), embedding_dim=relationship_dim)
+            ),
+        )
     return {name: _recipe_filled(module, seed) for name, module in components.items()}
 
 
@@ -283,7 +331,7 @@ def make_tiny_checkpoint(folder, *, seed: int = 0, cerl: bool = True, size: int 
     Args:
         folder: destination (created).
         seed: weights seed; the same seed writes the same tensors.
-        cerl: include the CERL fusion layers and the relationship encoder.
+        cerl: include the CERL fusion layers and the TAVC metric (else a full-mode MappingNet).
         size: the crop size recorded in the preprocessing constants (256 or 512).
 
     Returns:

@@ -15,8 +15,7 @@ import pytest
 import soundfile
 
 from tavce.types import SAMPLE_RATE
-from tests.pipeline.conftest import PHOTO_SIZE, portrait, tiny_weights  # noqa: F401 (fixtures)
-from tests.test_video import speech_like
+from tests.helpers import PHOTO_SIZE, speech_like
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 EXAMPLES = REPOSITORY / "examples"
@@ -73,18 +72,30 @@ def test_quickstart_reports_errors_in_one_line(tiny_weights: Path, portrait, sho
 
 
 def test_custom_component(tiny_weights: Path, portrait, short_speech: Path, tmp_path: Path) -> None:
-    output, saved = tmp_path / "calm.mp4", tmp_path / "calm-weights"
+    output, saved = tmp_path / "custom.mp4", tmp_path / "custom-weights"
     run = _run(
         "custom_component.py", portrait[0], short_speech, "-o", output, "--weights", tiny_weights,
         "--face-box", _box(portrait), "--head-motion", "0", "--save-weights", saved, "--seed", "1",
     )
     assert run.returncode == 0, run.stderr
-    assert _frames_and_size(output)[0] == 15
-    assert "largest head rotation from the first frame: 0.0 degrees" in run.stderr  # the swap took effect
-    assert "loads back with audio2coeff=CalmAudio2Coeff, head_motion_scale=0.0" in run.stderr
+    assert _frames_and_size(output) == (15, (256, 256))  # SquareVideoPreprocessor: no aspect restore
+    assert "largest head rotation from the first frame: 0.0 degrees" in run.stderr  # CalmAudio2Coeff took effect
+    assert (
+        "loads back with preprocessor=SquareVideoPreprocessor, audio2coeff=CalmAudio2Coeff, "
+        "renderer=ColourMatchedRenderer, metric=SmoothedTAVCMetric, audio encoder=NoiseGatedAudioEncoder; "
+        "head_motion_scale=0.0"
+    ) in run.stderr
     components = json.loads((saved / "pipeline_config.json").read_text())["components"]
-    assert components["audio2coeff"] == "__main__:CalmAudio2Coeff"
-    assert json.loads((saved / "audio2coeff" / "config.json").read_text())["config"]["head_motion_scale"] == 0.0
+    assert components == {
+        "preprocessor": "__main__:SquareVideoPreprocessor",
+        "audio2coeff": "__main__:CalmAudio2Coeff",
+        "renderer": "__main__:ColourMatchedRenderer",
+        "metric": "__main__:SmoothedTAVCMetric",
+    }
+    audio2coeff = json.loads((saved / "audio2coeff" / "config.json").read_text())
+    assert audio2coeff["config"]["head_motion_scale"] == 0.0
+    assert audio2coeff["slots"]["expression_audio_encoder"]["config"]["gate_level"] == -3.0
+    assert json.loads((saved / "metric" / "config.json").read_text())["config"]["smoothing_frames"] == 3
 
 
 def test_batch_folder(tiny_weights: Path, portrait, tmp_path: Path) -> None:

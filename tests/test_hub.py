@@ -11,8 +11,8 @@ import torch
 
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, OutputError, WeightsNotFoundError
 from tavce.hub import load_legacy_checkpoint, load_safetensors, resolve_weights, save_safetensors
+from tests.helpers import lay_out_hub_cache
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_safetensors_round_trip_is_atomic_and_handles_views(tmp_path: Path) -> None:
@@ -109,17 +109,6 @@ def test_local_folder_is_used_without_network(tmp_path: Path, monkeypatch: pytes
         resolve_weights(tmp_path)
 
 
-def _lay_out_cache(cache: Path, repo_id: str, files: dict[str, bytes]) -> Path:
-    repo_folder = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo_folder / "snapshots" / COMMIT
-    for name, content in files.items():
-        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
-        (snapshot / name).write_bytes(content)
-    (repo_folder / "refs").mkdir(parents=True)
-    (repo_folder / "refs" / "main").write_text(COMMIT)
-    return snapshot
-
-
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """HF_HUB_OFFLINE=1, both in the environment and in huggingface_hub's import-time constant."""
@@ -130,14 +119,14 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_offline_cache_hit(tmp_path: Path, offline: None) -> None:
-    snapshot = _lay_out_cache(tmp_path, "org/talking", {"renderer/model.safetensors": b"x", "config.json": b"{}"})
+    snapshot = lay_out_hub_cache(tmp_path, "org/talking", {"renderer/model.safetensors": b"x", "config.json": b"{}"})
     folder = resolve_weights("org/talking", ["config.json", "renderer/model.safetensors"], cache_dir=tmp_path)
     assert folder == snapshot
     assert resolve_weights("org/talking", allow_patterns="renderer/*", cache_dir=tmp_path) == snapshot
 
 
 def test_offline_cache_miss_tells_the_fix(tmp_path: Path, offline: None) -> None:
-    _lay_out_cache(tmp_path, "org/talking", {"config.json": b"{}"})
+    lay_out_hub_cache(tmp_path, "org/talking", {"config.json": b"{}"})
     with pytest.raises(WeightsNotFoundError, match=r"HF_HUB_OFFLINE.*hf download org/talking") as caught:
         resolve_weights("org/talking", "model.safetensors", cache_dir=tmp_path)
     assert caught.value.__cause__ is not None
@@ -149,7 +138,7 @@ def test_offline_cache_miss_tells_the_fix(tmp_path: Path, offline: None) -> None
 
 def test_local_files_only_without_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    snapshot = _lay_out_cache(tmp_path, "org/talking", {"model.safetensors": b"x"})
+    snapshot = lay_out_hub_cache(tmp_path, "org/talking", {"model.safetensors": b"x"})
     assert resolve_weights("org/talking", "model.safetensors", cache_dir=tmp_path, local_files_only=True) == snapshot
     with pytest.raises(WeightsNotFoundError, match="local_files_only"):
         resolve_weights("org/talking", "other.safetensors", cache_dir=tmp_path, local_files_only=True)

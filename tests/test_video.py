@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -13,8 +12,9 @@ import pytest
 import soundfile
 
 from tavce.errors import InvalidArgumentError, OutputError
-from tavce.types import SAMPLE_RATE, AudioClip
+from tavce.types import SAMPLE_RATE
 from tavce.video import VideoWriter, check_output_path, write_video
+from tests.helpers import probe, speech_like
 
 
 def synthetic_frames(count: int, height: int, width: int):
@@ -23,22 +23,6 @@ def synthetic_frames(count: int, height: int, width: int):
         frame[..., 0] = (index * 9) % 256
         frame[:, : width // 2, 1] = 200
         yield frame
-
-
-def speech_like(seconds: float) -> AudioClip:
-    """Voiced harmonics under a 4 Hz syllable envelope, with pauses."""
-    time = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    pitch = 120 + 20 * np.sin(2 * np.pi * 0.5 * time)
-    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = np.clip(np.sin(2 * np.pi * 4 * time), 0, None)
-    return AudioClip(samples=(0.2 * voiced * envelope).astype(np.float32), source="<speech>")
-
-
-def probe(path: Path) -> str:
-    """ffmpeg's stream description of ``path`` (ffmpeg -i prints it on stderr)."""
-    run = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True)
-    return run.stderr.decode(errors="replace")
 
 
 def test_frames_duration_and_audio_stream(tmp_path: Path) -> None:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
-
-DEFAULT_SOURCE = "vinthony/SadTalker-V002rc"  # = tavce.convert.official.SADTALKER_REPO (not imported: torch-free)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source",
         nargs="?",
-        default=DEFAULT_SOURCE,
+        default=DEFAULT_REPO,
         help="folder holding the official files (SadTalker_V0.0.2_<size>.safetensors, "
         "mapping_00229-model.pth.tar, mapping_00109-model.pth.tar) or a Hugging Face repo id "
         "(default: %(default)s)",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
-
-DEFAULT_WEIGHTS = "vinthony/SadTalker-V002rc"  # = tavce.convert.official.SADTALKER_REPO (not imported: torch-free)
 EXIT_SOME_FAILED = 1
 
 EPILOG = """\
@@ -50,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights = parser.add_argument_group("3DMM network weights")
     weights.add_argument(
         "--weights",
-        default=DEFAULT_WEIGHTS,
+        default=DEFAULT_REPO,
         help="tavce weights folder, folder of official SadTalker files, or Hub repo id holding the face "
         "reconstruction network (default: %(default)s)",
     )
@@ -67,18 +66,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_face_recon(weights: str, *, revision: str | None, cache_dir: str | None, offline: bool):
-    """The face-reconstruction network from a tavce folder / Hub repo or the official SadTalker files."""
-    from pathlib import Path
-
+    """The preprocessor's face-reconstruction network, from a tavce folder / Hub repo or the official files."""
+    from tavce.components import COMPONENT_NAMES, load_components
     from tavce.convert.layout import locate_weights
     from tavce.convert.official import load_official_components
-    from tavce.models.face_recon import FaceReconNet
+    from tavce.errors import IncompatibleWeightsError
 
     hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
     layout, found = locate_weights(weights, **hub)
-    if layout == "tavce":
-        return FaceReconNet.from_pretrained(Path(found) / "face_recon")
-    return load_official_components(found, size=256, full_mode=False, **hub).face_recon
+    if layout == "tavce":  # only the preprocessor is read; the other components stay on disk
+        preprocessor = load_components(found, skip=set(COMPONENT_NAMES) - {"preprocessor"})[0].get("preprocessor")
+    else:
+        preprocessor = load_official_components(found, size=256, full_mode=False, **hub).preprocessor
+    face_recon = getattr(preprocessor, "face_recon", None)
+    if face_recon is None:
+        raise IncompatibleWeightsError(
+            f"{weights}: holds no preprocessor with a face_recon network; give a tavce weights folder written by "
+            "`tavce convert` or the official SadTalker files"
+        )
+    return face_recon
 
 
 def run(arguments: argparse.Namespace) -> int:

@@ -17,9 +17,9 @@ from tavce.models.base import TavceModule, load_state_dict_strict
 
 __all__ = [
     "build_audio2coeff",
-    "build_face_recon",
     "build_mapping",
-    "build_relationship_encoder",
+    "build_metric",
+    "build_preprocessor",
     "build_renderer",
 ]
 
@@ -31,11 +31,12 @@ def _loaded(module: TavceModule, state_dict: StateDict, source: str) -> TavceMod
     return module.eval()
 
 
-def build_face_recon(state_dict: StateDict, source: str = "face_3drecon") -> TavceModule:
-    """The 3DMM coefficient network (``FaceReconNet``, official ResNet-50 sizes)."""
+def build_preprocessor(face_recon: StateDict, source: str = "face_3drecon") -> TavceModule:
+    """``FacePreprocessor`` around the 3DMM coefficient network (``FaceReconNet``, official ResNet-50 sizes)."""
     from tavce.models.face_recon import FaceReconNet
+    from tavce.preprocess import FacePreprocessor
 
-    return _loaded(FaceReconNet(), state_dict, source)
+    return FacePreprocessor(face_recon=_loaded(FaceReconNet(), face_recon, source))
 
 
 def build_mapping(state_dict: StateDict, source: str = "mapping") -> TavceModule:
@@ -47,8 +48,14 @@ def build_mapping(state_dict: StateDict, source: str = "mapping") -> TavceModule
     return _loaded(MappingNet(config), state_dict, source)
 
 
-def build_renderer(parts: Mapping[str, StateDict], source: str = "face renderer") -> TavceModule:
-    """``CERLRenderer`` from parts kp_detector, mapping and generator.
+def build_renderer(
+    parts: Mapping[str, StateDict],
+    *,
+    full_mode_mapping: StateDict | None = None,
+    image_size: int = 256,
+    source: str = "face renderer",
+) -> TavceModule:
+    """``CERLRenderer`` from parts kp_detector, mapping and generator (+ the 73-input full-mode MappingNet).
 
     CERL is on exactly when the generator's weights hold the fusion layers.
     """
@@ -59,7 +66,8 @@ def build_renderer(parts: Mapping[str, StateDict], source: str = "face renderer"
     keypoint_detector = _loaded(KeypointDetector(), parts["kp_detector"], f"{source} keypoint detector")
     mapping = build_mapping(parts["mapping"], f"{source} MappingNet")
     generator = load_inference_generator(dict(parts["generator"]), source=f"{source} generator")
-    return CERLRenderer.from_modules(keypoint_detector, mapping, generator)
+    full_mapping = None if full_mode_mapping is None else build_mapping(full_mode_mapping, f"{source} full-mode MappingNet")
+    return CERLRenderer.from_modules(keypoint_detector, mapping, generator, full_mapping, image_size)
 
 
 def build_audio2coeff(audio2exp: StateDict, audio2pose: StateDict, source: str = "audio2coeff") -> TavceModule:
@@ -70,8 +78,11 @@ def build_audio2coeff(audio2exp: StateDict, audio2pose: StateDict, source: str =
     return _loaded(SadTalkerAudio2Coeff(), audio2coeff_state_dict(audio2exp, audio2pose), source)
 
 
-def build_relationship_encoder(state_dict: StateDict, source: str = "TAVCE audio encoder") -> TavceModule:
-    """The TAVC audio encoder (Wav2Lip encoder + 512->128 projection) that gives CERL its relationship."""
-    from tavce.models.tavc import TAVCAudioEncoder
+def build_metric(parts: Mapping[str, StateDict], source: str = "TAVCE correlation checkpoint") -> TavceModule:
+    """``TAVCMetric`` from parts tavc_audio_encoder (CERL's relationship) and mouth_encoder."""
+    from tavce.models.tavc import MouthEncoder, TAVCAudioEncoder, TAVCMetric
 
-    return _loaded(TAVCAudioEncoder(), state_dict, source)
+    return TAVCMetric(
+        audio_encoder=_loaded(TAVCAudioEncoder(), parts["tavc_audio_encoder"], f"{source} audio encoder"),
+        mouth_encoder=_loaded(MouthEncoder(), parts["mouth_encoder"], f"{source} mouth encoder"),
+    ).eval()

@@ -22,7 +22,8 @@ from tavce.audio.mel import (
     REF_LEVEL_DB,
 )
 from tavce.components import save_components
-from tavce.convert.official import SADTALKER_REPO, OfficialComponents, load_official_components
+from tavce import DEFAULT_REPO
+from tavce.convert.official import OfficialComponents, load_official_components
 from tavce.types import FPS, MEL_BINS, MEL_STEPS_PER_WINDOW, SAMPLE_RATE
 
 __all__ = ["preprocessing_constants", "save_official_components", "convert_official"]
@@ -62,13 +63,14 @@ def save_official_components(
     record = {"size": size, "cerl": official.cerl, "files": list(official.sources)} | dict(provenance or {})
     save_components(output, official.components(), preprocessing_constants(size), provenance=record)
     write_model_card(output, overwrite=True)
-    logger.info("wrote %s (%s)", output, ", ".join(official.components()))
+    written = [name for name, component in official.components().items() if component is not None]
+    logger.info("wrote %s (%s)", output, ", ".join(written))
     return output
 
 
 def convert_official(
     output: str | Path,
-    location: str | Path = SADTALKER_REPO,
+    location: str | Path = DEFAULT_REPO,
     *,
     size: int = 256,
     full_mode: bool = True,

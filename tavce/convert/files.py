@@ -68,10 +68,10 @@ def _part_converter(part: str) -> PartConverter:
         from tavce.convert.generator import convert_generator
 
         return convert_generator
-    if part == "relationship_encoder":
-        from tavce.convert.tavc import convert_audio_encoder
+    if part in ("tavc_audio_encoder", "mouth_encoder"):
+        from tavce.convert import tavc
 
-        return convert_audio_encoder
+        return tavc.convert_audio_encoder if part == "tavc_audio_encoder" else tavc.convert_mouth_encoder
     if part == "audio_encoder":
         return _convert_wav2lip_encoder
     raise KeyError(part)
@@ -155,9 +155,15 @@ def convert_wav2lip_checkpoint(checkpoint: Mapping[str, Any], filename: str = "w
 def convert_tavce_correlation_checkpoint(
     checkpoint: Mapping[str, Any], filename: str = "tavce_correlation_epoch_N.pth"
 ) -> dict[str, StateDict]:
-    """TAVCE correlation (stage-1) checkpoint -> part relationship_encoder (``module.`` prefixes allowed)."""
-    sub_dicts = _read_sub_dicts(filename, checkpoint, ("audio_encoder",))
-    return {"relationship_encoder": _part_converter("relationship_encoder")(sub_dicts["audio_encoder"])}
+    """TAVCE correlation (stage-1) checkpoint -> parts tavc_audio_encoder and mouth_encoder (the TAVC metric).
+
+    ``module.`` prefixes (DDP-saved files) are allowed; the two training-only generators are not read.
+    """
+    sub_dicts = _read_sub_dicts(filename, checkpoint, ("audio_encoder", "image_encoder"))
+    return {
+        "tavc_audio_encoder": _part_converter("tavc_audio_encoder")(sub_dicts["audio_encoder"]),
+        "mouth_encoder": _part_converter("mouth_encoder")(sub_dicts["image_encoder"]),
+    }
 
 
 def convert_tavce_facerender_checkpoint(

@@ -18,21 +18,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tavce.convert.assemble import (
-    build_audio2coeff,
-    build_face_recon,
-    build_mapping,
-    build_relationship_encoder,
-    build_renderer,
-)
+from tavce import DEFAULT_REPO
+from tavce.convert.assemble import build_audio2coeff, build_metric, build_preprocessor, build_renderer
 from tavce.convert.files import FILE_CONVERTERS, StateDict
 from tavce.convert.layout import detect_layout, is_tavce_folder, locate_weights
+from tavce.components import COMPONENT_NAMES
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.hub import load_legacy_checkpoint, load_safetensors, resolve_weights
 from tavce.models.base import TavceModule
 
 __all__ = [
-    "SADTALKER_REPO",
     "SIZES",
     "OfficialComponents",
     "detect_layout",
@@ -45,7 +40,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SADTALKER_REPO = "vinthony/SadTalker-V002rc"
 SIZES = (256, 512)
 MAPPING_CROP_FILE = "mapping_00229-model.pth.tar"  # 70-dim MappingNet: crop, extcrop, resize
 MAPPING_FULL_FILE = "mapping_00109-model.pth.tar"  # 73-dim MappingNet: full, extfull
@@ -97,37 +91,35 @@ def load_official_file(path: str | Path, filename: str | None = None) -> dict[st
 
 @dataclass
 class OfficialComponents:
-    """The tavce components built from official files.
+    """The pipeline's components built from official files.
 
     Attributes:
+        preprocessor: ``FacePreprocessor`` holding the 3DMM coefficient network.
         audio2coeff: ExpNet + PoseVAE (``SadTalkerAudio2Coeff``).
-        renderer: ``CERLRenderer`` with the 70-dim MappingNet; CERL is on only with TAVCE face-render weights.
-        full_mode_mapping: the 73-dim MappingNet of the full / extfull modes, or None when not loaded.
-        face_recon: the 3DMM coefficient network of the source image.
-        relationship_encoder: the TAVC audio encoder giving CERL its audio relationship, or None.
+        renderer: ``CERLRenderer``; CERL is on only with TAVCE face-render weights, and its
+            73-input full-mode MappingNet is present only when loaded (and never with TAVCE).
+        metric: the TAVC metric (``TAVCMetric``) of the TAVCE correlation checkpoint, or None.
         sources: the files the components came from (recorded in the tavce folder's provenance).
     """
 
+    preprocessor: TavceModule
     audio2coeff: TavceModule
     renderer: TavceModule
-    face_recon: TavceModule
-    full_mode_mapping: TavceModule | None = None
-    relationship_encoder: TavceModule | None = None
+    metric: TavceModule | None = None
     sources: tuple[str, ...] = ()
 
     @property
     def cerl(self) -> bool:
         """Whether the renderer runs CERL (TAVCE weights were given)."""
-        return self.relationship_encoder is not None
+        return self.metric is not None
 
-    def components(self) -> dict[str, TavceModule]:
-        """Name -> module of every loaded component, the names used in a tavce folder."""
-        names = ("audio2coeff", "renderer", "full_mode_mapping", "face_recon", "relationship_encoder")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+    def components(self) -> dict[str, TavceModule | None]:
+        """Pipeline component name -> module (``TalkingHeadPipeline(**official.components())``)."""
+        return {name: getattr(self, name) for name in COMPONENT_NAMES}
 
 
 def load_official_components(
-    location: str | Path = SADTALKER_REPO,
+    location: str | Path = DEFAULT_REPO,
     *,
     size: int = 256,
     full_mode: bool = False,
@@ -143,8 +135,9 @@ def load_official_components(
         location: folder holding the official files, or Hub repository id (default
             ``vinthony/SadTalker-V002rc``; downloaded once into the Hugging Face cache).
         size: face render resolution, 256 or 512 (picks ``SadTalker_V0.0.2_<size>.safetensors``).
-        full_mode: also load the 73-dim MappingNet (``mapping_00109``) of the full / extfull modes.
-        tavce_correlation: TAVCE correlation checkpoint (its ``audio_encoder`` drives CERL).
+        full_mode: also load the 73-dim MappingNet (``mapping_00109``) of the full / extfull modes
+            (ignored with TAVCE weights: TAVCE's renderer was fine-tuned with its own 70-dim one).
+        tavce_correlation: TAVCE correlation checkpoint (the TAVC metric; its audio encoder drives CERL).
         tavce_facerender: TAVCE face-render checkpoint (MappingNet, keypoint detector and
             generator with the CERL fusion layers). Give both TAVCE files or neither.
         revision, cache_dir, local_files_only: Hub options, see :func:`tavce.hub.resolve_weights`.
@@ -155,6 +148,7 @@ def load_official_components(
         InvalidArgumentError: size is not 256/512, only one TAVCE file is given, or TAVCE
             weights are combined with size 512 (TAVCE was trained at 256 only).
     """
+    full_mode = full_mode and tavce_facerender is None
     filenames = official_filenames(size, full_mode, tavce=tavce_facerender is not None)
     if (tavce_correlation is None) != (tavce_facerender is None):
         raise InvalidArgumentError(
@@ -172,13 +166,10 @@ def load_official_components(
     local = Path(str(location)).expanduser().is_dir()
     sources = [str(folder / name) if local else f"{location}/{name}" for name in filenames]
     # Small files first, so that a bad one fails before the 700 MB safetensors is read.
-    full_mode_mapping = None
-    if full_mode:
-        full_mode_mapping = build_mapping(load_official_file(folder / MAPPING_FULL_FILE)["mapping"])
-    relationship_encoder = None
+    full_mode_mapping = load_official_file(folder / MAPPING_FULL_FILE)["mapping"] if full_mode else None
+    metric = None
     if tavce_facerender is not None:
-        encoder_parts = load_official_file(tavce_correlation, TAVCE_CORRELATION_FILE)
-        relationship_encoder = build_relationship_encoder(encoder_parts["relationship_encoder"])
+        metric = build_metric(load_official_file(tavce_correlation, TAVCE_CORRELATION_FILE))
         renderer_parts = load_official_file(tavce_facerender, TAVCE_FACERENDER_FILE)
         sources += [str(tavce_correlation), str(tavce_facerender)]
     else:
@@ -191,10 +182,9 @@ def load_official_components(
     if tavce_facerender is None:
         renderer_parts |= {part: sadtalker[part] for part in ("kp_detector", "generator")}
     return OfficialComponents(
+        preprocessor=build_preprocessor(sadtalker["face_recon"]),
         audio2coeff=build_audio2coeff(sadtalker["audio2exp"], sadtalker["audio2pose"]),
-        renderer=build_renderer(renderer_parts),
-        face_recon=build_face_recon(sadtalker["face_recon"]),
-        full_mode_mapping=full_mode_mapping,
-        relationship_encoder=relationship_encoder,
+        renderer=build_renderer(renderer_parts, full_mode_mapping=full_mode_mapping, image_size=size),
+        metric=metric,
         sources=tuple(sources),
     )

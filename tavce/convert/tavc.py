@@ -10,13 +10,11 @@ auxiliary reconstruction generators of stage 1, discarded after it),
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 
 from tavce.convert.audio_encoder import WAV2LIP_ENCODER_RULES, prefixed
 from tavce.convert.common import rename_state_dict, strip_module_prefix
-from tavce.errors import IncompatibleWeightsError
 
 StateDict = dict[str, torch.Tensor]
 
@@ -54,9 +52,6 @@ MOUTH_BACKBONE_RULES = (
 MOUTH_ENCODER_RULES = (*MOUTH_BACKBONE_RULES, *_MOUTH_HEAD_RULES)
 """``correlation/models.py IResNet`` (IResNet18) -> :class:`~tavce.models.tavc.MouthEncoder`."""
 
-UNUSED_CHECKPOINT_ENTRIES = ("generator1", "generator2", "optimizer", "lr_scheduler")
-
-
 def convert_audio_encoder(original_state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     """``ckpt['audio_encoder']`` (``module.`` prefixes allowed) -> :class:`TAVCAudioEncoder` names."""
     return rename_state_dict(
@@ -80,24 +75,3 @@ def convert_mouth_encoder(
         source="TAVC image_encoder",
         ignore=(r"(fc|features)\..+",) if backbone_only else (),
     )
-
-
-def convert_correlation_checkpoint(checkpoint: Mapping[str, Any]) -> dict[str, StateDict]:
-    """A whole stage-1 checkpoint -> ``{'audio_encoder': ..., 'mouth_encoder': ...}`` in tavce names.
-
-    Raises:
-        IncompatibleWeightsError: ``audio_encoder`` or ``image_encoder`` is missing, or a top-level
-            entry is neither read nor one of the documented unused ones.
-    """
-    missing = [name for name in ("audio_encoder", "image_encoder") if not isinstance(checkpoint.get(name), Mapping)]
-    unknown = sorted(set(map(str, checkpoint)) - {"audio_encoder", "image_encoder", *UNUSED_CHECKPOINT_ENTRIES})
-    if missing or unknown:
-        raise IncompatibleWeightsError(
-            f"TAVCE correlation checkpoint: missing {missing or 'nothing'}, unknown entries {unknown or 'none'} "
-            f"(top-level keys: {', '.join(sorted(map(str, checkpoint)))}); pass the dict saved by TAVCE "
-            "correlation/train.py (epoch_<k>.pth / last.pth)"
-        )
-    return {
-        "audio_encoder": convert_audio_encoder(checkpoint["audio_encoder"]),
-        "mouth_encoder": convert_mouth_encoder(checkpoint["image_encoder"]),
-    }

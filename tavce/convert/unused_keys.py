@@ -60,7 +60,6 @@ UNUSED_KEYS: Mapping[str, tuple[UnusedEntry, ...]] = {
         ),
     ),
     "tavce_correlation_epoch_N.pth": (
-        UnusedEntry(r"image_encoder\..*", "IResNet18 mouth-image encoder: training supervision only"),
         UnusedEntry(r"generator[12]\..*", "correlation pre-training generators: training only"),
         UnusedEntry(r"optimizer", "optimiser state: training only"),
         UnusedEntry(r"lr_scheduler", "learning-rate scheduler state: training only"),

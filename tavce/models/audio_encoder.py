@@ -35,7 +35,19 @@ _BLOCKS: tuple[tuple[int, int, int, int | tuple[int, int], int, bool], ...] = (
 
 @runtime_checkable
 class AudioEncoder(Protocol):
-    """Maps mel windows (N, 1, 80, 16) to embeddings (N, D)."""
+    """Maps mel windows (N, 1, 80, 16) in [-4, 4] to embeddings (N, embedding_dim).
+
+    ExpNet, the PoseVAE and the TAVC audio encoder take one as their ``audio_encoder``
+    (``backbone`` for the TAVC encoder) constructor argument. Each window must be encoded
+    independently of the others in its batch (eval mode), so that batching never changes
+    a result. To be saved with the component that holds it, make it a
+    :class:`~tavce.models.base.TavceModule`.
+    """
+
+    @property
+    def embedding_dim(self) -> int:
+        """D, the size of one embedding."""
+        ...
 
     def __call__(self, windows: torch.Tensor) -> torch.Tensor: ...
 
@@ -71,6 +83,10 @@ class Wav2LipAudioEncoder(TavceModule):
     def __init__(self, config: Wav2LipAudioEncoderConfig | None = None) -> None:
         super().__init__(config or Wav2LipAudioEncoderConfig())
         self.blocks = nn.Sequential(*(ConvBlock(*spec) for spec in _BLOCKS))
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.embedding_dim
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         """Args: windows (N, 1, 80, 16). Returns (N, 512)."""

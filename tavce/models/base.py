@@ -1,64 +1,174 @@
-"""Base class of every tavce network: a typed config plus safetensors save/load.
+"""Base class of every tavce network: a typed config, swappable sub-components, safetensors save/load.
 
 A component is an ``nn.Module`` whose constructor takes one frozen config
-dataclass (``config_class``). ``save_pretrained(folder)`` writes
-``config.json`` + ``model.safetensors`` in tavce's own parameter names;
+dataclass (``config_class``) and, as keyword arguments, the sub-components a
+researcher may swap (``component_slots``: keyword -> attribute path, e.g. an
+injected :class:`~tavce.models.audio_encoder.AudioEncoder`).
+``save_pretrained(folder)`` writes ``config.json`` (the config, and each slot's
+class and config) + ``model.safetensors`` in tavce's own parameter names;
 ``from_pretrained(folder)`` rebuilds the module from them, strictly.
+
+Only classes defined inside the ``tavce`` package, or registered with
+:func:`register_component_class`, are instantiated by name, so reading a folder
+never imports code named by a file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
-from tavce.errors import IncompatibleWeightsError, WeightsNotFoundError
+from tavce.errors import ComponentNotSerializableError, IncompatibleWeightsError, WeightsNotFoundError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 ModuleT = TypeVar("ModuleT", bound="TavceModule")
 
+_REGISTERED: dict[str, type[TavceModule]] = {}
+
+
+def register_component_class(cls: type[ModuleT]) -> type[ModuleT]:
+    """Allow a component class defined outside tavce (e.g. a researcher's subclass) to be loaded by name."""
+    _REGISTERED[class_path(cls)] = cls
+    return cls
+
+
+def class_path(cls: type) -> str:
+    """``module:QualifiedName``, the form recorded in saved folders."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def resolve_component_class(path: str, source: str | Path) -> type[TavceModule]:
+    """The component class recorded as ``path``: registered, or defined inside tavce.
+
+    Raises:
+        IncompatibleWeightsError: the class is outside tavce and not registered, or does not exist.
+    """
+    if path in _REGISTERED:
+        return _REGISTERED[path]
+    module_name, _, qualname = path.partition(":")
+    if not (module_name == "tavce" or module_name.startswith("tavce.")) or not qualname:
+        raise IncompatibleWeightsError(
+            f"{source}: component class {path!r} is not part of tavce; register it with "
+            "tavce.components.register_component_class before loading"
+        )
+    import tavce
+
+    try:
+        cls = getattr(importlib.import_module(module_name), qualname)
+    except (ImportError, AttributeError) as error:
+        raise IncompatibleWeightsError(
+            f"{source}: component class {path!r} does not exist in this tavce version "
+            f"({tavce.__version__}); upgrade tavce"
+        ) from error
+    if not (isinstance(cls, type) and issubclass(cls, TavceModule)):
+        raise IncompatibleWeightsError(f"{source}: {path!r} is not a tavce component class")
+    return cls
+
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    """A JSON-ready dict of a config dataclass (nested configs become dicts, tuples lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def config_from_dict(config_class: type, values: dict[str, Any]) -> Any:
-    """Rebuild a config dataclass; list values become tuples where the field default is a tuple."""
-    known = {f.name: f for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(values) - set(known))
+def _dataclass_in(annotation: Any) -> type | None:
+    """The config dataclass an annotation names (``Config`` or ``Config | None``), else None."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        found = [arg for arg in typing.get_args(annotation) if dataclasses.is_dataclass(arg)]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def config_from_dict(config_class: type, values: Mapping[str, Any]) -> Any:
+    """Rebuild a config dataclass from its JSON form, nested configs included.
+
+    The one place where JSON turns back into configs: a dict under a field typed as a
+    config dataclass becomes that dataclass, and lists become tuples.
+
+    Raises:
+        IncompatibleWeightsError: a field this tavce version does not know.
+    """
+    hints = typing.get_type_hints(config_class)
+    known = {field.name for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - known)
     if unknown:
         raise IncompatibleWeightsError(
             f"{config_class.__name__}: unknown config fields {unknown}; "
             "the weights were saved by a newer tavce, upgrade tavce."
         )
-    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    converted = {}
+    for name, value in values.items():
+        nested = _dataclass_in(hints.get(name))
+        if nested is not None and isinstance(value, Mapping):
+            value = config_from_dict(nested, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        converted[name] = value
     return config_class(**converted)
 
 
 class TavceModule(nn.Module):
-    """An ``nn.Module`` with a typed config that saves and loads itself."""
+    """An ``nn.Module`` with a typed config and swappable sub-components that saves and loads itself.
+
+    Subclasses set ``config_class``; those whose constructor accepts sub-components as
+    keyword arguments list them in ``component_slots`` (keyword -> attribute path of the
+    module held there), so that a swapped-in sub-component is saved with its own class
+    and rebuilt on load.
+    """
 
     config_class: ClassVar[type]
+    component_slots: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any = None) -> None:
         super().__init__()
-        self.config = config
+        self.config = config if config is not None else self.config_class()
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON form of this module's construction: class, config and each slot's description.
+
+        Raises:
+            ComponentNotSerializableError: a slot holds a module that is not a :class:`TavceModule`.
+        """
+        slots = {}
+        for keyword, path in self.component_slots.items():
+            held = self.get_submodule(path)
+            if not isinstance(held, TavceModule):
+                raise ComponentNotSerializableError(
+                    f"{type(self).__name__}.{path} is a {type(held).__name__}, not a TavceModule, so it cannot be "
+                    "saved; subclass tavce.models.base.TavceModule with a config dataclass to make it saveable"
+                )
+            slots[keyword] = held.describe()
+        return {"class": class_path(type(self)), "config": config_to_dict(self.config), "slots": slots}
+
+    @classmethod
+    def from_description(cls: type[ModuleT], description: Mapping[str, Any], source: str | Path) -> ModuleT:
+        """A new module (untrained weights) built from :meth:`describe`'s output."""
+        slots = {
+            keyword: resolve_component_class(entry["class"], source).from_description(entry, source)
+            for keyword, entry in description.get("slots", {}).items()
+        }
+        return cls(config_from_dict(cls.config_class, description["config"]), **slots)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed)."""
         from tavce.hub import save_safetensors
 
+        description = self.describe()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        payload = {"class": type(self).__name__, "config": config_to_dict(self.config)}
-        (folder / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n")
+        (folder / CONFIG_NAME).write_text(json.dumps(description, indent=2) + "\n")
         save_safetensors(self.state_dict(), folder / WEIGHTS_NAME)
 
     @classmethod
@@ -73,10 +183,17 @@ class TavceModule(nn.Module):
                 f"{config_path}: missing; pass a folder written by save_pretrained() "
                 "or convert official weights with `tavce convert`."
             )
-        payload = json.loads(config_path.read_text())
-        module = cls(config_from_dict(cls.config_class, payload["config"]))
+        module = cls.from_description(json.loads(config_path.read_text()), folder)
         load_state_dict_strict(module, load_safetensors(folder / WEIGHTS_NAME), source=str(folder))
         return module.eval()
+
+
+def module_device(component: Any) -> torch.device:
+    """Where a component computes: its first parameter or buffer, else its ``device`` attribute, else the CPU."""
+    if isinstance(component, nn.Module):
+        for tensor in (*component.parameters(), *component.buffers()):
+            return tensor.device
+    return torch.device(getattr(component, "device", "cpu"))
 
 
 def load_state_dict_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:

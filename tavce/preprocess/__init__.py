@@ -2,10 +2,10 @@
 
 See docs/preprocess.md. Typical use::
 
-    preprocessor = FacePreprocessor(face_recon_net)          # landmarker picked automatically
-    source = preprocessor.prepare("photo.jpg", mode="full")  # once per photo
+    preprocessor = FacePreprocessor(face_recon=face_recon_net)  # landmarker picked automatically
+    source = preprocessor.prepare("photo.jpg", mode="full")    # once per photo
     source.save("photo.prepared.safetensors")
-    full_frames = preprocessor.paste_back(rendered_frames, source)
+    video_frames = preprocessor.restore_frames(rendered_frames, source)  # pasted into the photo
 """
 
 from tavce.preprocess.alignment import AlignedFace, align_for_reconstruction, flip_landmarks_y
@@ -27,7 +27,7 @@ from tavce.preprocess.landmarks import (
 )
 from tavce.preprocess.mouth import crop_mouth, crop_mouths, mouth_box, mouth_centre
 from tavce.preprocess.paste import paste_back
-from tavce.preprocess.preprocessor import FacePreprocessor, Preprocessor
+from tavce.preprocess.preprocessor import FacePreprocessor, FacePreprocessorConfig, Preprocessor
 from tavce.preprocess.source import PreparedSource
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Face",
     "FaceLandmarker",
     "FacePreprocessor",
+    "FacePreprocessorConfig",
     "InsightFaceLandmarker",
     "LandmarkerError",
     "PreparedSource",

@@ -9,6 +9,10 @@
 3. map the landmarks into the working image, align for the 3DMM network
    (:mod:`tavce.preprocess.alignment`) and regress the coefficients.
 
+:meth:`FacePreprocessor.restore_frames` turns rendered S×S frames into the output
+video's frames: uint8 (the original's rounding), pasted back into the photo in
+``full`` / ``extfull``, resized to the crop's aspect otherwise.
+
 Deviation: the original re-detects landmarks on the working image (§2.6 step 1);
 we map the photo's landmarks through the crop instead (exact, no second
 detection that could fail or drift on a squashed crop).
@@ -18,14 +22,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from tavce.errors import FaceNotDetectedError, InvalidArgumentError
-from tavce.image import ImageSource, load_image
-from tavce.models.face_recon import FaceReconstructor, source_coefficients
+from tavce.image import ImageSource, frames_to_uint8, load_image
+from tavce.models.base import TavceModule, module_device
+from tavce.models.face_recon import FaceReconNet, FaceReconstructor, source_coefficients
 from tavce.preprocess.alignment import align_for_reconstruction, flip_landmarks_y
 from tavce.preprocess.crop import (
     WORKING_SIZES,
@@ -33,19 +39,20 @@ from tavce.preprocess.crop import (
     CropMode,
     compute_crop_geometry,
     crop_working_image,
+    restore_aspect_size,
 )
 from tavce.preprocess.landmarks import FaceLandmarker, default_landmarker, select_face
 from tavce.preprocess.paste import DEFAULT_FEATHER, paste_back
 from tavce.preprocess.source import PreparedSource
 
-__all__ = ["Preprocessor", "FacePreprocessor", "map_landmarks_to_working_image"]
+__all__ = ["Preprocessor", "FacePreprocessor", "FacePreprocessorConfig", "map_landmarks_to_working_image"]
 
 logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
 class Preprocessor(Protocol):
-    """Turns a photo into a :class:`PreparedSource` and rendered crops back into full frames."""
+    """Turns a photo into a :class:`PreparedSource`, and rendered frames into the output video's frames."""
 
     def prepare(
         self,
@@ -58,7 +65,12 @@ class Preprocessor(Protocol):
         face_index: int | None = None,
     ) -> PreparedSource: ...
 
-    def paste_back(self, frames: np.ndarray | torch.Tensor, source: PreparedSource) -> np.ndarray: ...
+    def restore_frames(self, frames: torch.Tensor, source: PreparedSource) -> np.ndarray:
+        """(N, 3, S, S) rendered frames in [0, 1] -> (N, H, W, 3) uint8 RGB frames of the video.
+
+        H×W is the same for every call with one ``source`` (the video's size).
+        """
+        ...
 
 
 def map_landmarks_to_working_image(landmarks: np.ndarray, geometry: CropGeometry, size: int) -> np.ndarray:
@@ -70,33 +82,49 @@ def map_landmarks_to_working_image(landmarks: np.ndarray, geometry: CropGeometry
     return ((resized - [left, top] + 0.5) * stretch - 0.5).astype(np.float32)
 
 
-class FacePreprocessor:
+@dataclass(frozen=True)
+class FacePreprocessorConfig:
+    """Settings of :class:`FacePreprocessor` (saved with its 3DMM network).
+
+    Attributes:
+        clamp_bottom_by_height: fix quirk 13 (see :func:`compute_crop_geometry`); False = original.
+        feather: paste-back blend band, fraction of the box's shorter side.
+        crop_aspect_output: crop-mode videos take the aspect of the region the working image
+            shows (fixes quirk 15); False = the original's size.
+    """
+
+    clamp_bottom_by_height: bool = False
+    feather: float = DEFAULT_FEATHER
+    crop_aspect_output: bool = False
+
+
+class FacePreprocessor(TavceModule):
     """Default :class:`Preprocessor`: landmarker + original crop math + 3DMM network.
 
     Args:
-        face_recon: the 3DMM network (a :class:`~tavce.models.face_recon.FaceReconNet` with weights);
-            an ``nn.Module`` is switched to eval mode (batch-norm running statistics).
+        config: crop and paste-back settings.
+        face_recon: the 3DMM network (default an untrained :class:`~tavce.models.face_recon.FaceReconNet`;
+            load weights with ``from_pretrained``); any :class:`~tavce.models.face_recon.FaceReconstructor`.
         landmarker: face detector + landmarks; None picks :func:`default_landmarker` on first use
-            (insightface if its model pack is present, else dlib).
-        clamp_bottom_by_height: fix quirk 13 (see :func:`compute_crop_geometry`); False = original.
-        feather: paste-back blend band, fraction of the box's shorter side.
+            (insightface if its model pack is present, else dlib). Not saved: it is a runtime choice.
     """
+
+    config_class = FacePreprocessorConfig
+    component_slots = {"face_recon": "face_recon"}
 
     def __init__(
         self,
-        face_recon: FaceReconstructor,
-        landmarker: FaceLandmarker | None = None,
+        config: FacePreprocessorConfig | None = None,
         *,
-        clamp_bottom_by_height: bool = False,
-        feather: float = DEFAULT_FEATHER,
+        face_recon: FaceReconstructor | None = None,
+        landmarker: FaceLandmarker | None = None,
     ) -> None:
-        if isinstance(face_recon, torch.nn.Module):
-            face_recon.eval()
-        self.face_recon = face_recon
+        super().__init__(config or FacePreprocessorConfig())
+        self.face_recon = face_recon if face_recon is not None else FaceReconNet()
+        if isinstance(self.face_recon, torch.nn.Module):
+            self.face_recon.eval()
         self._landmarker = landmarker
         self._backend_logged = False
-        self.clamp_bottom_by_height = clamp_bottom_by_height
-        self.feather = feather
 
     @property
     def landmarker(self) -> FaceLandmarker:
@@ -107,6 +135,11 @@ class FacePreprocessor:
             logger.info("face landmarks: %s backend", self._landmarker.name)
             self._backend_logged = True
         return self._landmarker
+
+    @landmarker.setter
+    def landmarker(self, landmarker: FaceLandmarker | None) -> None:
+        self._landmarker = landmarker
+        self._backend_logged = False
 
     def prepare(
         self,
@@ -138,13 +171,13 @@ class FacePreprocessor:
         face_landmarks, backend = self._locate_face(photo, face_box, landmarks, face_index)
         height, width = photo.shape[:2]
         geometry = compute_crop_geometry(
-            face_landmarks, (width, height), crop_mode, clamp_bottom_by_height=self.clamp_bottom_by_height
+            face_landmarks, (width, height), crop_mode, clamp_bottom_by_height=self.config.clamp_bottom_by_height
         )
         working = crop_working_image(photo, geometry, size)
         working_landmarks = map_landmarks_to_working_image(face_landmarks, geometry, size)
         aligned = align_for_reconstruction(working, flip_landmarks_y(working_landmarks, size))
 
-        face = torch.from_numpy(aligned.image).permute(2, 0, 1)[None].to(self._device(), torch.float32) / 255.0
+        face = torch.from_numpy(aligned.image).permute(2, 0, 1)[None].to(module_device(self.face_recon), torch.float32) / 255.0
         with torch.no_grad():
             reconstruction = self.face_recon(face).float().cpu()
         coefficients = source_coefficients(reconstruction, aligned.trans_params)[0]
@@ -158,13 +191,25 @@ class FacePreprocessor:
             landmarker=backend,
         )
 
+    def restore_frames(self, frames: torch.Tensor, source: PreparedSource) -> np.ndarray:
+        """(N, 3, S, S) frames in [0, 1] -> (N, H, W, 3) uint8: pasted into the photo, or at the crop's aspect.
+
+        Raises:
+            RenderError: the frames hold NaN or infinite values.
+        """
+        pixels = frames_to_uint8(frames)
+        if source.mode.pastes_back:
+            return self.paste_back(pixels, source)
+        width, height = restore_aspect_size(source.geometry, source.size, crop_aspect=self.config.crop_aspect_output)
+        if (width, height) == (pixels.shape[2], pixels.shape[1]):
+            return pixels
+        import cv2
+
+        return np.stack([cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR) for frame in pixels])
+
     def paste_back(self, frames: np.ndarray | torch.Tensor, source: PreparedSource) -> np.ndarray:
         """See :func:`tavce.preprocess.paste.paste_back`."""
-        return paste_back(frames, source, feather=self.feather)
-
-    def _device(self) -> torch.device:
-        parameter = next(self.face_recon.parameters(), None) if isinstance(self.face_recon, torch.nn.Module) else None
-        return parameter.device if parameter is not None else torch.device("cpu")
+        return paste_back(frames, source, feather=self.config.feather)
 
     def _locate_face(
         self,

@@ -22,8 +22,8 @@ from tavce.components import load_components
 from tavce.convert.official import OfficialComponents, load_official_components
 from tavce.testing import official_golden_state, write_official_file
 from tests.golden.harness import GoldenCase, compare_case
-from tests.golden.test_golden import GOLDEN_DIR
-from tests.test_hub import _lay_out_cache
+from tests.golden.harness import GOLDEN_DIR
+from tests.helpers import lay_out_hub_cache
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def _salt() -> int:
 def official_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(HF cache folder with the SadTalker files of REPO, folder with the TAVCE files)."""
     cache = tmp_path_factory.mktemp("hf-cache")
-    snapshot = _lay_out_cache(cache, REPO, {".gitattributes": b""})
+    snapshot = lay_out_hub_cache(cache, REPO, {".gitattributes": b""})
     for filename in SADTALKER_FILES:
         write_official_file(snapshot / filename, official_golden_state(filename, _salt()))
     tavce_folder = tmp_path_factory.mktemp("tavce-weights")

@@ -11,7 +11,7 @@ import torch
 
 from tavce.convert.official import load_official_components, load_official_file, official_filenames
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, WeightsNotFoundError
-from tests.test_hub import _lay_out_cache
+from tests.helpers import lay_out_hub_cache
 
 
 def test_files_per_size_and_mode() -> None:
@@ -56,7 +56,7 @@ def test_hub_downloads_only_what_size_and_mode_need(
 
 
 def test_offline_cache_miss_fails_clearly(tmp_path: Path) -> None:
-    _lay_out_cache(tmp_path, "org/sadtalker", {"mapping_00229-model.pth.tar": b"x"})
+    lay_out_hub_cache(tmp_path, "org/sadtalker", {"mapping_00229-model.pth.tar": b"x"})
     with pytest.raises(WeightsNotFoundError, match=r"org/sadtalker: .*SadTalker_V0.0.2_256.safetensors.*hf download"):
         load_official_components("org/sadtalker", cache_dir=tmp_path, local_files_only=True)
 

@@ -11,8 +11,8 @@ import torch
 from tavce.components import load_components, save_components
 from tavce.convert.export import preprocessing_constants
 from tavce.convert.official import detect_layout, is_tavce_folder
-from tavce.models.audio_encoder import Wav2LipAudioEncoder
-from tavce.models.face_recon import FaceReconConfig, FaceReconNet
+from tavce.errors import ComponentNotSerializableError, IncompatibleWeightsError
+from tavce.testing import tiny_components
 
 
 def _randomised(module: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -26,10 +26,7 @@ def _randomised(module: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
-    components = {
-        "face_recon": _randomised(FaceReconNet(FaceReconConfig(blocks_per_stage=(1, 1, 1, 1), base_width=8)), 1),
-        "relationship_encoder": _randomised(Wav2LipAudioEncoder(), 2),
-    }
+    components = {name: _randomised(module, seed) for seed, (name, module) in enumerate(tiny_components(0).items())}
     folder = save_components(
         tmp_path / "weights", components, preprocessing_constants(256), provenance={"size": 256, "cerl": False}
     )
@@ -44,8 +41,29 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
             assert reloaded[key].dtype == original[key].dtype
             assert torch.equal(reloaded[key], original[key]), f"{name}.{key}"
     faces = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(loaded["face_recon"](faces), components["face_recon"](faces))
+    assert torch.equal(loaded["preprocessor"].face_recon(faces), components["preprocessor"].face_recon(faces))
     assert json.loads((folder / "pipeline_config.json").read_text())["provenance"] == {"size": 256, "cerl": False}
+
+
+def test_a_component_that_cannot_be_saved_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    components = dict(tiny_components(0), renderer=object())
+    with pytest.raises(ComponentNotSerializableError, match="'renderer' is a object"):
+        save_components(tmp_path / "weights", components, preprocessing_constants(256))
+    assert not (tmp_path / "weights").exists()
+    components = tiny_components(0)
+    components["metric"].mouth_encoder = torch.nn.Identity()
+    with pytest.raises(ComponentNotSerializableError, match="TAVCMetric.mouth_encoder is a Identity"):
+        save_components(tmp_path / "weights", components, preprocessing_constants(256))
+    assert not (tmp_path / "weights").exists()
+
+
+def test_a_folder_of_an_older_layout_is_refused_with_the_fix(tmp_path: Path) -> None:
+    folder = save_components(tmp_path / "weights", tiny_components(0), preprocessing_constants(256))
+    config = json.loads((folder / "pipeline_config.json").read_text())
+    config["components"]["relationship_encoder"] = config["components"].pop("metric")
+    (folder / "pipeline_config.json").write_text(json.dumps(config))
+    with pytest.raises(IncompatibleWeightsError, match="relationship_encoder.*tavce convert"):
+        load_components(folder)
 
 
 def test_preprocessing_constants_are_the_training_conventions() -> None:
@@ -92,17 +110,17 @@ def test_locate_weights_tells_tavce_from_official(tmp_path: Path, monkeypatch: p
     from huggingface_hub import constants
 
     from tavce.convert.layout import locate_weights
-    from tests.test_hub import _lay_out_cache
+    from tests.helpers import lay_out_hub_cache
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     cache = tmp_path / "cache"
-    tavce_snapshot = _lay_out_cache(
+    tavce_snapshot = lay_out_hub_cache(
         cache,
         "me/tavce-256",
         {"pipeline_config.json": b"{}", "renderer/config.json": b"{}", "renderer/model.safetensors": b"x"},
     )
-    _lay_out_cache(cache, "vinthony/SadTalker-V002rc", {"SadTalker_V0.0.2_256.safetensors": b"x"})
+    lay_out_hub_cache(cache, "vinthony/SadTalker-V002rc", {"SadTalker_V0.0.2_256.safetensors": b"x"})
     assert locate_weights("me/tavce-256", cache_dir=cache) == ("tavce", tavce_snapshot)
     assert locate_weights("vinthony/SadTalker-V002rc", cache_dir=cache) == ("official", "vinthony/SadTalker-V002rc")
     assert locate_weights(tavce_snapshot) == ("tavce", tavce_snapshot)

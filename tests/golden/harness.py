@@ -11,6 +11,7 @@ suggests an absolute tolerance) for each of them.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ import torch
 from safetensors.torch import load_file
 
 from tavce.testing import reference_state_dict
+
+GOLDEN_DIR = Path(os.environ.get("TAVCE_GOLDEN_DIR", Path(__file__).parents[1] / "fixtures" / "golden"))
+"""Where the golden cases are read: $TAVCE_GOLDEN_DIR (another recorded set) or tests/fixtures/golden."""
+
+GOLDEN_REPORT: list[tuple[str, str, str, float, float]] = []
+"""(case, output, measure, error, tolerance) of every comparison, printed by conftest.py at the end of a run."""
 
 DEFAULT_RELATIVE_TOLERANCE = 1e-4
 

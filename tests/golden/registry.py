@@ -1,8 +1,7 @@
 """The one place that maps a golden case name to the check that reproduces it.
 
-Values are "module:function" inside ``tests.golden.checks``. A check whose module
-or function does not exist yet is reported as a skip ("component not built yet"),
-so the same table serves while components are still being written.
+Values are "module:function" inside ``tests.golden.checks``; a case without an
+entry, or an entry naming a missing check, fails (every component is built).
 """
 
 from __future__ import annotations
@@ -46,25 +45,12 @@ CHECKS: dict[str, str] = {
 }
 
 
-class CheckNotBuilt(LookupError):
-    """The component a case needs is not implemented yet."""
-
-
 def resolve(case_name: str) -> Callable:
     """The check function for ``case_name``.
 
     Raises:
         KeyError: the case is unknown (a new case must be added to CHECKS).
-        CheckNotBuilt: its check module or function does not exist yet.
+        ImportError / AttributeError: its check module or function is broken or missing.
     """
-    target = CHECKS[case_name]
-    module_name, function_name = target.split(":")
-    try:
-        module = importlib.import_module(f"tests.golden.checks.{module_name}")
-    except ModuleNotFoundError as error:
-        if error.name == f"tests.golden.checks.{module_name}":
-            raise CheckNotBuilt(f"{target}: check module not written yet") from error
-        raise
-    if not hasattr(module, function_name):
-        raise CheckNotBuilt(f"{target}: check not written yet")
-    return getattr(module, function_name)
+    module_name, function_name = CHECKS[case_name].split(":")
+    return getattr(importlib.import_module(f"tests.golden.checks.{module_name}"), function_name)

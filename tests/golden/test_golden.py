@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from tests.golden import registry
-from tests.golden.harness import GoldenCase, compare_case
+from tests.golden.harness import GOLDEN_DIR, GOLDEN_REPORT, GoldenCase, compare_case
 
-GOLDEN_DIR = Path(os.environ.get("TAVCE_GOLDEN_DIR", Path(__file__).parents[1] / "fixtures" / "golden"))
 CASE_NAMES = sorted(path.stem for path in GOLDEN_DIR.glob("*.json"))
-
-# Filled by the tests and printed by conftest.py at the end of the run.
-GOLDEN_REPORT: list[tuple[str, str, str, float, float]] = []
 
 
 def test_golden_dir_has_cases():
@@ -24,10 +17,7 @@ def test_golden_dir_has_cases():
 @pytest.mark.golden
 @pytest.mark.parametrize("case_name", CASE_NAMES)
 def test_golden_case(case_name: str) -> None:
-    try:
-        check = registry.resolve(case_name)
-    except registry.CheckNotBuilt as reason:
-        pytest.skip(f"component not built yet: {reason}")
+    check = registry.resolve(case_name)
     case = GoldenCase.load(GOLDEN_DIR, case_name)
     errors = compare_case(case, check(case))
     for error in errors:

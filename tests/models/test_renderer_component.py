@@ -13,20 +13,18 @@ import pytest
 import torch
 from torch import nn
 
-renderer_module = pytest.importorskip("tavce.models.renderer.renderer")
-
-from tavce.errors import InvalidArgumentError, InvalidImageError  # noqa: E402
-from tavce.models.renderer.generator import load_inference_generator  # noqa: E402
-from tavce.types import AudioRelationship  # noqa: E402
-from tests.models.test_renderer_generator import SIZE, TINY, tiny_generator  # noqa: E402
-
-CERLRenderer = renderer_module.CERLRenderer
-semantic_windows = renderer_module.semantic_windows
+from tavce.errors import InvalidArgumentError, InvalidImageError
+from tavce.models.renderer import renderer as renderer_module
+from tavce.models.renderer.generator import load_inference_generator
+from tavce.models.renderer.renderer import CERLRenderer, semantic_windows
+from tavce.types import AudioRelationship, MotionCoefficients
+from tests.models.tiny_generator import SIZE, TINY, tiny_generator
 
 
 @dataclass(frozen=True)
 class StandInConfig:
     coeff_dim: int = 70
+    num_keypoints: int = TINY.num_keypoints
 
 
 class StandInKeypoints(nn.Module):
@@ -42,12 +40,12 @@ class StandInKeypoints(nn.Module):
 
 
 class StandInMapping(nn.Module):
-    """(B, 70, 27) → (B, K·3) keypoint offsets that depend on the whole window."""
+    """(B, C, 27) → (B, K·3) keypoint offsets that depend on the whole window (C = 70, or 73)."""
 
-    def __init__(self) -> None:
+    def __init__(self, coeff_dim: int = 70) -> None:
         super().__init__()
-        self.config = StandInConfig()
-        self.linear = nn.Linear(70 * 27, TINY.num_keypoints * 3)
+        self.config = StandInConfig(coeff_dim)
+        self.linear = nn.Linear(coeff_dim * 27, TINY.num_keypoints * 3)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.linear(windows.flatten(1))
@@ -64,7 +62,7 @@ def stand_in_transform(canonical, motion, yaw_override=None, pitch_override=None
 def renderer(monkeypatch):
     monkeypatch.setattr(renderer_module, "transform_keypoints", stand_in_transform)
     torch.manual_seed(0)
-    return CERLRenderer.from_modules(StandInKeypoints(), StandInMapping(), tiny_generator(), batch_size=2)
+    return CERLRenderer.from_modules(StandInKeypoints(), StandInMapping(), tiny_generator())
 
 
 def clip(frames: int = 5):
@@ -97,29 +95,67 @@ def test_semantic_windows_of_a_frame_range_equal_the_slice_of_all_windows(start,
 
 def test_batches_give_the_frames_rendered_one_by_one(renderer):
     image, coefficients, differences = clip()
-    state = renderer.prepare_source(image, coefficients[0])
+    state = renderer.prepare_image(image, coefficients[0])
     windows = semantic_windows(coefficients)
-    batched = renderer.render(state, windows, differences)  # batches of 2 + a short last batch
+    batched = renderer.render_windows(state, windows, differences)
     assert batched.shape == (5, 3, SIZE, SIZE)
     assert 0 <= batched.min() and batched.max() <= 1
     for frame in range(5):
-        single = renderer.render(state, windows[frame : frame + 1], differences[frame : frame + 1])
+        single = renderer.render_windows(state, windows[frame : frame + 1], differences[frame : frame + 1])
         torch.testing.assert_close(batched[frame : frame + 1], single, rtol=0, atol=2e-6)
+
+
+def motion(coefficients: torch.Tensor) -> MotionCoefficients:
+    """(T, 73) columns as expression 64 ‖ pose 6 ‖ crop 3."""
+    return MotionCoefficients(coefficients[:, :64], coefficients[:, 64:70], coefficients[:, 70:])
+
+
+def test_render_of_a_frame_range_builds_the_windows_and_narrows_to_the_mapping(renderer):
+    image, coefficients, differences = clip()
+    state = renderer.prepare_image(image, coefficients[0])
+    by_windows = renderer.render_windows(state, semantic_windows(coefficients[:, :70])[1:4], differences[1:4])
+    by_range = renderer.render(state, motion(coefficients), 1, 4, AudioRelationship(differences))
+    torch.testing.assert_close(by_range, by_windows, rtol=0, atol=0)
+    with pytest.raises(InvalidArgumentError, match="relationship: 3 frames for 5"):
+        renderer.render(state, motion(coefficients), 0, 2, AudioRelationship(differences[:3]))
+
+
+def test_full_mode_states_drive_the_full_mode_mapping_with_the_crop_parameters(monkeypatch):
+    monkeypatch.setattr(renderer_module, "transform_keypoints", stand_in_transform)
+    torch.manual_seed(0)
+    renderer = CERLRenderer.from_modules(
+        StandInKeypoints(), StandInMapping(), tiny_generator(), full_mode_mapping=StandInMapping(73)
+    )
+    image, coefficients, differences = clip()
+    crop_state = renderer.prepare_image(image, coefficients[0])
+    full_state = renderer.prepare_image(image, coefficients[0], full_mode=True)
+    assert full_state.full_mode and not crop_state.full_mode
+    windows = semantic_windows(coefficients)
+    full = renderer.driving_keypoints(full_state, windows)
+    changed = coefficients.clone()
+    changed[:, 70:] += 0.5  # only the crop parameters
+    assert (renderer.driving_keypoints(full_state, semantic_windows(changed)) - full).abs().max() > 1e-3
+    torch.testing.assert_close(
+        renderer.driving_keypoints(crop_state, semantic_windows(changed)), renderer.driving_keypoints(crop_state, windows)
+    )
+    no_full = CERLRenderer.from_modules(StandInKeypoints(), StandInMapping(), tiny_generator())
+    with pytest.raises(InvalidArgumentError, match="no full-mode MappingNet"):
+        no_full.prepare_image(image, coefficients[0], full_mode=True)
 
 
 def test_relationship_forms_agree_and_zero_differs_from_none(renderer):
     image, coefficients, differences = clip()
-    state = renderer.prepare_source(image, coefficients[0])
+    state = renderer.prepare_image(image, coefficients[0])
     windows = semantic_windows(coefficients)
-    by_vector = renderer.render(state, windows, differences)
-    by_type = renderer.render(state, windows, AudioRelationship(differences))
-    by_matrix = renderer.render(state, windows, AudioRelationship(differences).as_matrices())
+    by_vector = renderer.render_windows(state, windows, differences)
+    by_type = renderer.render_windows(state, windows, AudioRelationship(differences))
+    by_matrix = renderer.render_windows(state, windows, AudioRelationship(differences).as_matrices())
     torch.testing.assert_close(by_type, by_vector, rtol=0, atol=0)
     torch.testing.assert_close(by_matrix, by_vector, rtol=0, atol=2e-6)
-    without = renderer.render(state, windows[:1], None)
+    without = renderer.render_windows(state, windows[:1], None)
     assert (without - by_vector[:1]).abs().max() > 1e-4  # frame 0: fusion convs still applied
     with pytest.raises(InvalidArgumentError, match="relationship"):
-        renderer.render(state, windows, differences[:3])
+        renderer.render_windows(state, windows, differences[:3])
 
 
 def test_without_fusion_weights_the_renderer_caches_the_volume_and_refuses_relationships(monkeypatch):
@@ -127,30 +163,30 @@ def test_without_fusion_weights_the_renderer_caches_the_volume_and_refuses_relat
     weights = {k: v for k, v in tiny_generator().state_dict().items() if not k.startswith("fusion.")}
     plain = CERLRenderer.from_modules(StandInKeypoints(), StandInMapping(), load_inference_generator(weights, TINY))
     image, coefficients, differences = clip()
-    state = plain.prepare_source(image, coefficients[0])
+    state = plain.prepare_image(image, coefficients[0])
     assert not plain.has_cerl and state.volume is not None and state.compressed_volume is not None
-    assert plain.render(state, semantic_windows(coefficients)).shape == (5, 3, SIZE, SIZE)
+    assert plain.render_windows(state, semantic_windows(coefficients)).shape == (5, 3, SIZE, SIZE)
     with pytest.raises(InvalidArgumentError, match="without CERL"):
-        plain.render(state, semantic_windows(coefficients), differences)
+        plain.render_windows(state, semantic_windows(coefficients), differences)
 
 
 def test_pose_overrides_change_only_the_driving_keypoints(renderer):
     image, coefficients, _ = clip()
-    state = renderer.prepare_source(image, coefficients[0])
+    state = renderer.prepare_image(image, coefficients[0])
     windows = semantic_windows(coefficients)
     plain = renderer.driving_keypoints(state, windows)
     turned = renderer.driving_keypoints(state, windows, yaw=torch.full((5,), 10.0))
     torch.testing.assert_close(turned - plain, torch.full_like(plain, 0.1))
     with pytest.raises(InvalidArgumentError, match="yaw"):
-        renderer.render(state, windows, yaw=torch.zeros(4))
+        renderer.render_windows(state, windows, yaw=torch.zeros(4))
 
 
 def test_state_and_renderer_move_to_float64(renderer):
     image, coefficients, differences = clip(3)
-    state = renderer.prepare_source(image, coefficients[0])
-    frames = renderer.render(state, semantic_windows(coefficients), differences)
+    state = renderer.prepare_image(image, coefficients[0])
+    frames = renderer.render_windows(state, semantic_windows(coefficients), differences)
     renderer.to(torch.float64)
-    frames64 = renderer.render(state.to(torch.float64), semantic_windows(coefficients), differences)
+    frames64 = renderer.render_windows(state.to(torch.float64), semantic_windows(coefficients), differences)
     assert frames64.dtype == torch.float64
     torch.testing.assert_close(frames64.float(), frames, rtol=0, atol=1e-5)
 
@@ -158,8 +194,8 @@ def test_state_and_renderer_move_to_float64(renderer):
 def test_bad_sources_are_refused(renderer):
     image, coefficients, _ = clip()
     with pytest.raises(InvalidImageError, match="\\[0, 1\\]"):
-        renderer.prepare_source(image * 255, coefficients[0])
+        renderer.prepare_image(image * 255, coefficients[0])
     with pytest.raises(InvalidImageError):
-        renderer.prepare_source(torch.rand(1, 3, SIZE + 8, SIZE + 8), coefficients[0])
+        renderer.prepare_image(torch.rand(1, 3, SIZE + 8, SIZE + 8), coefficients[0])
     with pytest.raises(InvalidArgumentError, match="source_semantics"):
-        renderer.prepare_source(image, coefficients[0, :64])
+        renderer.prepare_image(image, coefficients[0, :64])

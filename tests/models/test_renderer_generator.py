@@ -19,39 +19,9 @@ from tavce.models.renderer.generator import (
     load_inference_generator,
 )
 from tavce.models.renderer.spectral import fold_spectral_norm
-from tavce.testing import reference_state_dict
+from tests.models.tiny_generator import SIZE, TINY, recipe_weights, tiny_generator
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
-
-TINY = GeneratorConfig(
-    base_channels=4,
-    max_channels=8,
-    volume_channels=2,
-    volume_depth=4,
-    num_volume_blocks=1,
-    num_keypoints=3,
-    motion_base_channels=4,
-    motion_num_blocks=2,
-    motion_max_channels=8,
-    motion_compressed_channels=2,
-    decoder_hidden_channels=8,
-    decoder_num_middle_blocks=1,
-    decoder_up_channels=(8, 4),
-    cerl=True,
-    relationship_dim=4,
-)
-SIZE = TINY.image_size_multiple  # 16
-
-
-def recipe_weights(module: torch.nn.Module, salt: int = 3) -> dict[str, torch.Tensor]:
-    return reference_state_dict({key: value.shape for key, value in module.state_dict().items()}, salt)
-
-
-def tiny_generator(config: GeneratorConfig = TINY) -> OcclusionAwareSPADEGenerator:
-    """Recipe weights through the inference loader (spectral triples folded)."""
-    training = OcclusionAwareSPADEGenerator(dataclasses.replace(config, spectral_norm=True))
-    return load_inference_generator(recipe_weights(training), config)
-
 
 def inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)

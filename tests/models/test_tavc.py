@@ -17,7 +17,7 @@ from tavce.models.tavc import (
     TAVCAudioEncoder,
     TAVCAudioEncoderConfig,
     TAVCMetric,
-    audio_relationships,
+    TemporalCorrelationMetric,
     flattened_cosine,
     relationship_factor,
     relationship_matrix,
@@ -130,11 +130,17 @@ def audio_encoder() -> TAVCAudioEncoder:
     return TAVCAudioEncoder(TAVCAudioEncoderConfig(embedding_dim=16)).eval()
 
 
-def test_audio_relationships_in_batches_equal_the_original_pairwise_computation(audio_encoder):
+def test_audio_relationships_in_batches_equal_the_original_pairwise_computation(audio_encoder, monkeypatch):
+    from tavce.models.tavc import metric as metric_module
+
+    metric = TAVCMetric(audio_encoder=audio_encoder, mouth_encoder=MouthEncoder(dataclasses.replace(TINY_MOUTH, embedding_dim=16)))
     windows = AudioWindows(torch.rand(7, 1, 80, 16, generator=torch.Generator().manual_seed(1)) * 8 - 4)
     with torch.no_grad():
-        batched = audio_relationships(windows, audio_encoder, batch_size=3)
-        whole = audio_relationships(windows, audio_encoder)
+        whole = metric.audio_relationships(windows)
+        monkeypatch.setattr(metric_module, "RELATIONSHIP_BATCH", 3)
+        batched = metric.audio_relationships(windows)
+        # the interface's generic default: pairs through audio_relationship, in batches too
+        generic = TemporalCorrelationMetric.audio_relationships(metric, windows)
         # the original encodes windows [max(j-1, 0), j] for every frame j separately
         pairwise = []
         for frame in range(windows.num_frames):
@@ -142,10 +148,9 @@ def test_audio_relationships_in_batches_equal_the_original_pairwise_computation(
             pairwise.append(temporal_relationship(pair[:1], pair[1:])[0])
     assert batched.differences.shape == (7, 16)
     torch.testing.assert_close(batched.differences, whole.differences)
+    torch.testing.assert_close(generic.differences, whole.differences, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(batched.as_matrices(), torch.stack(pairwise), atol=1e-6, rtol=1e-5)
     assert batched.differences[0].abs().max() == 0
-    with pytest.raises(InvalidArgumentError, match="batch_size"):
-        audio_relationships(windows, audio_encoder, batch_size=0)
 
 
 def test_audio_encoder_refuses_wrong_windows(audio_encoder):
@@ -187,8 +192,8 @@ def test_mouth_encoder_round_trips_through_save_pretrained(tmp_path):
 
 def test_metric_checks_inputs_and_embedding_sizes(audio_encoder):
     with pytest.raises(InvalidArgumentError, match="embedding size 16 differs"):
-        TAVCMetric(audio_encoder, MouthEncoder(TINY_MOUTH))
-    metric = TAVCMetric(audio_encoder, MouthEncoder(dataclasses.replace(TINY_MOUTH, embedding_dim=16)))
+        TAVCMetric(audio_encoder=audio_encoder, mouth_encoder=MouthEncoder(TINY_MOUTH))
+    metric = TAVCMetric(audio_encoder=audio_encoder, mouth_encoder=MouthEncoder(dataclasses.replace(TINY_MOUTH, embedding_dim=16)))
     metric.eval()
     windows, mouths = torch.zeros(2, 3, 1, 80, 16), torch.zeros(2, 3, 3, 16, 16)
     with torch.no_grad():

@@ -54,7 +54,7 @@ def test_objective_learns_to_rank_adjacent_pairs_above_distant_ones():
     data = torch.Generator().manual_seed(0)
     audio_map = torch.randn(math.prod(WINDOW), 4, generator=data)
     image_map = 0.5 * torch.randn(3 * TINY_MOUTH.image_size**2, 4, generator=data)
-    metric = TAVCMetric(tiny_audio_encoder(), MouthEncoder(TINY_MOUTH))
+    metric = TAVCMetric(audio_encoder=tiny_audio_encoder(), mouth_encoder=MouthEncoder(TINY_MOUTH))
     optimiser = torch.optim.Adam(metric.parameters(), lr=3e-3)
     held_out = toy_batch(torch.Generator().manual_seed(1), audio_map, image_map, batch=64)
 
@@ -78,7 +78,7 @@ def test_objective_learns_to_rank_adjacent_pairs_above_distant_ones():
 
 
 def test_stage_one_gradients_reach_both_real_encoders():
-    metric = TAVCMetric(TAVCAudioEncoder(TAVCAudioEncoderConfig(EMBEDDING)), MouthEncoder(TINY_MOUTH))
+    metric = TAVCMetric(audio_encoder=TAVCAudioEncoder(TAVCAudioEncoderConfig(EMBEDDING)), mouth_encoder=MouthEncoder(TINY_MOUTH))
     generator = torch.Generator().manual_seed(0)
     windows = torch.rand(2, 3, 1, 80, 16, generator=generator) * 8 - 4
     mouths = torch.rand(2, 3, 3, 16, 16, generator=generator) * 2 - 1
@@ -92,7 +92,7 @@ def test_stage_one_gradients_reach_both_real_encoders():
 @pytest.fixture
 def car() -> CARLoss:
     torch.manual_seed(0)
-    return CARLoss(TAVCMetric(tiny_audio_encoder(), MouthEncoder(TINY_MOUTH)))
+    return CARLoss(TAVCMetric(audio_encoder=tiny_audio_encoder(), mouth_encoder=MouthEncoder(TINY_MOUTH)))
 
 
 def test_car_gradient_reaches_only_the_generated_frame(car):

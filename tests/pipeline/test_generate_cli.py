@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tavce.cli import main
-from tests.test_video import probe
+from tests.helpers import probe
 
 
 def _generate(weights: Path, portrait, speech: Path, output: Path, *extra: str) -> int:

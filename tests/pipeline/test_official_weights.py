@@ -28,7 +28,7 @@ import torch
 from tavce import TalkingHeadPipeline
 from tavce.testing import make_official_checkpoint
 from tavce.types import AudioRelationship
-from tests.test_video import probe
+from tests.helpers import probe
 
 pytestmark = pytest.mark.slow
 

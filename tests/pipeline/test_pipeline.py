@@ -13,8 +13,8 @@ import torch
 
 from tavce import TalkingHeadPipeline
 from tavce.errors import InvalidArgumentError, OutputError, RenderError
-from tests.pipeline.conftest import PHOTO_SIZE
-from tests.test_video import probe
+from tests.helpers import PHOTO_SIZE
+from tests.helpers import probe
 
 FRAMES = 30  # ⌊1.23 s · 25⌋
 
@@ -109,8 +109,9 @@ def test_without_cerl(tiny_weights_without_cerl: Path, portrait, speech, caplog)
 def test_save_pretrained_round_trip(pipe, portrait, speech, tmp_path: Path) -> None:
     pipe.save_pretrained(tmp_path / "copy")
     again = TalkingHeadPipeline.from_pretrained(tmp_path / "copy")
-    for name, module in pipe.components().items():
-        reloaded = again.components()[name].state_dict()
+    assert set(again.components) == set(pipe.components)
+    for name, module in pipe.components.items():
+        reloaded = again.components[name].state_dict()
         assert all(torch.equal(value, reloaded[key]) for key, value in module.state_dict().items()), name
     np.testing.assert_array_equal(
         _frames(again, portrait, speech, seed=5), _frames(pipe, portrait, speech, seed=5)

@@ -13,7 +13,7 @@ from tavce.preprocess.alignment import (
     flip_landmarks_y,
 )
 from tavce.preprocess.standard_landmarks import STANDARD_LANDMARKS_3D, five_points, standard_five_points
-from tests.preprocess.synthetic import face_landmarks, face_photo
+from tavce.testing import face_landmarks, face_photo
 
 
 def test_standard_five_points_match_the_spec_table():

@@ -13,7 +13,7 @@ from tavce.preprocess.crop import (
     crop_working_image,
     restore_aspect_size,
 )
-from tests.preprocess.synthetic import face_landmarks, face_photo
+from tavce.testing import face_landmarks, face_photo
 
 
 @pytest.fixture

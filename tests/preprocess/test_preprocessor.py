@@ -11,7 +11,7 @@ from tavce.models.face_recon import FaceReconConfig, FaceReconNet
 from tavce.preprocess import FacePreprocessor, PreparedSource, Preprocessor, paste_back
 from tavce.preprocess.landmarks import Face
 from tavce.preprocess.preprocessor import map_landmarks_to_working_image
-from tests.preprocess.synthetic import face_landmarks, face_photo
+from tavce.testing import face_landmarks, face_photo
 
 MODES = ("crop", "extcrop", "resize", "full", "extfull")
 
@@ -53,7 +53,7 @@ def scene():
 def preprocessor(tiny_net, scene):
     _, landmarks = scene
     face = Face(box=(250.0, 130.0, 410.0, 290.0), landmarks=landmarks, score=1.0)
-    return FacePreprocessor(tiny_net, StubLandmarker([face]))
+    return FacePreprocessor(face_recon=tiny_net, landmarker=StubLandmarker([face]))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -92,19 +92,19 @@ def test_coefficient_crop_parameters_come_from_the_alignment(preprocessor, scene
 
 
 def test_faceless_image_raises_face_not_detected(tiny_net):
-    preprocessor = FacePreprocessor(tiny_net, StubLandmarker([]))
+    preprocessor = FacePreprocessor(face_recon=tiny_net, landmarker=StubLandmarker([]))
     with pytest.raises(FaceNotDetectedError, match=r"320x200.*face_box="):
         preprocessor.prepare(np.full((200, 320, 3), 127, np.uint8))
 
 
 def test_faceless_image_with_the_real_dlib_detector(tiny_net, dlib_landmarker):
     with pytest.raises(FaceNotDetectedError, match="dlib detector"):
-        FacePreprocessor(tiny_net, dlib_landmarker).prepare(np.full((200, 320, 3), 90, np.uint8))
+        FacePreprocessor(face_recon=tiny_net, landmarker=dlib_landmarker).prepare(np.full((200, 320, 3), 90, np.uint8))
 
 
 def test_explicit_landmarks_need_no_detector(tiny_net, scene):
     photo, landmarks = scene
-    preprocessor = FacePreprocessor(tiny_net.train(), StubLandmarker(forbid=True))
+    preprocessor = FacePreprocessor(face_recon=tiny_net.train(), landmarker=StubLandmarker(forbid=True))
     assert not tiny_net.training  # batch norm must use its running statistics
     source = preprocessor.prepare(photo, "full", landmarks=landmarks)
     assert source.landmarker == "explicit"
@@ -115,15 +115,15 @@ def test_explicit_landmarks_need_no_detector(tiny_net, scene):
 def test_face_box_runs_only_the_landmark_predictor(tiny_net, scene):
     photo, _ = scene
     landmarker = StubLandmarker()
-    source = FacePreprocessor(tiny_net, landmarker).prepare(photo, "crop", face_box=(250, 130, 410, 290))
+    source = FacePreprocessor(face_recon=tiny_net, landmarker=landmarker).prepare(photo, "crop", face_box=(250, 130, 410, 290))
     assert landmarker.calls == [("box", (250.0, 130.0, 410.0, 290.0))]
     np.testing.assert_array_equal(source.landmarks, face_landmarks((330, 210), 100))  # the stub's answer
     # A box reaching past the photo is clipped to it.
-    FacePreprocessor(tiny_net, landmarker).prepare(photo, "crop", face_box=(-20, 300, 120, 500))
+    FacePreprocessor(face_recon=tiny_net, landmarker=landmarker).prepare(photo, "crop", face_box=(-20, 300, 120, 500))
     assert landmarker.calls[-1] == ("box", (0.0, 300.0, 120.0, 420.0))
     for bad in [(300, 100, 200, 50), (700, 10, 800, 90), (1, 2, 3), "box"]:
         with pytest.raises(InvalidArgumentError, match="face_box"):
-            FacePreprocessor(tiny_net, landmarker).prepare(photo, face_box=bad)
+            FacePreprocessor(face_recon=tiny_net, landmarker=landmarker).prepare(photo, face_box=bad)
 
 
 def test_face_index_picks_faces_left_to_right(tiny_net, scene):
@@ -133,7 +133,7 @@ def test_face_index_picks_faces_left_to_right(tiny_net, scene):
         Face(box=(250.0, 130.0, 410.0, 290.0), landmarks=landmarks, score=1.0),
         Face(box=(70.0, 70.0, 130.0, 130.0), landmarks=small, score=1.0),
     ]
-    preprocessor = FacePreprocessor(tiny_net, StubLandmarker(faces))
+    preprocessor = FacePreprocessor(face_recon=tiny_net, landmarker=StubLandmarker(faces))
     np.testing.assert_array_equal(preprocessor.prepare(photo).landmarks, landmarks)  # largest
     np.testing.assert_array_equal(preprocessor.prepare(photo, face_index=0).landmarks, small)
 
@@ -207,7 +207,7 @@ def test_paste_back_refuses_crop_modes_and_bad_frames(preprocessor, scene):
 
 
 def test_sample_portraits_in_every_mode_with_dlib(tiny_net, shared_media, dlib_landmarker):
-    preprocessor = FacePreprocessor(tiny_net, dlib_landmarker)
+    preprocessor = FacePreprocessor(face_recon=tiny_net, landmarker=dlib_landmarker)
     for name in ("art_1.png", "art_6.png", "full_body_1.png"):
         for mode in MODES:
             source = preprocessor.prepare(shared_media / name, mode)

@@ -22,7 +22,7 @@ from tavce.training.data import (
     prepare_dataset,
 )
 from tavce.training.data.sampling import coefficient_window, sample_stage1_indices, sampling_units
-from tests.training.conftest import SyntheticFaceLandmarker, tiny_face_recon
+from tests.helpers import SyntheticFaceLandmarker, tiny_face_recon
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from PIL import Image
 from tavce import cli
 from tavce.errors import InvalidArgumentError
 from tavce.preprocess.mouth import mouth_centre
-from tavce.testing import make_tiny_checkpoint, synthetic_face_landmarks
+from tavce.testing import synthetic_face_landmarks
 from tavce.training.data import PrepareConfig, annotate, list_videos, prepare_dataset, read_manifest
-from tests.training.conftest import SyntheticFaceLandmarker, tiny_face_recon
+from tests.helpers import SyntheticFaceLandmarker, tiny_face_recon
 
 RESIZE = PrepareConfig(crop_mode="resize")  # crops = whole synthetic frames, so the stand-in landmarks are exact
 
@@ -210,11 +210,10 @@ def test_cli_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_cli_prepares_with_dlib_and_reports_the_failure(
-    clips: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], _restore_root_logging
+    clips: Path, tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str], _restore_root_logging
 ) -> None:
-    weights = make_tiny_checkpoint(tmp_path / "weights")
     output = tmp_path / "data"
-    arguments = ["prepare-data", str(clips), str(output), "--weights", str(weights), "--landmarker", "dlib",
+    arguments = ["prepare-data", str(clips), str(output), "--weights", str(tiny_weights), "--landmarker", "dlib",
                  "--no-progress", "--max-frames", "10"]  # fmt: skip
     assert cli.main(arguments) == 1  # the corrupt clip failed; the others are ready
     assert capsys.readouterr().out.strip() == str(output / "manifest.jsonl")

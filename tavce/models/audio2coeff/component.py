@@ -21,6 +21,7 @@ from tavce.models.audio2coeff.blinks import random_blink_ratio
 from tavce.models.audio2coeff.expression_net import ExpressionNet, ExpressionNetConfig
 from tavce.models.audio2coeff.pose_controls import add_reference_motion, smooth_pose, tile_to_length
 from tavce.models.audio2coeff.pose_vae import PoseVAE, PoseVAEConfig
+from tavce.models.audio_encoder import AudioEncoder
 from tavce.models.base import TavceModule
 from tavce.types import MOTION_DIM, SOURCE_COEFF_DIM, AudioWindows, MotionCoefficients
 
@@ -89,24 +90,32 @@ class SadTalkerAudio2CoeffConfig:
     expression_net: ExpressionNetConfig = ExpressionNetConfig()
     pose_vae: PoseVAEConfig = PoseVAEConfig()
 
-    def __post_init__(self) -> None:
-        # Sub-configs read back from config.json arrive as plain dicts.
-        for name, config_class in (("expression_net", ExpressionNetConfig), ("pose_vae", PoseVAEConfig)):
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                fields = {key: tuple(item) if isinstance(item, list) else item for key, item in value.items()}
-                object.__setattr__(self, name, config_class(**fields))
-
 
 class SadTalkerAudio2Coeff(TavceModule):
-    """ExpNet + PoseVAE (test-time decoder) as one :class:`Audio2Coeff`."""
+    """ExpNet + PoseVAE (test-time decoder) as one :class:`Audio2Coeff`.
+
+    Args:
+        config: sizes of the two networks.
+        expression_audio_encoder, pose_audio_encoder: the :class:`~tavce.models.audio_encoder.AudioEncoder`
+            of ExpNet and of the PoseVAE (each a Wav2Lip encoder with its own weights by default).
+    """
 
     config_class = SadTalkerAudio2CoeffConfig
+    component_slots = {
+        "expression_audio_encoder": "expression_net.audio_encoder",
+        "pose_audio_encoder": "pose_vae.audio_encoder",
+    }
 
-    def __init__(self, config: SadTalkerAudio2CoeffConfig = SadTalkerAudio2CoeffConfig()) -> None:
+    def __init__(
+        self,
+        config: SadTalkerAudio2CoeffConfig = SadTalkerAudio2CoeffConfig(),
+        *,
+        expression_audio_encoder: AudioEncoder | None = None,
+        pose_audio_encoder: AudioEncoder | None = None,
+    ) -> None:
         super().__init__(config)
-        self.expression_net = ExpressionNet(config.expression_net)
-        self.pose_vae = PoseVAE(config.pose_vae)
+        self.expression_net = ExpressionNet(config.expression_net, audio_encoder=expression_audio_encoder)
+        self.pose_vae = PoseVAE(config.pose_vae, audio_encoder=pose_audio_encoder)
 
     @torch.no_grad()
     def generate(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tavce.models.audio_encoder import Wav2LipAudioEncoder
+from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
 
 # Windows sent through the audio encoder at once: bounds memory on long clips
@@ -21,13 +21,13 @@ from tavce.models.base import TavceModule
 ENCODER_BATCH = 256
 
 
-def encode_windows(encoder: nn.Module, windows: torch.Tensor, batch: int = ENCODER_BATCH) -> torch.Tensor:
+def encode_windows(encoder: AudioEncoder, windows: torch.Tensor, batch: int = ENCODER_BATCH) -> torch.Tensor:
     """(N, 1, 80, 16) mel windows -> (N, D) embeddings, ``batch`` windows per encoder call.
 
-    The Wav2Lip encoder is per-window (eval-mode BatchNorm), so splitting is exact.
+    The encoder is per-window (eval-mode BatchNorm), so splitting is exact.
     """
     if windows.shape[0] == 0:
-        return windows.new_zeros(0, encoder.config.embedding_dim)
+        return windows.new_zeros(0, encoder.embedding_dim)
     return torch.cat([encoder(part) for part in windows.split(batch)], dim=0)
 
 
@@ -43,15 +43,17 @@ class ExpressionNetConfig:
 
 
 class ExpressionNet(TavceModule):
-    """Wav2Lip audio encoder + one Linear(512 + 64 + 1 -> 64) head."""
+    """Audio encoder (Wav2Lip by default) + one Linear(D + 64 + 1 -> 64) head, D = 512 for Wav2Lip."""
 
     config_class = ExpressionNetConfig
+    component_slots = {"audio_encoder": "audio_encoder"}
 
-    def __init__(self, config: ExpressionNetConfig = ExpressionNetConfig()) -> None:
+    def __init__(
+        self, config: ExpressionNetConfig = ExpressionNetConfig(), *, audio_encoder: AudioEncoder | None = None
+    ) -> None:
         super().__init__(config)
-        self.audio_encoder = Wav2LipAudioEncoder()
-        embedding_dim = self.audio_encoder.config.embedding_dim
-        self.head = nn.Linear(embedding_dim + config.expression_dim + 1, config.expression_dim)
+        self.audio_encoder = audio_encoder if audio_encoder is not None else Wav2LipAudioEncoder()
+        self.head = nn.Linear(self.audio_encoder.embedding_dim + config.expression_dim + 1, config.expression_dim)
 
     def forward(
         self, windows: torch.Tensor, reference_expression: torch.Tensor, blink_ratio: torch.Tensor

@@ -17,11 +17,10 @@ from torch import nn
 from tavce.errors import InvalidArgumentError
 from tavce.models.audio2coeff.expression_net import encode_windows
 from tavce.models.audio2coeff.resunet import ResUnet
-from tavce.models.audio_encoder import Wav2LipAudioEncoder, Wav2LipAudioEncoderConfig
+from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
 
 WindowAlignment = Literal["sadtalker", "tavce-eval"]
-AUDIO_EMBEDDING_DIM = Wav2LipAudioEncoderConfig().embedding_dim
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,10 @@ def _mlp(sizes: list[int]) -> nn.ModuleList:
 class PoseDecoder(nn.Module):
     """(reference pose, latent + style bias, audio) -> (B, S, 6) pose motion."""
 
-    def __init__(self, config: PoseVAEConfig) -> None:
+    def __init__(self, config: PoseVAEConfig, audio_embedding_dim: int) -> None:
         super().__init__()
         self.config = config
-        self.audio_projection = nn.Linear(AUDIO_EMBEDDING_DIM, config.audio_projection_dim)
+        self.audio_projection = nn.Linear(audio_embedding_dim, config.audio_projection_dim)
         self.style_bias = nn.Parameter(torch.zeros(config.num_styles, config.latent_dim))
         inputs = config.pose_dim + config.latent_dim + config.seq_len * config.audio_projection_dim
         self.mlp = _mlp([inputs, *config.decoder_hidden_dims, config.seq_len * config.pose_dim])
@@ -78,7 +77,7 @@ class PoseDecoder(nn.Module):
     def forward(
         self, audio_embeddings: torch.Tensor, reference_pose: torch.Tensor, style: torch.Tensor, latent: torch.Tensor
     ) -> torch.Tensor:
-        """Args: audio_embeddings (B, S, 512), reference_pose (B, 6), style (B,) int64, latent (B, latent_dim).
+        """Args: audio_embeddings (B, S, D), reference_pose (B, 6), style (B,) int64, latent (B, latent_dim).
 
         Returns: (B, S, 6) motion relative to the reference pose.
         """
@@ -95,10 +94,10 @@ class PoseDecoder(nn.Module):
 class PoseEncoder(nn.Module):
     """Training-time CVAE encoder: (motion, reference pose, audio, style) -> (mean, log-variance)."""
 
-    def __init__(self, config: PoseVAEConfig) -> None:
+    def __init__(self, config: PoseVAEConfig, audio_embedding_dim: int) -> None:
         super().__init__()
         self.config = config
-        self.audio_projection = nn.Linear(AUDIO_EMBEDDING_DIM, config.audio_projection_dim)
+        self.audio_projection = nn.Linear(audio_embedding_dim, config.audio_projection_dim)
         self.style_bias = nn.Parameter(torch.zeros(config.num_styles, config.latent_dim))
         self.resunet = ResUnet(config.resunet_channels)
         inputs = config.pose_dim + config.seq_len * (config.pose_dim + config.audio_projection_dim) + config.latent_dim
@@ -113,7 +112,7 @@ class PoseEncoder(nn.Module):
         reference_pose: torch.Tensor,
         style: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Args: pose_motion (B, S, 6) target motion, audio_embeddings (B, S, 512), reference_pose (B, 6), style (B,).
+        """Args: pose_motion (B, S, 6) target motion, audio_embeddings (B, S, D), reference_pose (B, 6), style (B,).
 
         Returns: mean and log-variance, each (B, latent_dim).
         """
@@ -155,15 +154,17 @@ def motion_chunks(
 
 
 class PoseVAE(TavceModule):
-    """Wav2Lip audio encoder + CVAE decoder (+ training encoder)."""
+    """Audio encoder (Wav2Lip by default) + CVAE decoder (+ training encoder)."""
 
     config_class = PoseVAEConfig
+    component_slots = {"audio_encoder": "audio_encoder"}
 
-    def __init__(self, config: PoseVAEConfig = PoseVAEConfig()) -> None:
+    def __init__(self, config: PoseVAEConfig = PoseVAEConfig(), *, audio_encoder: AudioEncoder | None = None) -> None:
         super().__init__(config)
-        self.audio_encoder = Wav2LipAudioEncoder()
-        self.decoder = PoseDecoder(config)
-        self.encoder = PoseEncoder(config) if config.with_encoder else None
+        self.audio_encoder = audio_encoder if audio_encoder is not None else Wav2LipAudioEncoder()
+        embedding_dim = self.audio_encoder.embedding_dim
+        self.decoder = PoseDecoder(config, embedding_dim)
+        self.encoder = PoseEncoder(config, embedding_dim) if config.with_encoder else None
 
     def forward(
         self,

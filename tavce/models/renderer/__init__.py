@@ -14,7 +14,7 @@ from tavce.models.renderer.mapping_net import HeadMotion, MappingNet, MappingNet
 from tavce.models.renderer.renderer import (
     CERLRenderer,
     CERLRendererConfig,
-    RendererProtocol,
+    Renderer,
     SourceState,
     semantic_windows,
 )
@@ -31,7 +31,7 @@ __all__ = [
     "MappingNetConfig",
     "MultiScaleDiscriminator",
     "OcclusionAwareSPADEGenerator",
-    "RendererProtocol",
+    "Renderer",
     "SourceState",
     "bins_to_degrees",
     "rotation_matrix",

@@ -1,21 +1,32 @@
-"""The face renderer component: source image + per-frame coefficient windows → frames.
+"""The face renderer component: a prepared source + motion coefficients → frames.
 
-:class:`CERLRenderer` composes the keypoint detector, the MappingNet and the
+:class:`CERLRenderer` composes the keypoint detector, the MappingNet (plus, optionally,
+the 73-coefficient MappingNet of the ``full`` / ``extfull`` modes) and the
 occlusion-aware SPADE generator (with CERL when its weights are present).
-Everything that depends only on the source image is computed once per clip by
-:meth:`CERLRenderer.prepare_source` (canonical and source keypoints, the
-appearance feature up to the CERL point, and — without CERL — the feature volume
-and its compressed copy); :meth:`CERLRenderer.render` then renders any number of
-frames in batches. Each frame's result depends only on its own window,
-relationship and overrides, so batching never changes frames (the original TAVCE
-loop centred every window of a batch on the batch's first frame, quirk 22).
+
+Two levels:
+
+* the :class:`Renderer` interface the pipeline uses — :meth:`CERLRenderer.prepare_source`
+  takes a :class:`~tavce.preprocess.PreparedSource` and picks the MappingNet its crop mode
+  needs; :meth:`CERLRenderer.render` takes the clip's
+  :class:`~tavce.types.MotionCoefficients` and a frame range, and builds the 27-frame
+  windows and the 70/73-coefficient input itself;
+* the tensor level the golden checks and training use — :meth:`CERLRenderer.prepare_image`
+  and :meth:`CERLRenderer.render_windows`.
+
+Everything that depends only on the source image is computed once per clip
+(canonical and source keypoints, the appearance feature up to the CERL point and,
+without CERL, the feature volume and its compressed copy). Each frame's result
+depends only on its own window, relationship and overrides, so the batch size never
+changes frames (the original TAVCE loop centred every window of a batch on the
+batch's first frame, quirk 22).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
@@ -25,7 +36,10 @@ from tavce.models.renderer.generator import GeneratorConfig, OcclusionAwareSPADE
 from tavce.models.renderer.keypoint_detector import KeypointDetector, KeypointDetectorConfig
 from tavce.models.renderer.keypoint_transform import transform_keypoints
 from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
-from tavce.types import AudioRelationship
+from tavce.types import AudioRelationship, MotionCoefficients
+
+if TYPE_CHECKING:
+    from tavce.preprocess import PreparedSource
 
 SEMANTIC_RADIUS = 13
 """Frames on each side of a semantic window: 27-frame windows (reference-pipeline.md §4.1)."""
@@ -70,6 +84,7 @@ class SourceState:
         source_features: (1, 512, S/4, S/4) appearance feature F, the CERL input.
         volume: (1, 32, 16, S/4, S/4) feature volume V without CERL (None when CERL will change it).
         compressed_volume: the dense-motion compression of ``volume`` (None likewise).
+        full_mode: frames are driven through the full-mode MappingNet (73 coefficients).
     """
 
     source_image: torch.Tensor
@@ -78,62 +93,76 @@ class SourceState:
     source_features: torch.Tensor
     volume: torch.Tensor | None = None
     compressed_volume: torch.Tensor | None = None
+    full_mode: bool = False
 
     def to(self, *args: Any, **kwargs: Any) -> SourceState:
         """A copy with every tensor moved/cast like ``Tensor.to`` (device and/or dtype)."""
-        return SourceState(
+        return dataclasses.replace(
+            self,
             **{
-                field.name: None if value is None else value.to(*args, **kwargs)
+                field.name: value.to(*args, **kwargs)
                 for field in dataclasses.fields(self)
                 for value in [getattr(self, field.name)]
-            }
+                if isinstance(value, torch.Tensor)
+            },
         )
 
 
 @runtime_checkable
-class RendererProtocol(Protocol):
-    """What the pipeline needs from a face renderer; subclass or duck-type to swap it."""
+class Renderer(Protocol):
+    """What the pipeline needs from a face renderer; subclass :class:`CERLRenderer` or implement it anew.
 
-    def prepare_source(self, source_image: torch.Tensor, source_semantics: torch.Tensor) -> SourceState: ...
+    Attributes:
+        image_size: S, the side of the square frames it renders (the preprocessor's working size).
+        has_cerl: whether :meth:`render` needs the audio relationship (TAVCE's CERL).
+    """
+
+    image_size: int
+    has_cerl: bool
+
+    def prepare_source(self, source: PreparedSource) -> Any:
+        """Source-only work, once per clip; the returned state is passed back to :meth:`render`."""
+        ...
 
     def render(
         self,
-        state: SourceState,
-        driving_windows: torch.Tensor,
-        relationship: torch.Tensor | AudioRelationship | None = None,
-        yaw: torch.Tensor | None = None,
-        pitch: torch.Tensor | None = None,
-        roll: torch.Tensor | None = None,
-    ) -> torch.Tensor: ...
+        state: Any,
+        coefficients: MotionCoefficients,
+        start: int,
+        stop: int,
+        relationship: AudioRelationship | None = None,
+    ) -> torch.Tensor:
+        """Frames ``start`` … ``stop − 1`` of the clip, (stop − start, 3, S, S) in [0, 1].
 
-
-def _as_config(value: Any, config_class: type) -> Any:
-    """A sub-config read back from config.json (a dict with lists) as its dataclass."""
-    if not isinstance(value, dict):
-        return value
-    return config_class(**{key: tuple(item) if isinstance(item, list) else item for key, item in value.items()})
+        ``coefficients`` and ``relationship`` cover the whole clip (T frames): a frame's
+        motion may depend on its neighbours. ``relationship`` is given iff ``has_cerl``.
+        """
+        ...
 
 
 @dataclass(frozen=True)
 class CERLRendererConfig:
-    """Sub-network configs (official sizes by default) and the render batch size."""
+    """Sub-network configs (official sizes by default) and the working image size.
+
+    Attributes:
+        full_mode_mapping: config of the 73-coefficient MappingNet used for ``full`` / ``extfull``
+            sources (official ``mapping_00109``); None renders every mode with ``mapping``.
+        image_size: S, 256 or 512 for the official weights.
+    """
 
     keypoint_detector: KeypointDetectorConfig = KeypointDetectorConfig()
     mapping: MappingNetConfig = MappingNetConfig()
     generator: GeneratorConfig = GeneratorConfig()
-    batch_size: int = 4
+    full_mode_mapping: MappingNetConfig | None = None
+    image_size: int = 256
 
     def __post_init__(self) -> None:
-        # Configs read back from config.json arrive as plain dicts.
-        object.__setattr__(self, "keypoint_detector", _as_config(self.keypoint_detector, KeypointDetectorConfig))
-        object.__setattr__(self, "mapping", _as_config(self.mapping, MappingNetConfig))
-        object.__setattr__(self, "generator", _as_config(self.generator, GeneratorConfig))
-        if self.batch_size < 1:
-            raise InvalidArgumentError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.image_size <= 0 or self.image_size % 128:
+            raise InvalidArgumentError(f"image_size={self.image_size}: must be a positive multiple of 128 (256, 512)")
 
 
 class CERLRenderer(TavceModule):
-    """Keypoint detector + MappingNet + generator (+ CERL) as one inference component.
+    """Keypoint detector + MappingNet(s) + generator (+ CERL) as one :class:`Renderer`.
 
     Build it with weights through :meth:`from_modules` (e.g. after the converters and
     :func:`~tavce.models.renderer.generator.load_inference_generator`) or
@@ -147,53 +176,118 @@ class CERLRenderer(TavceModule):
         self.keypoint_detector = KeypointDetector(config.keypoint_detector)
         self.mapping = MappingNet(config.mapping)
         self.generator = OcclusionAwareSPADEGenerator(config.generator)
+        self.full_mode_mapping = None if config.full_mode_mapping is None else MappingNet(config.full_mode_mapping)
 
     @classmethod
     def from_modules(
-        cls, keypoint_detector: KeypointDetector, mapping: MappingNet, generator: OcclusionAwareSPADEGenerator, batch_size: int = 4
+        cls,
+        keypoint_detector: KeypointDetector,
+        mapping: MappingNet,
+        generator: OcclusionAwareSPADEGenerator,
+        full_mode_mapping: MappingNet | None = None,
+        image_size: int = 256,
     ) -> CERLRenderer:
         """Assemble a renderer from loaded sub-networks (no copy); returned in eval mode."""
-        config = CERLRendererConfig(keypoint_detector.config, mapping.config, generator.config, batch_size)
+        config = CERLRendererConfig(
+            keypoint_detector.config,
+            mapping.config,
+            generator.config,
+            None if full_mode_mapping is None else full_mode_mapping.config,
+            image_size,
+        )
         renderer = cls.__new__(cls)
         TavceModule.__init__(renderer, config)
         renderer.keypoint_detector, renderer.mapping, renderer.generator = keypoint_detector, mapping, generator
+        renderer.full_mode_mapping = full_mode_mapping
         return renderer.eval()
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
 
     @property
     def has_cerl(self) -> bool:
         return self.generator.has_cerl
 
-    @property
-    def coefficient_dim(self) -> int:
-        """Coefficients per frame the MappingNet reads (70, or 73 for the full-mode MappingNet)."""
-        return self.config.mapping.coeff_dim
+    def _mapping_for(self, state: SourceState) -> MappingNet:
+        return self.full_mode_mapping if state.full_mode else self.mapping
 
     def _parameter(self) -> torch.Tensor:
         return next(self.parameters())
 
-    def _coefficients(self, values: torch.Tensor, name: str, leading: tuple[int, ...]) -> torch.Tensor:
-        """Cast to the module dtype/device and keep the MappingNet's first coefficient_dim channels.
+    def _coefficients(self, values: torch.Tensor, name: str, leading: tuple[int, ...], dim: int) -> torch.Tensor:
+        """Cast to the module dtype/device and keep the MappingNet's first ``dim`` channels.
 
         73-dim coefficients (with crop parameters) given to a 70-dim MappingNet drop the crop
         parameters, as TAVCE does with its reference coefficients.
         """
         channels = values.shape[len(leading)] if values.ndim > len(leading) else -1
-        if values.shape[: len(leading)] != leading or channels < self.coefficient_dim or not torch.isfinite(values).all():
+        if values.shape[: len(leading)] != leading or channels < dim or not torch.isfinite(values).all():
             raise InvalidArgumentError(
-                f"{name}: expected finite values of shape {(*leading, self.coefficient_dim)}[...], "
-                f"got {tuple(values.shape)}; pass 70 coefficients per frame (73 with crop parameters)."
+                f"{name}: expected finite values of shape {(*leading, dim)}[...], got {tuple(values.shape)}; "
+                "pass 70 coefficients per frame (73 with crop parameters for the full-mode MappingNet)."
             )
         reference = self._parameter()
-        return values.narrow(len(leading), 0, self.coefficient_dim).to(device=reference.device, dtype=reference.dtype)
+        return values.narrow(len(leading), 0, dim).to(device=reference.device, dtype=reference.dtype)
 
+    # ------------------------------------------------------------------ Renderer interface
+    def prepare_source(self, source: PreparedSource) -> SourceState:
+        """Source-only work for a prepared photo, with the MappingNet its crop mode needs.
+
+        ``full`` / ``extfull`` sources use the 73-coefficient MappingNet when the renderer has
+        one (their crop parameters then drive it); every other case uses the 70-coefficient one.
+
+        Raises:
+            InvalidArgumentError: the source was prepared at another size than :attr:`image_size`.
+        """
+        if source.size != self.image_size:
+            raise InvalidArgumentError(
+                f"source: prepared at {source.size}x{source.size} but this renderer works at "
+                f"{self.image_size}x{self.image_size}; prepare the photo with size={self.image_size}"
+            )
+        full_mode = source.mode.pastes_back and self.full_mode_mapping is not None
+        return self.prepare_image(source.image[None], source.coefficients, full_mode=full_mode)
+
+    def render(
+        self,
+        state: SourceState,
+        coefficients: MotionCoefficients,
+        start: int,
+        stop: int,
+        relationship: AudioRelationship | None = None,
+    ) -> torch.Tensor:
+        """Frames ``start`` … ``stop − 1`` (one batch): 27-frame windows of the clip's coefficients, rendered.
+
+        Returns:
+            (stop − start, 3, S, S) frames in [0, 1].
+
+        Raises:
+            InvalidArgumentError: a bad frame range, a relationship that does not cover the clip, or
+                a full-mode state without crop parameters in ``coefficients``.
+        """
+        if relationship is not None and relationship.num_frames != coefficients.num_frames:
+            raise InvalidArgumentError(
+                f"relationship: {relationship.num_frames} frames for {coefficients.num_frames} frames of "
+                "coefficients; compute both from the same audio windows"
+            )
+        windows = semantic_windows(coefficients.as_renderer_input(), start=start, stop=stop)
+        frames_relationship = None if relationship is None else relationship.differences[start:stop]
+        return self.render_windows(state, windows, frames_relationship)
+
+    # ------------------------------------------------------------------ tensor level
     @torch.inference_mode()
-    def prepare_source(self, source_image: torch.Tensor, source_semantics: torch.Tensor) -> SourceState:
+    def prepare_image(
+        self, source_image: torch.Tensor, source_semantics: torch.Tensor, *, full_mode: bool = False
+    ) -> SourceState:
         """Source-only work, once per clip.
 
         Args:
             source_image: (1, 3, S, S) RGB in [0, 1], S a multiple of 128 (256 or 512).
-            source_semantics: (C,) the source's coefficients, C = 70 or 73.
+            source_semantics: (C,) the source's coefficients, C = 70 or 73 (73 with ``full_mode``).
+            full_mode: drive frames through :attr:`full_mode_mapping` (needs crop parameters).
         """
+        if full_mode and self.full_mode_mapping is None:
+            raise InvalidArgumentError("full_mode=True: this renderer has no full-mode MappingNet")
         if source_image.ndim != 4 or source_image.shape[0] != 1:
             raise InvalidImageError(f"source_image: expected (1, 3, S, S), got {tuple(source_image.shape)}")
         self.generator.check_image_size(source_image)
@@ -201,12 +295,13 @@ class CERLRenderer(TavceModule):
             raise InvalidImageError("source_image: values must be finite and in [0, 1]; divide uint8 images by 255.")
         reference = self._parameter()
         image = source_image.to(device=reference.device, dtype=reference.dtype)
-        semantics = self._coefficients(source_semantics, "source_semantics", ())
+        mapping = self.full_mode_mapping if full_mode else self.mapping
+        semantics = self._coefficients(source_semantics, "source_semantics", (), mapping.config.coeff_dim)
         window = semantics[None, :, None].expand(1, -1, 2 * SEMANTIC_RADIUS + 1)
         canonical = self.keypoint_detector(image)
-        source_keypoints = transform_keypoints(canonical, self.mapping(window))
+        source_keypoints = transform_keypoints(canonical, mapping(window))
         features = self.generator.encode(image)
-        state = SourceState(image, canonical, source_keypoints, features)
+        state = SourceState(image, canonical, source_keypoints, features, full_mode=full_mode)
         if not self.has_cerl:
             state.volume = self.generator.lift(features)
             state.compressed_volume = self.generator.prepare_volume(state.volume)
@@ -222,7 +317,8 @@ class CERLRenderer(TavceModule):
     ) -> torch.Tensor:
         """(B, K, 3) driving keypoints of (B, C, 27) windows; overrides are (B,) degrees."""
         batch = driving_windows.shape[0]
-        windows = self._coefficients(driving_windows, "driving_windows", (batch,))
+        mapping = self._mapping_for(state)
+        windows = self._coefficients(driving_windows, "driving_windows", (batch,), mapping.config.coeff_dim)
         overrides = {}
         for name, values in (("yaw", yaw), ("pitch", pitch), ("roll", roll)):
             if values is not None:
@@ -230,7 +326,7 @@ class CERLRenderer(TavceModule):
                     raise InvalidArgumentError(f"{name}: expected ({batch},) degrees, got {tuple(values.shape)}")
                 overrides[f"{name}_override"] = values.to(device=windows.device, dtype=windows.dtype)
         canonical = state.canonical_keypoints.expand(batch, -1, -1)
-        return transform_keypoints(canonical, self.mapping(windows), **overrides)
+        return transform_keypoints(canonical, mapping(windows), **overrides)
 
     def _relationship(self, relationship: torch.Tensor | AudioRelationship | None, batch: int) -> torch.Tensor | None:
         if isinstance(relationship, AudioRelationship):
@@ -245,7 +341,7 @@ class CERLRenderer(TavceModule):
         return relationship.to(device=reference.device, dtype=reference.dtype)
 
     @torch.inference_mode()
-    def render(
+    def render_windows(
         self,
         state: SourceState,
         driving_windows: torch.Tensor,
@@ -254,10 +350,10 @@ class CERLRenderer(TavceModule):
         pitch: torch.Tensor | None = None,
         roll: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Render frames, ``config.batch_size`` at a time.
+        """Render one batch of frames from their coefficient windows.
 
         Args:
-            state: from :meth:`prepare_source`.
+            state: from :meth:`prepare_image` / :meth:`prepare_source`.
             driving_windows: (N, C, 27) per-frame coefficient windows (:func:`semantic_windows`).
             relationship: None (no CERL), (N, 128) differences d, (N, 128, 128) matrices R, or an
                 :class:`~tavce.types.AudioRelationship` with N frames. Frame 0's d = 0 still applies
@@ -271,48 +367,15 @@ class CERLRenderer(TavceModule):
             InvalidArgumentError: mismatched shapes, or a relationship for a renderer without CERL.
             RenderError: the networks produced non-finite values.
         """
-        total = driving_windows.shape[0] if driving_windows.ndim == 3 else 0
-        if total == 0:
+        batch = driving_windows.shape[0] if driving_windows.ndim == 3 else 0
+        if batch == 0:
             raise InvalidArgumentError(f"driving_windows: expected (N, C, 27) with N >= 1, got {tuple(driving_windows.shape)}")
-        relationship = self._relationship(relationship, total)
+        relationship = self._relationship(relationship, batch)
         if relationship is not None and not self.has_cerl:
             raise InvalidArgumentError(
                 "relationship: this renderer runs without CERL (its generator has no fusion weights); "
                 "pass relationship=None or load TAVCE face-render weights."
             )
-        for name, values in (("yaw", yaw), ("pitch", pitch), ("roll", roll)):
-            if values is not None and tuple(values.shape) != (total,):
-                raise InvalidArgumentError(f"{name}: expected ({total},) degrees, got {tuple(values.shape)}")
-        frames = []
-        for start in range(0, total, self.config.batch_size):
-            chunk = slice(start, start + self.config.batch_size)
-            frames.append(
-                self._render_batch(
-                    state,
-                    driving_windows[chunk],
-                    None if relationship is None else relationship[chunk],
-                    *(None if values is None else values[chunk] for values in (yaw, pitch, roll)),
-                )
-            )
-        result = torch.cat(frames)
-        if not torch.isfinite(result).all():
-            raise RenderError(
-                f"renderer produced non-finite pixels in {str(result.dtype).replace('torch.', '')}; with float16 or "
-                "bfloat16 try float32 (pipe.to(dtype=torch.float32), --dtype float32), otherwise check the "
-                "weights and the coefficients."
-            )
-        return result
-
-    def _render_batch(
-        self,
-        state: SourceState,
-        driving_windows: torch.Tensor,
-        relationship: torch.Tensor | None,
-        yaw: torch.Tensor | None,
-        pitch: torch.Tensor | None,
-        roll: torch.Tensor | None,
-    ) -> torch.Tensor:
-        batch = driving_windows.shape[0]
         kp_driving = self.driving_keypoints(state, driving_windows, yaw, pitch, roll)
         kp_source = state.source_keypoints.expand(batch, -1, -1)
         if relationship is None and state.volume is not None:
@@ -320,4 +383,11 @@ class CERLRenderer(TavceModule):
         else:
             volume = self.generator.lift(self.generator.fuse(state.source_features, relationship))
             compressed = self.generator.prepare_volume(volume)
-        return self.generator.animate(volume, compressed, kp_source, kp_driving).prediction
+        frames = self.generator.animate(volume, compressed, kp_source, kp_driving).prediction
+        if not torch.isfinite(frames).all():
+            raise RenderError(
+                f"renderer produced non-finite pixels in {str(frames.dtype).replace('torch.', '')}; with float16 or "
+                "bfloat16 try float32 (pipe.to(dtype=torch.float32), --dtype float32), otherwise check the "
+                "weights and the coefficients."
+            )
+        return frames

@@ -3,15 +3,14 @@
 * :class:`TAVCAudioEncoder` — Wav2Lip encoder + 512→128 projection (also gives CERL its input).
 * :class:`MouthEncoder` — IResNet18 on 112×112 mouth crops.
 * :mod:`~tavce.models.tavc.relationship` — the rank-one covariance of two embeddings and its similarities.
-* :class:`TAVCMetric` / :class:`TemporalCorrelationMetric` — metric and its interface; :func:`stage_one_objective`.
-* :func:`audio_relationships` — the per-frame relationship sequence the renderer consumes.
+* :class:`TAVCMetric` / :class:`TemporalCorrelationMetric` — metric and its interface (its
+  ``audio_relationships`` is the per-frame sequence CERL consumes); :func:`stage_one_objective`.
 * :class:`CARLoss` — stage-2 regulariser.
 """
 
 from tavce.models.tavc.audio import (
     TAVCAudioEncoder,
     TAVCAudioEncoderConfig,
-    audio_relationships,
     relationships_from_embeddings,
 )
 from tavce.models.tavc.car import DEFAULT_CAR_WEIGHT, CARLoss
@@ -19,6 +18,7 @@ from tavce.models.tavc.metric import (
     SimilarityAverage,
     StageOneLosses,
     TAVCMetric,
+    TAVCMetricConfig,
     TemporalCorrelationMetric,
     stage_one_objective,
 )
@@ -38,12 +38,12 @@ __all__ = [
     "MouthEncoderConfig",
     "TemporalCorrelationMetric",
     "TAVCMetric",
+    "TAVCMetricConfig",
     "StageOneLosses",
     "stage_one_objective",
     "SimilarityAverage",
     "CARLoss",
     "DEFAULT_CAR_WEIGHT",
-    "audio_relationships",
     "relationships_from_embeddings",
     "relationship_factor",
     "relationship_matrix",

@@ -1,9 +1,11 @@
-"""The TAVC audio encoder and the per-frame audio relationship the renderer's CERL receives.
+"""The TAVC audio encoder and the per-frame relationship of an embedding sequence.
 
 The encoder is the shared Wav2Lip conv stack (its own, separately trained
 weights) followed by a linear projection 512 -> 128. At inference the relationship
 of frame j pairs the windows of frames max(j−1, 0) and j (reference-pipeline.md
 §5.1); frame 0 pairs a window with itself, so its relationship is zero (quirk 5).
+:meth:`TAVCMetric.audio_relationships <tavce.models.tavc.TAVCMetric.audio_relationships>`
+gives the renderer's CERL that sequence.
 """
 
 from __future__ import annotations
@@ -17,10 +19,7 @@ from tavce.errors import InvalidArgumentError
 from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
 from tavce.models.tavc.relationship import relationship_factor
-from tavce.types import MEL_BINS, MEL_STEPS_PER_WINDOW, AudioRelationship, AudioWindows
-
-DEFAULT_BATCH_SIZE = 256
-
+from tavce.types import MEL_BINS, MEL_STEPS_PER_WINDOW, AudioRelationship
 
 @dataclass(frozen=True)
 class TAVCAudioEncoderConfig:
@@ -32,16 +31,22 @@ class TAVCAudioEncoderConfig:
 class TAVCAudioEncoder(TavceModule):
     """Mel windows (N, 1, 80, 16) in [−4, 4] -> embeddings (N, embedding_dim).
 
-    ``backbone`` is the Wav2Lip encoder (initialised from ``wav2lip.pth`` before
-    stage-1 training), ``projection`` the linear 512 -> 128 layer trained from scratch.
+    ``backbone`` is an :class:`~tavce.models.audio_encoder.AudioEncoder`: the Wav2Lip
+    encoder by default (initialised from ``wav2lip.pth`` before stage-1 training);
+    ``projection`` the linear D -> 128 layer trained from scratch.
     """
 
     config_class = TAVCAudioEncoderConfig
+    component_slots = {"backbone": "backbone"}
 
-    def __init__(self, config: TAVCAudioEncoderConfig | None = None) -> None:
+    def __init__(self, config: TAVCAudioEncoderConfig | None = None, *, backbone: AudioEncoder | None = None) -> None:
         super().__init__(config or TAVCAudioEncoderConfig())
-        self.backbone = Wav2LipAudioEncoder()
-        self.projection = nn.Linear(self.backbone.config.embedding_dim, self.config.embedding_dim)
+        self.backbone = backbone if backbone is not None else Wav2LipAudioEncoder()
+        self.projection = nn.Linear(self.backbone.embedding_dim, self.config.embedding_dim)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.embedding_dim
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         """Args: windows (N, 1, 80, 16). Returns (N, embedding_dim)."""
@@ -68,29 +73,3 @@ def relationships_from_embeddings(embeddings: torch.Tensor) -> AudioRelationship
         raise InvalidArgumentError(f"expected (T, D) embeddings with T >= 1, got {tuple(embeddings.shape)}")
     previous = torch.cat([embeddings[:1], embeddings[:-1]], dim=0)
     return AudioRelationship(differences=relationship_factor(previous, embeddings))
-
-
-def audio_relationships(
-    windows: AudioWindows, encoder: AudioEncoder, *, batch_size: int = DEFAULT_BATCH_SIZE
-) -> AudioRelationship:
-    """The audio relationship of every frame of a clip, as CERL consumes it.
-
-    Each window is encoded once (in batches of ``batch_size``, so long clips need
-    bounded memory) and frame j pairs the embeddings of frames max(j−1, 0) and j.
-    With the encoder in eval mode this equals the original, which encodes each pair
-    separately. Gradients are kept if the caller has them enabled.
-
-    Args:
-        windows: (T, 1, 80, 16) mel windows.
-        encoder: maps (N, 1, 80, 16) windows to (N, D) embeddings (a :class:`TAVCAudioEncoder`).
-        batch_size: windows per encoder call.
-
-    Returns:
-        (T, D) relationship factors on the encoder's device.
-    """
-    if batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
-    parameter = next(iter(encoder.parameters()), None) if isinstance(encoder, nn.Module) else None
-    source = windows.windows if parameter is None else windows.windows.to(parameter.device, parameter.dtype)
-    embeddings = torch.cat([encoder(chunk) for chunk in source.split(batch_size)], dim=0)
-    return relationships_from_embeddings(embeddings)

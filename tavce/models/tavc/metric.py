@@ -22,16 +22,24 @@ import torch
 from torch import nn
 
 from tavce.errors import InvalidArgumentError
+from tavce.models.audio_encoder import AudioEncoder
+from tavce.models.base import TavceModule
+from tavce.models.tavc.audio import TAVCAudioEncoder, relationships_from_embeddings
+from tavce.models.tavc.mouth_encoder import MouthEncoder
 from tavce.models.tavc.relationship import flattened_cosine, relationship_factor, row_cosine
+from tavce.types import AudioRelationship, AudioWindows
 
 DEFAULT_ALPHA = 1.0
+RELATIONSHIP_BATCH = 256
+"""Frames per encoder call in :meth:`TemporalCorrelationMetric.audio_relationships`: bounds memory on long clips."""
 
 
 class TemporalCorrelationMetric(ABC):
     """Interface of a temporal audio-visual correlation metric.
 
     Relationships are exchanged in rank-one factor form, (B, D) differences d of
-    the relationship ½·d·dᵀ (see :mod:`tavce.models.tavc.relationship`).
+    the relationship ½·d·dᵀ (see :mod:`tavce.models.tavc.relationship`). The pipeline
+    uses :meth:`audio_relationships` (CERL's input); training and evaluation use the rest.
     """
 
     @abstractmethod
@@ -45,6 +53,25 @@ class TemporalCorrelationMetric(ABC):
     def similarity(self, audio_relationship: torch.Tensor, visual_relationship: torch.Tensor) -> torch.Tensor:
         """(B,) similarity in [0, 1]; by default the flattened-matrix cosine = cos²(d_a, d_v)."""
         return flattened_cosine(audio_relationship, visual_relationship)
+
+    def audio_relationships(self, windows: AudioWindows) -> AudioRelationship:
+        """The relationship of every frame of a clip, as CERL consumes it.
+
+        Frame t pairs the windows of frames max(t−1, 0) and t, so row 0 pairs a window
+        with itself. This default calls :meth:`audio_relationship` on consecutive pairs,
+        ``RELATIONSHIP_BATCH`` frames at a time (bounded memory on long clips); an
+        implementation that can encode each window once should override it.
+
+        Returns:
+            :class:`~tavce.types.AudioRelationship` with T rows.
+        """
+        current = windows.windows
+        previous = torch.cat([current[:1], current[:-1]], dim=0)
+        factors = [
+            self.audio_relationship(previous_part, current_part)
+            for previous_part, current_part in zip(previous.split(RELATIONSHIP_BATCH), current.split(RELATIONSHIP_BATCH))
+        ]
+        return AudioRelationship(differences=torch.cat(factors, dim=0))
 
 
 @dataclass(frozen=True)
@@ -95,19 +122,40 @@ def stage_one_objective(
     )
 
 
-class TAVCMetric(nn.Module, TemporalCorrelationMetric):
+@dataclass(frozen=True)
+class TAVCMetricConfig:
+    """alpha: default weight of the stage-1 negative term (:meth:`TAVCMetric.forward`)."""
+
+    alpha: float = DEFAULT_ALPHA
+
+
+class TAVCMetric(TavceModule, TemporalCorrelationMetric):
     """Default metric: an audio encoder and a mouth encoder mapping into one embedding space.
 
-    TAVCE's encoders are :class:`~tavce.models.tavc.TAVCAudioEncoder` and
-    :class:`~tavce.models.tavc.MouthEncoder`; any
-    modules mapping (N, ...) inputs to (N, D) embeddings can replace them. Not a
-    component of its own: the two encoders are the saved, converted parts.
+    Args:
+        config: stage-1 settings.
+        audio_encoder: (N, 1, 80, 16) mel windows -> (N, D) (an
+            :class:`~tavce.models.audio_encoder.AudioEncoder`); default :class:`TAVCAudioEncoder`.
+        mouth_encoder: (N, 3, S, S) mouth crops in [−1, 1] -> (N, D); default :class:`MouthEncoder`.
+
+    TAVCE's correlation checkpoint holds both encoders; the pipeline uses the audio one
+    (CERL's relationship), training and evaluation both.
     """
 
-    def __init__(self, audio_encoder: nn.Module, mouth_encoder: nn.Module) -> None:
-        super().__init__()
-        encoders = (audio_encoder, mouth_encoder)
-        sizes = [getattr(getattr(encoder, "config", None), "embedding_dim", None) for encoder in encoders]
+    config_class = TAVCMetricConfig
+    component_slots = {"audio_encoder": "audio_encoder", "mouth_encoder": "mouth_encoder"}
+
+    def __init__(
+        self,
+        config: TAVCMetricConfig | None = None,
+        *,
+        audio_encoder: AudioEncoder | None = None,
+        mouth_encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__(config or TAVCMetricConfig())
+        audio_encoder = audio_encoder if audio_encoder is not None else TAVCAudioEncoder()
+        mouth_encoder = mouth_encoder if mouth_encoder is not None else MouthEncoder()
+        sizes = [getattr(getattr(encoder, "config", None), "embedding_dim", None) for encoder in (audio_encoder, mouth_encoder)]
         if None not in sizes and sizes[0] != sizes[1]:
             raise InvalidArgumentError(
                 f"TAVCMetric: audio embedding size {sizes[0]} differs from mouth embedding size {sizes[1]}; "
@@ -115,6 +163,18 @@ class TAVCMetric(nn.Module, TemporalCorrelationMetric):
             )
         self.audio_encoder = audio_encoder
         self.mouth_encoder = mouth_encoder
+
+    def audio_relationships(self, windows: AudioWindows) -> AudioRelationship:
+        """Each window encoded once (in batches), frame t pairing embeddings max(t−1, 0) and t.
+
+        With the encoder in eval mode this equals the original, which encodes each pair
+        separately. Gradients are kept if the caller has them enabled; run it under
+        ``torch.inference_mode()`` for inference, or the graph of every window is held.
+        """
+        reference = next(iter(self.audio_encoder.parameters()), None)
+        mels = windows.windows if reference is None else windows.windows.to(reference.device, reference.dtype)
+        embeddings = torch.cat([self.audio_encoder(part) for part in mels.split(RELATIONSHIP_BATCH)], dim=0)
+        return relationships_from_embeddings(embeddings)
 
     def audio_relationship(self, previous_windows: torch.Tensor, current_windows: torch.Tensor) -> torch.Tensor:
         embeddings = self.audio_encoder(torch.cat([previous_windows, current_windows], dim=0))
@@ -126,7 +186,7 @@ class TAVCMetric(nn.Module, TemporalCorrelationMetric):
         previous, current = embeddings.chunk(2, dim=0)
         return relationship_factor(previous, current)
 
-    def forward(self, windows: torch.Tensor, mouths: torch.Tensor, alpha: float = DEFAULT_ALPHA) -> StageOneLosses:
+    def forward(self, windows: torch.Tensor, mouths: torch.Tensor, alpha: float | None = None) -> StageOneLosses:
         """Stage-1 objective of one batch.
 
         Args:
@@ -134,7 +194,7 @@ class TAVCMetric(nn.Module, TemporalCorrelationMetric):
                 followed by frame j's window (K = 3): the original encodes it although no
                 loss uses it, which matters only for train-mode BatchNorm statistics.
             mouths: (B, 3, 3, S, S) mouth crops of frames i, i+1 and j, in [−1, 1].
-            alpha: weight of the negative term.
+            alpha: weight of the negative term (default ``config.alpha``).
         """
         if windows.ndim < 3 or windows.shape[1] not in (2, 3):
             raise InvalidArgumentError(
@@ -153,7 +213,7 @@ class TAVCMetric(nn.Module, TemporalCorrelationMetric):
             relationship_factor(audio[:, 0], audio[:, 1]),
             relationship_factor(visual[:, 0], visual[:, 1]),
             relationship_factor(visual[:, 0], visual[:, 2]),
-            alpha,
+            self.config.alpha if alpha is None else alpha,
         )
 
 

@@ -17,7 +17,7 @@ from tavce.models.tavc import (
     SimilarityAverage,
     TAVCAudioEncoder,
     TAVCAudioEncoderConfig,
-    audio_relationships,
+    TAVCMetric,
     flattened_cosine,
     relationship_factor,
     relationships_from_embeddings,
@@ -95,13 +95,18 @@ def check_correlation(case: GoldenCase) -> CaseResult:
 
 
 def check_audio_correlation(case: GoldenCase) -> CaseResult:
-    """Encoder features of [window j−1, window j] and the relationship of frame j, via audio_relationships."""
+    """Encoder features of [window j−1, window j] and the relationship of frame j, via the metric's audio_relationships."""
     module = next(iter(case.meta["modules"].values()))
     encoder = _audio_encoder(case, module["constructor_kwargs"])
+    # The mouth encoder plays no part in audio relationships: a small one of the same embedding size.
+    mouth_encoder = MouthEncoder(
+        MouthEncoderConfig(image_size=16, stem_channels=4, stage_channels=(4,), blocks_per_stage=(1,), embedding_dim=encoder.embedding_dim)
+    )
+    metric = TAVCMetric(audio_encoder=encoder, mouth_encoder=mouth_encoder).eval()
     features, matrices = [], []
     with torch.no_grad():
         for clip in case.inputs["indiv_mels"]:
             features.append(encoder(clip))
             # The last frame pairs the two recorded windows; frame 0 of the pair is the zero relationship.
-            matrices.append(audio_relationships(AudioWindows(clip), encoder).as_matrices()[-1])
+            matrices.append(metric.audio_relationships(AudioWindows(clip)).as_matrices()[-1])
     return CaseResult(outputs={"audio_features": torch.stack(features), "cor": torch.stack(matrices)})
