@@ -6,6 +6,7 @@ import argparse
 
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
+
 EXIT_SOME_FAILED = 1
 
 EPILOG = """\
