@@ -61,7 +61,12 @@ class Subcommand:
 
 # Modules defining ``SUBCOMMAND: Subcommand``, in the order shown by --help
 # (e.g. "tavce.commands.generate", "tavce.commands.convert", "tavce.commands.push").
-SUBCOMMAND_MODULES: tuple[str, ...] = ("tavce.commands.generate", "tavce.commands.convert", "tavce.commands.push")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "tavce.commands.generate",
+    "tavce.commands.convert",
+    "tavce.commands.push",
+    "tavce.commands.prepare_data",
+)
 
 
 def available_subcommands() -> list[Subcommand]:

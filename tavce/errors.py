@@ -11,6 +11,7 @@ __all__ = [
     "TavceError",
     "InvalidAudioError",
     "InvalidImageError",
+    "InvalidVideoError",
     "FaceNotDetectedError",
     "WeightsNotFoundError",
     "IncompatibleWeightsError",
@@ -35,6 +36,10 @@ class InvalidAudioError(TavceError, ValueError):
 
 class InvalidImageError(TavceError, ValueError):
     """The source image cannot be used (missing, corrupt, unsupported, too large)."""
+
+
+class InvalidVideoError(TavceError, ValueError):
+    """A video file cannot be used (missing, unreadable, no video stream, no frames)."""
 
 
 class FaceNotDetectedError(TavceError):

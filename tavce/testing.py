@@ -26,6 +26,8 @@ __all__ = [
     "face_photo",
     "tiny_components",
     "make_tiny_checkpoint",
+    "make_synthetic_videos",
+    "synthetic_face_landmarks",
 ]
 
 _SPECTRAL_POWER_ITERATIONS = 30
@@ -344,3 +346,20 @@ def make_tiny_checkpoint(folder, *, seed: int = 0, cerl: bool = True, size: int 
         preprocessing_constants(size),
         provenance={"source": "tavce.testing.make_tiny_checkpoint", "seed": seed, "size": size, "cerl": cerl},
     )
+
+
+def make_synthetic_videos(folder, n: int = 2, seconds: float = 2.0, seed: int = 0, *, size: int = 128):
+    """Tiny talking-head mp4s whose mouth follows their audio; see :func:`tavce.synthetic_video.make_synthetic_videos`.
+
+    Returns the list of written paths (``folder/talker_000.mp4``, ...).
+    """
+    from tavce.synthetic_video import make_synthetic_videos as make  # cv2 and the preprocessing on first use only
+
+    return make(folder, n, seconds, seed, size=size)
+
+
+def synthetic_face_landmarks(size: int, opening: float = 0.0):
+    """(68, 2) landmarks of the synthetic videos' face; see :func:`tavce.synthetic_video.synthetic_face_landmarks`."""
+    from tavce.synthetic_video import synthetic_face_landmarks as landmarks
+
+    return landmarks(size, opening)

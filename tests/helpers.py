@@ -43,3 +43,40 @@ def lay_out_hub_cache(cache: Path, repo_id: str, files: dict[str, bytes]) -> Pat
     (repo_folder / "refs").mkdir(parents=True)
     (repo_folder / "refs" / "main").write_text(COMMIT)
     return snapshot
+
+
+class SyntheticFaceLandmarker:
+    """Stand-in landmarker for the synthetic talking-head clips: their face's landmarks (closed mouth)
+    for the image's size.
+
+    Exact on the clips' frames and on their ``resize``-mode crops (the face scales with the
+    frame). Counts calls; ``faces=False`` finds nothing. Pickles, so it can go to worker processes.
+    """
+
+    name = "synthetic"
+
+    def __init__(self, faces: bool = True) -> None:
+        self.faces = faces
+        self.calls = 0
+
+    def detect(self, image: np.ndarray) -> list:
+        from tavce.preprocess.landmarks import Face
+        from tavce.testing import synthetic_face_landmarks
+
+        self.calls += 1
+        if not self.faces:
+            return []
+        size = image.shape[1]
+        return [Face(box=(0.0, 0.0, float(size), float(size)), landmarks=synthetic_face_landmarks(size), score=1.0)]
+
+    def landmarks_in_box(self, image: np.ndarray, box) -> np.ndarray:
+        from tavce.testing import synthetic_face_landmarks
+
+        return synthetic_face_landmarks(image.shape[1])
+
+
+def tiny_face_recon():
+    """A tiny random 3DMM network (eval mode): (B, 3, 224, 224) -> (B, 257) in milliseconds."""
+    from tavce.models.face_recon import FaceReconConfig, FaceReconNet
+
+    return FaceReconNet(FaceReconConfig(blocks_per_stage=(1, 1, 1, 1), base_width=4)).eval()

@@ -4,6 +4,10 @@ Matches what the original's ``librosa.load(path, sr=16000)`` (librosa 0.9.2) ret
 libsndfile decode to float32, channels averaged, resampled with resampy's
 ``kaiser_best`` filter and fixed to ``ceil(N * 16000 / rate)`` samples. No loudness
 normalisation, no silence trimming.
+
+Sources libsndfile cannot open (mp4 / mov / mkv videos, m4a, AAC, MP3 on old
+libsndfile builds) are decoded by the bundled ffmpeg instead
+(:mod:`tavce.audio.ffmpeg`) and then go through the same mono / resampling steps.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import resampy
 import soundfile
 import torch
 
+from tavce.audio.ffmpeg import decode_with_ffmpeg
 from tavce.errors import InvalidAudioError
 from tavce.types import SAMPLE_RATE, SAMPLES_PER_FRAME, AudioClip
 
@@ -36,7 +41,8 @@ def load_audio(source: AudioSource, *, sample_rate: int | None = None) -> AudioC
     """Load driving audio as a 16 kHz mono float32 clip.
 
     Args:
-        source: a path (anything libsndfile reads: WAV, FLAC, OGG/Vorbis, AIFF, ...),
+        source: a path (anything libsndfile reads: WAV, FLAC, OGG/Vorbis, AIFF, ...; anything
+            else ffmpeg reads: the audio track of a video (mp4, mov, mkv, webm), m4a, AAC, MP3),
             a binary file object, or samples as a numpy array / torch tensor shaped
             (N,) or (N, channels) (soundfile's layout). Integer samples are scaled by
             their full range (int16 / 32768), floats are taken as is.
@@ -118,6 +124,7 @@ def _array_samples(source: np.ndarray | torch.Tensor, sample_rate: int) -> np.nd
 
 
 def _decode(source: str | Path | BinaryIO, label: str) -> tuple[np.ndarray, int]:
+    original = source
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -138,12 +145,13 @@ def _decode(source: str | Path | BinaryIO, label: str) -> tuple[np.ndarray, int]
             samples = audio_file.read(dtype="float32", always_2d=True)
             rate = audio_file.samplerate
     except soundfile.LibsndfileError as error:
-        problem = str(error).split(": ", 1)[-1] if "Error opening" in str(error) else str(error)
-        raise InvalidAudioError(
-            f"{label}: cannot be decoded as audio ({problem.strip()}); the file is corrupt, truncated or not "
-            "an audio format libsndfile reads (WAV, FLAC, OGG/Vorbis, AIFF, MP3); convert it, e.g. "
-            "`ffmpeg -i input -ar 16000 output.wav`"
-        ) from error
+        if "Error opening" not in str(error):  # opened but failed mid-stream: a damaged file, not a foreign format
+            raise InvalidAudioError(
+                f"{label}: cannot be decoded as audio ({str(error).strip()}); the file is corrupt or truncated; "
+                "re-export or re-download it"
+            ) from error
+        # A format libsndfile does not read (a video, m4a, ...): ffmpeg decodes it, or explains why not.
+        return decode_with_ffmpeg(original if isinstance(original, (str, Path)) else source.getvalue(), label)
     short_chunk = _SHORT_DATA_CHUNK.search(details)
     truncated = short_chunk and int(short_chunk.group(1)) not in _STREAMING_SIZES
     if truncated or samples.shape[0] < declared_frames:
