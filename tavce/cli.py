@@ -26,7 +26,6 @@ __all__ = ["Subcommand", "SUBCOMMAND_MODULES", "available_subcommands", "build_p
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
 EXIT_ERROR = 2  # same status argparse uses for bad arguments
 EXIT_INTERRUPTED = 130
 
