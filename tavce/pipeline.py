@@ -325,7 +325,7 @@ class TalkingHeadPipeline:
             loaded = load_official_components(
                 found, size=size, full_mode=True, tavce_correlation=tavce_correlation,
                 tavce_facerender=tavce_facerender, **hub,
-            ).components()
+            ).components
         loaded |= components
         missing = [name for name in COMPONENT_NAMES if name not in OPTIONAL_COMPONENTS and loaded.get(name) is None]
         if missing:

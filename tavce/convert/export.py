@@ -61,9 +61,9 @@ def save_official_components(
 
     output = Path(output)
     record = {"size": size, "cerl": official.cerl, "files": list(official.sources)} | dict(provenance or {})
-    save_components(output, official.components(), preprocessing_constants(size), provenance=record)
+    save_components(output, official.components, preprocessing_constants(size), provenance=record)
     write_model_card(output, overwrite=True)
-    written = [name for name, component in official.components().items() if component is not None]
+    written = [name for name, component in official.components.items() if component is not None]
     logger.info("wrote %s (%s)", output, ", ".join(written))
     return output
 

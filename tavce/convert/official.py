@@ -113,8 +113,9 @@ class OfficialComponents:
         """Whether the renderer runs CERL (TAVCE weights were given)."""
         return self.metric is not None
 
+    @property
     def components(self) -> dict[str, TavceModule | None]:
-        """Pipeline component name -> module (``TalkingHeadPipeline(**official.components())``)."""
+        """Pipeline component name -> module (``TalkingHeadPipeline(**official.components)``)."""
         return {name: getattr(self, name) for name in COMPONENT_NAMES}
 
 

@@ -84,7 +84,7 @@ COVERED: dict[str, tuple[str, str, str, str, Callable[[OfficialComponents], obje
         "audio2coeff", "check_audio2pose", "convert_audio2pose", "sadtalker",
         lambda c: dict(c.audio2coeff.pose_vae.state_dict()),
     ),
-    "face_recon": ("preprocess", "check_face_recon", "_face_recon_from_case", "sadtalker", lambda c: c.face_recon),
+    "face_recon": ("preprocess", "check_face_recon", "_face_recon_from_case", "sadtalker", lambda c: c.preprocessor.face_recon),
     "generator_small": (
         "renderer", "check_generator", "_inference_generator", "sadtalker", lambda c: c.renderer.generator
     ),
@@ -92,10 +92,14 @@ COVERED: dict[str, tuple[str, str, str, str, Callable[[OfficialComponents], obje
         "renderer", "check_generator", "_inference_generator", "tavce", lambda c: c.renderer.generator
     ),
     "tavc_audio_encoder": (
-        "tavc", "check_audio_encoder", "_audio_encoder", "tavce", lambda c: c.relationship_encoder
+        "tavc", "check_audio_encoder", "_audio_encoder", "tavce", lambda c: c.metric.audio_encoder
+    ),
+    "tavc_image_encoder": (
+        "tavc", "check_image_encoder", "convert_mouth_encoder", "tavce",
+        lambda c: dict(c.metric.mouth_encoder.state_dict()),
     ),
     "audio_correlation": (
-        "tavc", "check_audio_correlation", "_audio_encoder", "tavce", lambda c: c.relationship_encoder
+        "tavc", "check_audio_correlation", "_audio_encoder", "tavce", lambda c: c.metric.audio_encoder
     ),
 }
 
@@ -119,11 +123,12 @@ def test_converted_components_reproduce_golden_cases(
 
 
 def test_cerl_is_on_exactly_with_tavce_weights(sadtalker, tavce_components) -> None:
-    assert not sadtalker.cerl and not sadtalker.renderer.has_cerl and sadtalker.relationship_encoder is None
+    assert not sadtalker.cerl and not sadtalker.renderer.has_cerl and sadtalker.metric is None
     assert tavce_components.cerl and tavce_components.renderer.has_cerl
-    assert sadtalker.full_mode_mapping.config.coeff_dim == 73 and sadtalker.renderer.coefficient_dim == 70
-    assert tavce_components.full_mode_mapping is None
-    assert set(sadtalker.components()) == {"audio2coeff", "renderer", "full_mode_mapping", "face_recon"}
+    assert sadtalker.renderer.full_mode_mapping.config.coeff_dim == 73
+    assert sadtalker.renderer.mapping.config.coeff_dim == 70
+    assert tavce_components.renderer.full_mode_mapping is None  # TAVCE's 70-input MappingNet serves every mode
+    assert sadtalker.components["metric"] is None and tavce_components.components["metric"] is not None
 
 
 def test_convert_command_writes_a_bit_exact_tavce_folder(official_cache, sadtalker, tmp_path: Path) -> None:
@@ -134,8 +139,9 @@ def test_convert_command_writes_a_bit_exact_tavce_folder(official_cache, sadtalk
     assert main(["convert", REPO, "-o", str(output), "--offline", "--cache-dir", str(cache)]) == 0
     loaded, preprocessing = load_components(output)
     assert preprocessing["sample_rate"] == 16000 and preprocessing["crop_size"] == 256
-    assert set(loaded) == set(sadtalker.components())
-    for name, component in sadtalker.components().items():
+    present = {name: component for name, component in sadtalker.components.items() if component is not None}
+    assert set(loaded) == set(present) == {"preprocessor", "audio2coeff", "renderer"}
+    for name, component in present.items():
         ours, theirs = loaded[name].state_dict(), component.state_dict()
         assert list(ours) == list(theirs)
         assert all(torch.equal(ours[key], theirs[key]) for key in theirs), name

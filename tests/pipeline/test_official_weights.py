@@ -104,7 +104,7 @@ def test_tavce_files_render_with_cerl(official_folder: Path, landmarker, tmp_pat
         tavce_facerender=official_folder / TAVCE_FACERENDER,
         landmarker=landmarker,
     )
-    assert pipe.has_cerl and pipe.relationship_encoder is not None
+    assert pipe.has_cerl and pipe.metric is not None
     result = pipe(PHOTO, _speech_cut(tmp_path, 0.24), face_box=ART_1_FACE_BOX, seed=0, progress=False, batch_size=3)
     differences = result.relationship.differences
     assert result.num_frames == 6 and differences.shape == (6, 128)
