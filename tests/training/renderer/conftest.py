@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -24,9 +25,15 @@ def tiny_training_config(variant: str = "full", **changes) -> RendererTrainingCo
     return dataclasses.replace(ablation_config(variant, base), **changes)
 
 
+@functools.cache
+def cached_tiny_components(seed: int = 0, cerl: bool = True) -> dict:
+    """tavce.testing.tiny_components, built once per session (the trainers copy the renderer; the metric is frozen)."""
+    return tiny_components(seed, cerl=cerl)
+
+
 def tiny_trainer(variant: str = "full", *, landmarker=None, seed: int = 0, **changes) -> RendererTrainer:
-    """A trainer over tavce.testing's tiny renderer and metric (CERL layers fresh for a renderer without them)."""
-    components = tiny_components(seed)
+    """A trainer over tavce.testing's tiny renderer and metric."""
+    components = cached_tiny_components(seed)
     config = tiny_training_config(variant, **changes)
     torch.manual_seed(seed)
     return RendererTrainer.from_renderer(
