@@ -21,6 +21,7 @@ from typing import Any
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.models.base import config_from_dict, config_to_dict
 from tavce.models.renderer.discriminator import DiscriminatorConfig
+from tavce.models.renderer.head_pose_estimator import HeadPoseEstimatorConfig
 from tavce.training.data.stage2 import RendererDatasetConfig
 
 __all__ = [
@@ -192,6 +193,8 @@ class RendererTrainingConfig:
         batch_size: items per step (4).
         discriminator: the discriminator's sizes (official: one scale, base 32, spectral norm).
         equivariance_transform: the random warp of the equivariance term.
+        head_pose_estimator: the estimator's sizes (official by default), built only for the
+            equivariance term; its keypoints and bins must match the MappingNet's.
         vgg19_weights: path of torchvision's ``vgg19-dcbb9e9d.pth`` (or a safetensors copy) for the
             perceptual loss; None leaves the VGG19 random (a warning is logged; for tests only).
         seed: seed of the trainer's own random draws (equivariance warps).
@@ -207,6 +210,7 @@ class RendererTrainingConfig:
     batch_size: int = 4
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     equivariance_transform: EquivarianceTransformConfig = field(default_factory=EquivarianceTransformConfig)
+    head_pose_estimator: HeadPoseEstimatorConfig = field(default_factory=HeadPoseEstimatorConfig)
     vgg19_weights: str | None = None
     seed: int = 2024
 

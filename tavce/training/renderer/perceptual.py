@@ -171,6 +171,11 @@ class PerceptualPyramidLoss(nn.Module):
             predicted_features = self.network(predicted[scale])
             with torch.no_grad():
                 real_features = self.network(real[scale])
+            if not isinstance(predicted_features, (list, tuple)) or len(predicted_features) != len(self.layer_weights):
+                raise InvalidArgumentError(
+                    f"perceptual loss: the feature network must return a list of {len(self.layer_weights)} "
+                    "activations (one per layer weight), like VGG19Features"
+                )
             for weight, fake, true in zip(self.layer_weights, predicted_features, real_features):
                 if weight:
                     total = total + weight * F.l1_loss(fake, true)

@@ -172,14 +172,15 @@ class RendererTrainer:
         needs_discriminator = bool(weights.generator_gan or weights.discriminator_gan or any(weights.feature_matching))
         head_pose_estimator = None
         if weights.equivariance:
-            # Same keypoint count and bins as the MappingNet, so its motion moves the same keypoints.
-            from tavce.models.renderer.head_pose_estimator import HeadPoseEstimatorConfig
-
-            head_pose_estimator = HeadPoseEstimator(
-                options.pop("head_pose_estimator_config", None)
-                or HeadPoseEstimatorConfig(num_keypoints=renderer_config.mapping.num_keypoints)
-            )
-        options.pop("head_pose_estimator_config", None)
+            estimator = config.head_pose_estimator
+            mapping = renderer_config.mapping
+            if (estimator.num_keypoints, estimator.num_bins) != (mapping.num_keypoints, mapping.num_bins):
+                raise TrainingConfigError(
+                    f"head_pose_estimator predicts {estimator.num_keypoints} keypoints / {estimator.num_bins} bins, the "
+                    f"MappingNet {mapping.num_keypoints} / {mapping.num_bins}; the equivariance term moves the same "
+                    "keypoints with both, so set head_pose_estimator.num_keypoints and num_bins to match"
+                )
+            head_pose_estimator = HeadPoseEstimator(estimator)
         modules = RendererTrainingModules(
             keypoint_detector=KeypointDetector(renderer_config.keypoint_detector),
             mapping=MappingNet(renderer_config.mapping),
@@ -237,7 +238,7 @@ class RendererTrainer:
 
         Args:
             options: ``landmarker``, ``perceptual_network``, ``head_pose_teacher``, ``device``,
-                ``image_size`` (default the renderer's), ``head_pose_estimator_config``.
+                ``image_size`` (default the renderer's).
         """
         parts = {
             "kp_detector": renderer.keypoint_detector.state_dict(),

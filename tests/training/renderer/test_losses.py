@@ -146,3 +146,9 @@ def test_zero_random_warp_is_the_identity_and_a_real_one_moves_pixels() -> None:
     torch.testing.assert_close(identity.warp_coordinates(points), points)
     warp = RandomWarp(2, 0.05, 0.005, 5, generator=torch.Generator().manual_seed(0))
     assert (warp.warp_frames(frames) - frames).abs().mean() > 1e-3
+
+
+def test_perceptual_network_must_return_one_activation_per_weight() -> None:
+    loss = PerceptualPyramidLoss(torch.nn.Identity(), (10.0,) * 5, (1.0,))
+    with pytest.raises(ValueError, match="list of 5 activations"):
+        loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))

@@ -7,9 +7,16 @@ import math
 import pytest
 import torch
 
-from tavce.training.renderer import NonFiniteLossError, RendererTrainer, TrainingConfigError
+from tavce.training.renderer import NonFiniteLossError, RendererTrainer, TrainingConfigError, VGG19Features
 from tests.helpers import SyntheticFaceLandmarker
-from tests.training.renderer.conftest import SIZE, cached_tiny_components, tiny_batch, tiny_trainer, tiny_training_config
+from tests.training.renderer.conftest import (
+    SIZE,
+    TINY_VGG,
+    cached_tiny_components,
+    tiny_batch,
+    tiny_trainer,
+    tiny_training_config,
+)
 
 GENERATOR_TERMS = {"perceptual", "generator_gan", "feature_matching", "l1", "expression", "car"}
 
@@ -120,7 +127,7 @@ def test_fresh_fusion_layers_are_reported() -> None:
     trainer = RendererTrainer.from_renderer(
         cached_tiny_components(0, cerl=False)["renderer"], cached_tiny_components(0)["metric"], tiny_training_config(),
         landmarker=SyntheticFaceLandmarker(), image_size=SIZE,
-        perceptual_network=torch.nn.Identity().requires_grad_(False),
+        perceptual_network=VGG19Features(TINY_VGG),
     )  # fmt: skip
     fresh = trainer.initial_weights.fresh["generator"]
     assert fresh and all(key.startswith("fusion.") for key in fresh) and len(fresh) == 6
@@ -152,3 +159,30 @@ def test_bad_settings_and_batches_are_refused(batch) -> None:
     with pytest.raises(NonFiniteLossError, match="l1"):
         trainer.generator_step(broken)
     assert not _changed(before, trainer.modules.mapping)
+
+
+def test_optional_terms_equivariance_keypoint_prior_head_pose_mouth(batch) -> None:
+    from tavce.models.renderer.head_pose_estimator import HeadPoseEstimator, HeadPoseEstimatorConfig
+    from tavce.training.renderer import LossWeights
+
+    estimator = HeadPoseEstimatorConfig(
+        stem_channels=4, stage_channels=(4, 8, 8, 8), blocks_per_stage=(1, 1, 1, 1), num_keypoints=3
+    )
+    teacher = HeadPoseEstimator(estimator).eval()  # a stand-in for Hopenet: any image → pose bin logits
+    weights = LossWeights(equivariance=10.0, keypoint_prior=10.0, head_pose=20.0, mouth=1.0)
+    components = cached_tiny_components(0)
+    trainer = RendererTrainer.from_renderer(
+        components["renderer"], components["metric"], tiny_training_config(losses=weights, head_pose_estimator=estimator),
+        landmarker=SyntheticFaceLandmarker(), perceptual_network=VGG19Features(TINY_VGG), head_pose_teacher=teacher,
+        image_size=SIZE,
+    )  # fmt: skip
+    losses = trainer.train_step(batch)
+    assert {"equivariance", "keypoint_prior", "head_pose", "mouth"} <= set(losses)
+    assert all(math.isfinite(value) and value >= 0 for name, value in losses.items() if name != "generator_gan")
+    # Equivariance is measured with the (frozen by default) head-pose estimator; its weights stay.
+    assert trainer.modules.head_pose_estimator is not None and "head_pose_estimator" not in trainer.optimizers
+    with pytest.raises(TrainingConfigError, match="num_keypoints"):
+        RendererTrainer.from_renderer(
+            components["renderer"], components["metric"], tiny_training_config(losses=weights),
+            landmarker=SyntheticFaceLandmarker(), head_pose_teacher=teacher,
+        )  # fmt: skip

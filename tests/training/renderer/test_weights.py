@@ -12,10 +12,10 @@ from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.models.renderer.generator import GeneratorConfig, OcclusionAwareSPADEGenerator
 from tavce.models.renderer.spectral import fold_spectral_norm
 from tavce.testing import make_official_checkpoint, make_tiny_checkpoint
-from tavce.training.renderer import RendererTrainer, RendererTrainingConfig, load_metric, read_renderer_parts
+from tavce.training.renderer import RendererTrainer, RendererTrainingConfig, VGG19Features, load_metric, read_renderer_parts
 from tavce.training.renderer.weights import load_part, unfold_spectral_norm
 from tests.helpers import SyntheticFaceLandmarker
-from tests.training.renderer.conftest import cached_tiny_components, tiny_batch, tiny_training_config
+from tests.training.renderer.conftest import TINY_VGG, cached_tiny_components, tiny_batch, tiny_training_config
 
 
 def test_folded_weights_unfold_to_the_same_effective_weight() -> None:
@@ -63,7 +63,7 @@ def test_tavce_folder_start_and_metric(tmp_path: Path) -> None:
     renderer_config = cached_tiny_components(0)["renderer"].config
     trainer = RendererTrainer.from_pretrained(
         [folder], metric, tiny_training_config(), renderer_config=renderer_config,
-        landmarker=SyntheticFaceLandmarker(), perceptual_network=nn.Identity(), image_size=128,
+        landmarker=SyntheticFaceLandmarker(), perceptual_network=VGG19Features(TINY_VGG), image_size=128,
     )  # fmt: skip
     assert trainer.initial_weights.fresh["generator"] == [] and trainer.initial_weights.loaded["mapping"] == 18
     assert all(key.startswith("discriminators.") for key in trainer.initial_weights.fresh["discriminator"])
@@ -97,7 +97,7 @@ def test_official_facevid2vid_and_mapping_start_with_fresh_fusion(tmp_path: Path
     assert set(parts) == {"kp_detector", "generator", "he_estimator", "discriminator", "mapping"}
     trainer = RendererTrainer.from_pretrained(
         [(renamed, "facevid2vid_00189-model.pth.tar"), mapping], load_metric(correlation),
-        RendererTrainingConfig(), landmarker=SyntheticFaceLandmarker(), perceptual_network=nn.Identity(),
+        RendererTrainingConfig(), landmarker=SyntheticFaceLandmarker(), perceptual_network=VGG19Features(TINY_VGG),
     )  # fmt: skip
     report = trainer.initial_weights
     assert report.fresh["generator"] == sorted(k for k in trainer.modules.generator.state_dict() if k.startswith("fusion."))
