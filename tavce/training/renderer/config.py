@@ -103,8 +103,9 @@ class TrainableModules:
         dense_motion: the generator's dense-motion network (trained by TAVCE).
         fusion: the CERL layers proj_down, proj_up **and output** (the original's ``linear``):
             TAVCE's helper returns only proj1/proj2, which would leave ``linear`` at its
-            random initialisation in front of frozen layers; the released weights show it
-            was trained, so it is trained here (§3.7).
+            random initialisation in front of frozen layers (scrambling the appearance
+            features), so the released renderer was presumably trained with it; it is trained
+            here (§3.7).
         mapping: the MappingNet (own learning rate and milestones).
         keypoint_detector: configured in TAVCE (lr 2e-5) but whether it was optimised is
             not determinable; frozen by default.
