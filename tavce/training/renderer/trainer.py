@@ -144,6 +144,11 @@ class RendererTrainer:
             self.schedulers[name] = torch.optim.lr_scheduler.MultiStepLR(
                 self.optimizers[name], milestones=list(milestones), gamma=config.schedule.gamma
             )
+        if not any(name != "discriminator" for name in self.optimizers):
+            raise TrainingConfigError(
+                "nothing to train: config.trainable switches off every renderer module; enable at least one "
+                "(dense_motion, fusion, mapping, keypoint_detector, generator_rest)"
+            )
         self.random = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.epoch = 0
@@ -234,7 +239,9 @@ class RendererTrainer:
         """Start from a loaded :class:`CERLRenderer` (e.g. a tavce folder's ``renderer``), copied.
 
         Its architecture is kept; a renderer without CERL layers trained with ``config.cerl``
-        gets fresh fusion layers (reported in :attr:`initial_weights`).
+        gets fresh fusion layers (reported in :attr:`initial_weights`). A full-mode MappingNet
+        (73 inputs, SadTalker's ``full`` / ``extfull`` modes) is neither trained nor exported:
+        TAVCE's renderer has none.
 
         Args:
             options: ``landmarker``, ``perceptual_network``, ``head_pose_teacher``, ``device``,

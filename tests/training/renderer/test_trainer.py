@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from tavce.training.renderer import NonFiniteLossError, RendererTrainer, TrainingConfigError, VGG19Features
+from tavce.training.renderer import (
+    NonFiniteLossError,
+    RendererTrainer,
+    TrainableModules,
+    TrainingConfigError,
+    VGG19Features,
+)
 from tests.helpers import SyntheticFaceLandmarker
 from tests.training.renderer.conftest import (
     SIZE,
@@ -96,8 +102,6 @@ def test_schedule_is_per_epoch_multistep() -> None:
 
 
 def test_configurable_trainable_modules() -> None:
-    from tavce.training.renderer import TrainableModules
-
     trainable = TrainableModules(mapping=False, keypoint_detector=True, generator_rest=True)
     trainer = tiny_trainer(trainable=trainable)
     assert set(trainer.optimizers) == {"generator", "keypoint_detector", "discriminator"}
@@ -149,6 +153,9 @@ def test_bad_settings_and_batches_are_refused(batch) -> None:
     components = cached_tiny_components(0)
     with pytest.raises(TrainingConfigError, match="landmarker"):
         RendererTrainer.from_renderer(components["renderer"], components["metric"], tiny_training_config())
+    nothing = TrainableModules(dense_motion=False, fusion=False, mapping=False)
+    with pytest.raises(TrainingConfigError, match="nothing to train"):
+        tiny_trainer(trainable=nothing)
     with pytest.raises(TrainingConfigError, match="head_pose_teacher"):
         tiny_trainer(losses=tiny_training_config().losses.__class__(head_pose=1.0))
     with pytest.raises(ValueError, match="mouth_centres"):
