@@ -44,7 +44,9 @@ def hinge_generator_loss(fake: DiscriminatorOutputs, weight: float = 1.0) -> tor
     return weight * sum((-output.prediction_map.mean() for output in fake.values()), _zero(fake))
 
 
-def hinge_discriminator_loss(real: DiscriminatorOutputs, fake: DiscriminatorOutputs, weight: float = 1.0) -> torch.Tensor:
+def hinge_discriminator_loss(
+    real: DiscriminatorOutputs, fake: DiscriminatorOutputs, weight: float = 1.0
+) -> torch.Tensor:
     """w · Σ_s [mean relu(1 − D_s(real)) + mean relu(1 + D_s(fake))]; pass the fake from a detached prediction. Scalar ≥ 0."""
     _same_scales(real, fake)
     total = _zero(fake)

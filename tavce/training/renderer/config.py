@@ -88,7 +88,9 @@ class LossWeights:
                 all(isinstance(v, (int, float)) and v >= 0 for v in values),
                 f"losses.{item.name}={value!r}: weights must be non-negative numbers (0 switches a term off)",
             )
-        _check(len(self.perceptual) == 5, f"losses.perceptual: 5 weights (relu1_1 … relu5_1), got {len(self.perceptual)}")
+        _check(
+            len(self.perceptual) == 5, f"losses.perceptual: 5 weights (relu1_1 … relu5_1), got {len(self.perceptual)}"
+        )
         _check(
             bool(self.perceptual_scales) and all(0 < s <= 1 for s in self.perceptual_scales),
             f"losses.perceptual_scales={self.perceptual_scales!r}: scales in (0, 1], at least one",
@@ -135,7 +137,13 @@ class OptimizerConfig:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("generator_lr", "discriminator_lr", "keypoint_detector_lr", "head_pose_estimator_lr", "mapping_lr"):
+        for name in (
+            "generator_lr",
+            "discriminator_lr",
+            "keypoint_detector_lr",
+            "head_pose_estimator_lr",
+            "mapping_lr",
+        ):
             _check(getattr(self, name) > 0, f"optimizer.{name}={getattr(self, name)!r}: must be positive")
         _check(
             len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
@@ -207,7 +215,9 @@ class RendererTrainingConfig:
     trainable: TrainableModules = field(default_factory=TrainableModules)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    data: RendererDatasetConfig = field(default_factory=lambda: RendererDatasetConfig(repeats=50, identity_sampling=True))
+    data: RendererDatasetConfig = field(
+        default_factory=lambda: RendererDatasetConfig(repeats=50, identity_sampling=True)
+    )
     batch_size: int = 4
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     equivariance_transform: EquivarianceTransformConfig = field(default_factory=EquivarianceTransformConfig)
@@ -291,7 +301,9 @@ def load_training_config(path: str | Path) -> RendererTrainingConfig:
     except TrainingConfigError:
         raise
     except Exception as error:  # json.JSONDecodeError or yaml.YAMLError: both mean a malformed file
-        raise TrainingConfigError(f"{path}: not valid {'YAML' if _is_yaml(path) else 'JSON'} ({error}); fix the syntax") from error
+        raise TrainingConfigError(
+            f"{path}: not valid {'YAML' if _is_yaml(path) else 'JSON'} ({error}); fix the syntax"
+        ) from error
     if not isinstance(values, dict):
         raise TrainingConfigError(f"{path}: expected a mapping of config fields at the top level")
     try:

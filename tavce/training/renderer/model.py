@@ -130,7 +130,11 @@ class RendererTrainingModules(nn.Module):
             )
         audio_encoder = getattr(metric, "audio_encoder", None)
         relationship_dim = getattr(metric, "embedding_dim", None) or getattr(audio_encoder, "embedding_dim", None)
-        if generator.has_cerl and relationship_dim is not None and relationship_dim != generator.config.relationship_dim:
+        if (
+            generator.has_cerl
+            and relationship_dim is not None
+            and relationship_dim != generator.config.relationship_dim
+        ):
             raise InvalidArgumentError(
                 f"the metric's relationships have {relationship_dim} dimensions but the generator's CERL layers "
                 f"expect {generator.config.relationship_dim}; use the metric the renderer was built for"

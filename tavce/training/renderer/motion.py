@@ -26,8 +26,8 @@ from tavce.models.renderer.keypoint_transform import bins_to_degrees, transform_
 from tavce.models.renderer.mapping_net import HeadMotion
 
 __all__ = [
-    "KEYPOINT_MIN_SQUARED_DISTANCE",
     "KEYPOINT_MEAN_DEPTH",
+    "KEYPOINT_MIN_SQUARED_DISTANCE",
     "RandomWarp",
     "equivariance_loss",
     "expression_loss",

@@ -136,7 +136,8 @@ class ImagePyramid(nn.Module):
         super().__init__()
         self.scales = tuple(float(s) for s in scales)
         self.downsamplers = nn.ModuleList(
-            nn.Identity() if scale == 1 else AntiAliasDownsample(channels, scale, persistent=False) for scale in self.scales
+            nn.Identity() if scale == 1 else AntiAliasDownsample(channels, scale, persistent=False)
+            for scale in self.scales
         )
 
     def forward(self, image: torch.Tensor) -> dict[float, torch.Tensor]:

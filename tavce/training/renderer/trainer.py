@@ -28,7 +28,7 @@ from torch import nn
 
 from tavce.errors import InvalidArgumentError, TavceError
 from tavce.models.renderer.discriminator import MultiScaleDiscriminator
-from tavce.models.renderer.generator import GeneratorConfig, OcclusionAwareSPADEGenerator, load_inference_generator
+from tavce.models.renderer.generator import OcclusionAwareSPADEGenerator, load_inference_generator
 from tavce.models.renderer.head_pose_estimator import HeadPoseEstimator
 from tavce.models.renderer.keypoint_detector import KeypointDetector
 from tavce.models.renderer.mapping_net import HeadMotion, MappingNet
@@ -112,7 +112,9 @@ class RendererTrainer:
             )
         if weights.equivariance and modules.head_pose_estimator is None:
             raise TrainingConfigError("losses.equivariance > 0 needs the head-pose estimator; pass it to the modules")
-        if (weights.generator_gan or weights.discriminator_gan or any(weights.feature_matching)) and modules.discriminator is None:
+        if (
+            weights.generator_gan or weights.discriminator_gan or any(weights.feature_matching)
+        ) and modules.discriminator is None:
             raise TrainingConfigError("the GAN / feature-matching terms need a discriminator in the modules")
         self.config = config
         self.modules = modules
@@ -156,7 +158,10 @@ class RendererTrainer:
         logger.info(
             "stage 2 (%s): optimising %s; CERL %s, CAR %s",
             config.variant,
-            ", ".join(f"{name} ({sum(p.numel() for p in opt.param_groups[0]['params'])} weights)" for name, opt in self.optimizers.items()),
+            ", ".join(
+                f"{name} ({sum(p.numel() for p in opt.param_groups[0]['params'])} weights)"
+                for name, opt in self.optimizers.items()
+            ),
             "on" if config.cerl else "off",
             "on" if weights.car else "off",
         )
@@ -220,7 +225,10 @@ class RendererTrainer:
             if fresh:
                 logger.warning(
                     "initial weights: %s keeps %d tensors at their initialisation (%s%s)",
-                    part, len(fresh), ", ".join(fresh[:4]), ", …" if len(fresh) > 4 else "",
+                    part,
+                    len(fresh),
+                    ", ".join(fresh[:4]),
+                    ", …" if len(fresh) > 4 else "",
                 )
         image_size = options.pop("image_size", renderer_config.image_size)
         device = options.pop("device", None)
@@ -343,14 +351,20 @@ class RendererTrainer:
         if weights.equivariance:
             transform = self.config.equivariance_transform
             warp = RandomWarp(
-                prediction.shape[0], transform.sigma_affine, transform.sigma_tps, transform.points_tps,
-                generator=self.random, like=prediction,
+                prediction.shape[0],
+                transform.sigma_affine,
+                transform.sigma_tps,
+                transform.points_tps,
+                generator=self.random,
+                like=prediction,
             )
             terms["equivariance"] = weights.equivariance * equivariance_loss(
                 forward.driving_keypoints, forward.canonical_keypoints, driving, self.modules.head_pose_estimator, warp
             )
         if self.car is not None:
-            car = self.car(forward.audio_relationship, batch["previous_image"], batch["mouth_centres"][:, 0], prediction)
+            car = self.car(
+                forward.audio_relationship, batch["previous_image"], batch["mouth_centres"][:, 0], prediction
+            )
             if not car.skipped:
                 if weights.car:
                     terms["car"] = car.loss
@@ -392,7 +406,9 @@ class RendererTrainer:
         losses["car_skipped"] = float(self.car is not None and self.car.skipped_batches > skipped_before)
         return losses
 
-    def discriminator_step(self, batch: Mapping[str, torch.Tensor], prediction: torch.Tensor | None = None) -> dict[str, float]:
+    def discriminator_step(
+        self, batch: Mapping[str, torch.Tensor], prediction: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """One hinge update of the discriminator on the driving frames vs ``prediction`` (default :attr:`last_prediction`).
 
         Returns:
@@ -402,13 +418,17 @@ class RendererTrainer:
             return {}
         prediction = self.last_prediction if prediction is None else prediction
         if prediction is None:
-            raise InvalidArgumentError("discriminator_step: no prediction; call generator_step first or pass prediction=")
+            raise InvalidArgumentError(
+                "discriminator_step: no prediction; call generator_step first or pass prediction="
+            )
         batch = self._to_device(batch)
         self.modules.train()
         self._zero_grad(["discriminator"])
         discriminator = self.modules.discriminator
         loss = hinge_discriminator_loss(
-            discriminator(batch["driving_image"]), discriminator(prediction.detach()), self.config.losses.discriminator_gan
+            discriminator(batch["driving_image"]),
+            discriminator(prediction.detach()),
+            self.config.losses.discriminator_gan,
         )
         self._checked({"discriminator_gan": loss}).backward()
         self.optimizers["discriminator"].step()
@@ -466,7 +486,10 @@ class RendererTrainer:
         counters = state["counters"]
         self.step, self.epoch = int(counters["step"]), int(counters["epoch"])
         if self.car is not None:
-            self.car.applied_batches, self.car.skipped_batches = int(counters["car_applied"]), int(counters["car_skipped"])
+            self.car.applied_batches, self.car.skipped_batches = (
+                int(counters["car_applied"]),
+                int(counters["car_skipped"]),
+            )
         self.random.set_state(state["random"])
 
     # ------------------------------------------------------------------ export
@@ -479,7 +502,9 @@ class RendererTrainer:
         mapping.load_state_dict(modules.mapping.state_dict())
         generator_state = {key: value.detach().clone() for key, value in modules.generator.state_dict().items()}
         generator = load_inference_generator(generator_state, modules.generator.config, source="trained generator")
-        return CERLRenderer.from_modules(keypoint_detector, mapping, generator, image_size=self.image_size).to(self.device)
+        return CERLRenderer.from_modules(keypoint_detector, mapping, generator, image_size=self.image_size).to(
+            self.device
+        )
 
     def save_pretrained(self, folder: str | Path, *, base: str | Path | Mapping[str, Any] | None = None) -> Path:
         """Write a tavce weights folder: the trained ``renderer`` and the frozen ``metric`` (+ ``base``'s others).

@@ -30,8 +30,8 @@ from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.models.renderer.spectral import LEFT_VECTOR, ORIGINAL_WEIGHT, RIGHT_VECTOR, fold_spectral_norm
 
 __all__ = [
-    "InitialWeightsReport",
     "RENDERER_PARTS",
+    "InitialWeightsReport",
     "WeightsSource",
     "load_metric",
     "load_part",

@@ -30,7 +30,12 @@ def test_defaults_are_the_paper_settings() -> None:
     assert optimizer.betas == (0.5, 0.999) and optimizer.mapping_lr == 2e-4
     assert optimizer.generator_lr == optimizer.discriminator_lr == optimizer.keypoint_detector_lr == 2e-5
     assert (config.schedule.epochs, config.schedule.milestones, config.schedule.mapping_milestones) == (5, (8,), (4, 8))
-    assert config.batch_size == 4 and config.data.repeats == 50 and config.data.identity_sampling and config.data.window == 27
+    assert (
+        config.batch_size == 4
+        and config.data.repeats == 50
+        and config.data.identity_sampling
+        and config.data.window == 27
+    )
     trainable = config.trainable
     assert trainable.dense_motion and trainable.fusion and trainable.mapping
     assert not (trainable.keypoint_detector or trainable.generator_rest or trainable.head_pose_estimator)

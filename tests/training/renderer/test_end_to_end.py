@@ -52,7 +52,9 @@ def test_trained_folder_renders_through_the_pipeline(prepared: Path, portrait, s
     saved = pipe.renderer.state_dict()
     assert all(torch.equal(saved[key], value) for key, value in exported.state_dict().items())
     # Training changed the renderer it started from.
-    assert not torch.equal(saved["mapping.input_conv.weight"], components["renderer"].state_dict()["mapping.input_conv.weight"])
+    assert not torch.equal(
+        saved["mapping.input_conv.weight"], components["renderer"].state_dict()["mapping.input_conv.weight"]
+    )
 
     photo, box = portrait
     result = pipe(photo, speech, face_box=box, seed=0, batch_size=2, progress=False)

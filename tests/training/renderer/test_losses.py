@@ -37,7 +37,13 @@ def test_vgg19_keys_and_shapes_are_torchvisions() -> None:
 
 def test_vgg19_returns_relu1_1_to_relu5_1() -> None:
     activations = VGG19Features(TINY_VGG)(torch.rand(2, 3, 32, 32))
-    assert [tuple(a.shape) for a in activations] == [(2, 4, 32, 32), (2, 8, 16, 16), (2, 8, 8, 8), (2, 16, 4, 4), (2, 16, 2, 2)]
+    assert [tuple(a.shape) for a in activations] == [
+        (2, 4, 32, 32),
+        (2, 8, 16, 16),
+        (2, 8, 8, 8),
+        (2, 16, 4, 4),
+        (2, 16, 2, 2),
+    ]
     assert all((a >= 0).all() for a in activations)  # after ReLUs
 
 
@@ -76,7 +82,10 @@ def test_vgg19_file_without_features_is_refused(tmp_path: Path) -> None:
 def test_pyramid_scales() -> None:
     pyramid = ImagePyramid((1, 0.5, 0.25, 0.125))(torch.rand(1, 3, 64, 64))
     assert {scale: tuple(image.shape[2:]) for scale, image in pyramid.items()} == {
-        1: (64, 64), 0.5: (32, 32), 0.25: (16, 16), 0.125: (8, 8)
+        1: (64, 64),
+        0.5: (32, 32),
+        0.25: (16, 16),
+        0.125: (8, 8),
     }
     constant = ImagePyramid((0.5,))(torch.full((1, 3, 64, 64), 0.3))[0.5]
     assert torch.allclose(constant[..., 8:-8, 8:-8], torch.tensor(0.3))  # normalised low-pass away from the border
@@ -97,7 +106,9 @@ def test_perceptual_loss_is_zero_for_equal_images_and_differentiates_the_predict
 
 
 def _outputs(prediction: float, features: list[float]) -> dict[float, DiscriminatorOutput]:
-    return {1.0: DiscriminatorOutput([torch.full((2, 1, 3, 3), f) for f in features], torch.full((2, 1, 3, 3), prediction))}
+    return {
+        1.0: DiscriminatorOutput([torch.full((2, 1, 3, 3), f) for f in features], torch.full((2, 1, 3, 3), prediction))
+    }
 
 
 def test_hinge_terms_by_hand() -> None:
@@ -125,7 +136,9 @@ def test_expression_and_head_pose_terms() -> None:
     assert head_pose_loss(_motion(expression, logits), _motion(expression, logits)).item() == 0.0
     peaked = torch.full((2, 66), -1e4)
     peaked[:, 40] = 0  # bin 40 → 40·3 − 99 = 21°, uniform logits → 32.5·3 − 99 = −1.5°
-    assert head_pose_loss(_motion(expression, peaked), _motion(expression, logits)).item() == pytest.approx(3 * 22.5, rel=1e-4)
+    assert head_pose_loss(_motion(expression, peaked), _motion(expression, logits)).item() == pytest.approx(
+        3 * 22.5, rel=1e-4
+    )
 
 
 def test_keypoint_prior_by_hand() -> None:

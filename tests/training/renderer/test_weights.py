@@ -12,7 +12,13 @@ from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.models.renderer.generator import GeneratorConfig, OcclusionAwareSPADEGenerator
 from tavce.models.renderer.spectral import fold_spectral_norm
 from tavce.testing import make_official_checkpoint, make_tiny_checkpoint
-from tavce.training.renderer import RendererTrainer, RendererTrainingConfig, VGG19Features, load_metric, read_renderer_parts
+from tavce.training.renderer import (
+    RendererTrainer,
+    RendererTrainingConfig,
+    VGG19Features,
+    load_metric,
+    read_renderer_parts,
+)
 from tavce.training.renderer.weights import load_part, unfold_spectral_norm
 from tests.helpers import SyntheticFaceLandmarker
 from tests.training.renderer.conftest import TINY_VGG, cached_tiny_components, tiny_batch, tiny_training_config
@@ -27,7 +33,9 @@ def test_folded_weights_unfold_to_the_same_effective_weight() -> None:
     image = torch.randn(1, 4, 8, 8)
     # σ of the unfolded triple is W's largest singular value, so the module divides by it: W/σ(W).
     sigma = torch.linalg.matrix_norm(folded.reshape(6, -1), ord=2)
-    torch.testing.assert_close(conv(image), nn.functional.conv2d(image, folded / sigma, conv[0].bias), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        conv(image), nn.functional.conv2d(image, folded / sigma, conv[0].bias), rtol=1e-4, atol=1e-5
+    )
     # Folding a spectral triple and unfolding it again leaves the effective weight unchanged.
     again = unfold_spectral_norm(fold_spectral_norm(conv.state_dict()), conv.state_dict())
     effective = fold_spectral_norm(again)["0.weight"]
@@ -39,7 +47,9 @@ def test_load_part_is_lenient_on_missing_keys_only() -> None:
     generator = OcclusionAwareSPADEGenerator(config)
     without_fusion = {k: v for k, v in generator.state_dict().items() if not k.startswith("fusion.")}
     loaded, fresh = load_part(generator, without_fusion, "generator")
-    assert loaded == len(without_fusion) and fresh == sorted(k for k in generator.state_dict() if k.startswith("fusion."))
+    assert loaded == len(without_fusion) and fresh == sorted(
+        k for k in generator.state_dict() if k.startswith("fusion.")
+    )
     with pytest.raises(IncompatibleWeightsError, match="unexpected: extra.weight"):
         load_part(generator, {**without_fusion, "extra.weight": torch.zeros(1)}, "generator")
     with pytest.raises(IncompatibleWeightsError, match="shape mismatch: first.conv.weight"):
@@ -50,9 +60,13 @@ def test_a_metric_of_another_size_is_refused() -> None:
     import dataclasses
 
     renderer_config = cached_tiny_components(0)["renderer"].config
-    wider = dataclasses.replace(renderer_config, generator=dataclasses.replace(renderer_config.generator, relationship_dim=8))
+    wider = dataclasses.replace(
+        renderer_config, generator=dataclasses.replace(renderer_config.generator, relationship_dim=8)
+    )
     with pytest.raises(InvalidArgumentError, match="4 dimensions but the generator's CERL layers expect 8"):
-        RendererTrainer.from_pretrained([], cached_tiny_components(0)["metric"], tiny_training_config(), renderer_config=wider)
+        RendererTrainer.from_pretrained(
+            [], cached_tiny_components(0)["metric"], tiny_training_config(), renderer_config=wider
+        )
 
 
 def test_tavce_folder_start_and_metric(tmp_path: Path) -> None:
@@ -100,5 +114,7 @@ def test_official_facevid2vid_and_mapping_start_with_fresh_fusion(tmp_path: Path
         RendererTrainingConfig(), landmarker=SyntheticFaceLandmarker(), perceptual_network=VGG19Features(TINY_VGG),
     )  # fmt: skip
     report = trainer.initial_weights
-    assert report.fresh["generator"] == sorted(k for k in trainer.modules.generator.state_dict() if k.startswith("fusion."))
+    assert report.fresh["generator"] == sorted(
+        k for k in trainer.modules.generator.state_dict() if k.startswith("fusion.")
+    )
     assert report.fresh["discriminator"] == [] and report.fresh["mapping"] == [] and report.fresh["kp_detector"] == []
