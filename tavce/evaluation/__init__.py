@@ -1,0 +1,27 @@
+"""Evaluation metrics of the paper (§IV-A): FID, CSIM, LSE-D / LSE-C, and the TAVC similarity.
+
+See docs/evaluation.md. Each metric's backbone sits behind a small interface a user can
+replace (:class:`FeatureExtractor`); official backbone weights are loaded from files.
+"""
+
+from tavce.evaluation.fid import FeatureExtractor, extract_features, fid
+from tavce.evaluation.frechet import (
+    GaussianStatistics,
+    frechet_distance,
+    frechet_distance_from_statistics,
+    gaussian_statistics,
+)
+from tavce.evaluation.inception import FIDInceptionConfig, FIDInceptionV3, load_fid_inception
+
+__all__ = [
+    "FeatureExtractor",
+    "extract_features",
+    "fid",
+    "GaussianStatistics",
+    "frechet_distance",
+    "frechet_distance_from_statistics",
+    "gaussian_statistics",
+    "FIDInceptionConfig",
+    "FIDInceptionV3",
+    "load_fid_inception",
+]
