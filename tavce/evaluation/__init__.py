@@ -11,6 +11,15 @@ from tavce.evaluation.frechet import (
     frechet_distance_from_statistics,
     gaussian_statistics,
 )
+from tavce.evaluation.identity import (
+    ArcFaceEncoder,
+    CSIMConfig,
+    IdentityEncoder,
+    TorchIdentityEncoder,
+    align_faces,
+    csim,
+    identity_embeddings,
+)
 from tavce.evaluation.inception import FIDInceptionConfig, FIDInceptionV3, load_fid_inception
 
 __all__ = [
@@ -24,4 +33,11 @@ __all__ = [
     "FIDInceptionConfig",
     "FIDInceptionV3",
     "load_fid_inception",
+    "IdentityEncoder",
+    "ArcFaceEncoder",
+    "TorchIdentityEncoder",
+    "CSIMConfig",
+    "align_faces",
+    "identity_embeddings",
+    "csim",
 ]
