@@ -21,6 +21,8 @@ from tavce.evaluation.identity import (
     identity_embeddings,
 )
 from tavce.evaluation.inception import FIDInceptionConfig, FIDInceptionV3, load_fid_inception
+from tavce.evaluation.sync import SyncConfig, SyncEncoder, SyncScores, lse, offset_distances, sync_scores
+from tavce.evaluation.syncnet import SyncNet, SyncNetConfig, load_syncnet
 
 __all__ = [
     "FeatureExtractor",
@@ -40,4 +42,13 @@ __all__ = [
     "align_faces",
     "identity_embeddings",
     "csim",
+    "SyncEncoder",
+    "SyncConfig",
+    "SyncScores",
+    "offset_distances",
+    "sync_scores",
+    "lse",
+    "SyncNet",
+    "SyncNetConfig",
+    "load_syncnet",
 ]
