@@ -23,6 +23,7 @@ from tavce.evaluation.identity import (
 from tavce.evaluation.inception import FIDInceptionConfig, FIDInceptionV3, load_fid_inception
 from tavce.evaluation.sync import SyncConfig, SyncEncoder, SyncScores, lse, offset_distances, sync_scores
 from tavce.evaluation.syncnet import SyncNet, SyncNetConfig, load_syncnet
+from tavce.evaluation.tavc import TAVCSimilarity, TAVCSimilarityConfig, mouth_crops, tavc_similarity
 
 __all__ = [
     "FeatureExtractor",
@@ -51,4 +52,8 @@ __all__ = [
     "SyncNet",
     "SyncNetConfig",
     "load_syncnet",
+    "TAVCSimilarity",
+    "TAVCSimilarityConfig",
+    "mouth_crops",
+    "tavc_similarity",
 ]
