@@ -28,7 +28,9 @@ def check_frames(frames: np.ndarray | Sequence[np.ndarray], name: str, *, minimu
             "tavce.video_reader.read_video"
         )
     if array.dtype != np.uint8:
-        raise InvalidArgumentError(f"{name}: expected uint8 frames (0-255), got {array.dtype}; convert with .astype(np.uint8)")
+        raise InvalidArgumentError(
+            f"{name}: expected uint8 frames (0-255), got {array.dtype}; convert with .astype(np.uint8)"
+        )
     if len(array) < minimum:
         raise InvalidArgumentError(f"{name}: {len(array)} frame(s), at least {minimum} needed; give a longer video")
     return array

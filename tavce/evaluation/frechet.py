@@ -20,7 +20,7 @@ from scipy import linalg
 
 from tavce.errors import InvalidArgumentError
 
-__all__ = ["GaussianStatistics", "gaussian_statistics", "frechet_distance", "frechet_distance_from_statistics"]
+__all__ = ["GaussianStatistics", "frechet_distance", "frechet_distance_from_statistics", "gaussian_statistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ def gaussian_statistics(features: np.ndarray, *, name: str = "features") -> Gaus
     array = array.astype(np.float64, copy=False)
     if not np.isfinite(array).all():
         raise InvalidArgumentError(f"{name}: contains NaN or infinite values; check the feature extractor's input")
-    return GaussianStatistics(mean=array.mean(axis=0), covariance=np.atleast_2d(np.cov(array, rowvar=False)), count=len(array))
+    return GaussianStatistics(
+        mean=array.mean(axis=0), covariance=np.atleast_2d(np.cov(array, rowvar=False)), count=len(array)
+    )
 
 
 def frechet_distance_from_statistics(

@@ -27,13 +27,13 @@ from tavce.models.base import module_device
 from tavce.preprocess.landmarks import FaceLandmarker
 
 __all__ = [
-    "IdentityEncoder",
     "ArcFaceEncoder",
-    "TorchIdentityEncoder",
     "CSIMConfig",
+    "IdentityEncoder",
+    "TorchIdentityEncoder",
     "align_faces",
-    "identity_embeddings",
     "csim",
+    "identity_embeddings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -165,9 +165,9 @@ def identity_embeddings(
         faces = align_faces(frames, check_landmarks(landmarks, len(frames), name), size)
     else:
         faces = np.stack([cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) for frame in frames])
+    batches = range(0, len(faces), config.batch_size)
     embeddings = np.concatenate(
-        [np.asarray(encoder.embed(faces[start : start + config.batch_size]), dtype=np.float64)
-         for start in range(0, len(faces), config.batch_size)]  # fmt: skip
+        [np.asarray(encoder.embed(faces[start : start + config.batch_size]), dtype=np.float64) for start in batches]
     )
     if embeddings.ndim != 2 or len(embeddings) != len(faces):
         raise InvalidArgumentError(
@@ -211,9 +211,13 @@ def csim(
             f"csim: {len(generated)} generated frames but {len(reference)} reference frames; give the same number "
             "(cut both to the shorter video) or one reference image"
         )
-    kwargs = dict(encoder=encoder, landmarker=landmarker, config=config)
-    generated_embeddings = identity_embeddings(generated, landmarks=generated_landmarks, name="csim generated", **kwargs)
-    reference_embeddings = identity_embeddings(reference, landmarks=reference_landmarks, name="csim reference", **kwargs)
+    kwargs = {"encoder": encoder, "landmarker": landmarker, "config": config}
+    generated_embeddings = identity_embeddings(
+        generated, landmarks=generated_landmarks, name="csim generated", **kwargs
+    )
+    reference_embeddings = identity_embeddings(
+        reference, landmarks=reference_landmarks, name="csim reference", **kwargs
+    )
     if generated_embeddings.shape[1] != reference_embeddings.shape[1]:
         raise InvalidArgumentError("csim: the encoder returned embeddings of different sizes for the two inputs")
     return float(np.mean(np.sum(generated_embeddings * reference_embeddings, axis=1)))

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule, load_state_dict_strict
 
-__all__ = ["FIDInceptionConfig", "FIDInceptionV3", "load_fid_inception", "FID_WEIGHTS_FILENAME"]
+__all__ = ["FID_WEIGHTS_FILENAME", "FIDInceptionConfig", "FIDInceptionV3", "load_fid_inception"]
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 FEATURE_DIM = 2048

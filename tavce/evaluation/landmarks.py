@@ -9,7 +9,7 @@ import numpy as np
 from tavce.errors import FaceNotDetectedError, InvalidArgumentError
 from tavce.preprocess.landmarks import FaceLandmarker, select_face
 
-__all__ = ["video_landmarks", "check_landmarks", "five_point_landmarks"]
+__all__ = ["check_landmarks", "five_point_landmarks", "video_landmarks"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +58,7 @@ def check_landmarks(landmarks: np.ndarray, num_frames: int, name: str) -> np.nda
     """
     array = np.asarray(landmarks, dtype=np.float32)
     if array.ndim != 3 or array.shape[1] != 68 or array.shape[2] < 2:
-        raise InvalidArgumentError(
-            f"{name}: landmarks must be (T, 68, 2) in the 68-point layout, got {array.shape}"
-        )
+        raise InvalidArgumentError(f"{name}: landmarks must be (T, 68, 2) in the 68-point layout, got {array.shape}")
     if len(array) != num_frames:
         raise InvalidArgumentError(
             f"{name}: {len(array)} landmark sets for {num_frames} frames; give one (68, 2) set per frame"

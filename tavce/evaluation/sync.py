@@ -31,7 +31,7 @@ from tavce.evaluation.syncnet import pairwise_distance
 from tavce.models.base import module_device
 from tavce.types import SAMPLES_PER_FRAME, AudioClip
 
-__all__ = ["SyncEncoder", "SyncConfig", "SyncScores", "offset_distances", "sync_scores", "lse"]
+__all__ = ["SyncConfig", "SyncEncoder", "SyncScores", "lse", "offset_distances", "sync_scores"]
 
 FRAMES_PER_WINDOW = 5
 AUDIO_STEPS_PER_FRAME = 4  # MFCC at 100 steps/s against video at 25 fps

@@ -25,7 +25,7 @@ from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule, load_state_dict_strict
 from tavce.types import SAMPLE_RATE
 
-__all__ = ["SyncNetConfig", "SyncNet", "load_syncnet", "syncnet_mfcc", "SYNCNET_WEIGHTS_FILENAME"]
+__all__ = ["SYNCNET_WEIGHTS_FILENAME", "SyncNet", "SyncNetConfig", "load_syncnet", "syncnet_mfcc"]
 
 SYNCNET_WEIGHTS_FILENAME = "syncnet_v2.model"
 INT16_SCALE = 32768.0  # syncnet_python reads the audio with scipy's wavfile: int16 values, not [-1, 1]
@@ -117,7 +117,9 @@ class SyncNet(TavceModule):
 
     def encode_audio(self, windows: torch.Tensor) -> torch.Tensor:
         if windows.ndim != 4 or windows.shape[1] != 1:
-            raise InvalidArgumentError(f"SyncNet.encode_audio: windows must be (B, 1, 13, 20), got {tuple(windows.shape)}")
+            raise InvalidArgumentError(
+                f"SyncNet.encode_audio: windows must be (B, 1, 13, 20), got {tuple(windows.shape)}"
+            )
         return self.netfcaud(self.netcnnaud(windows).flatten(1))
 
     def encode_video(self, windows: torch.Tensor) -> torch.Tensor:

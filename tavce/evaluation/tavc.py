@@ -31,7 +31,7 @@ from tavce.preprocess.landmarks import FaceLandmarker
 from tavce.preprocess.mouth import MOUTH_CROP_SIZE, crop_mouth, mouth_centre
 from tavce.types import AudioClip, AudioWindows
 
-__all__ = ["TAVCSimilarityConfig", "TAVCSimilarity", "mouth_crops", "tavc_similarity"]
+__all__ = ["TAVCSimilarity", "TAVCSimilarityConfig", "mouth_crops", "tavc_similarity"]
 
 WORKING_SIZE = 256  # the frame size TAVC's mouth box (72 pixels) was defined on
 

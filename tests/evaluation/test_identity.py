@@ -26,7 +26,9 @@ def _faces(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def _torch_encoder(seed: int = 0) -> TorchIdentityEncoder:
     torch.manual_seed(seed)
-    network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5, stride=4), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.LazyLinear(16))
+    network = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 5, stride=4), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.LazyLinear(16)
+    )
     network(torch.zeros(1, 3, 112, 112))  # materialise the lazy layer
     return TorchIdentityEncoder(network)
 

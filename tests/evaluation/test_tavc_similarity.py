@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 
 from tavce.audio import frame_windows
 from tavce.errors import InvalidArgumentError
