@@ -138,7 +138,7 @@ def run(arguments: argparse.Namespace) -> int:
         pair_videos,
         self_reconstruct,
     )
-    from tavce.evaluation.runner import _videos_in
+    from tavce.evaluation.runner import videos_in_folder
 
     if arguments.batch_size < 1:
         raise InvalidArgumentError(f"--batch-size {arguments.batch_size}: must be at least 1")
@@ -181,7 +181,7 @@ def run(arguments: argparse.Namespace) -> int:
             backbones.metric = pipe.metric
             backbones.names["metric"] = f"{arguments.weights or 'default weights'} (pipeline metric)"
         _require_a_metric(backbones)
-        references = list(_videos_in(Path(arguments.reference), "reference").values())
+        references = list(videos_in_folder(Path(arguments.reference), "reference").values())
         self_reconstruct(
             references,
             arguments.generated,

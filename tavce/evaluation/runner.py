@@ -86,7 +86,8 @@ class VideoPair:
     reference: Path
 
 
-def _videos_in(folder: Path, role: str) -> dict[str, Path]:
+def videos_in_folder(folder: Path, role: str) -> dict[str, Path]:
+    """The videos directly inside ``folder`` by file stem, sorted; ``role`` names the folder in messages."""
     if not folder.is_dir():
         raise InvalidArgumentError(f"{folder}: the {role} folder does not exist; give a folder of videos")
     videos = {path.stem: path for path in sorted(folder.iterdir()) if path.suffix.lower() in VIDEO_EXTENSIONS}
@@ -101,8 +102,8 @@ def pair_videos(generated: str | Path, reference: str | Path) -> list[VideoPair]
     Raises:
         InvalidArgumentError: a folder is missing or empty, or a generated video has no reference.
     """
-    generated_videos = _videos_in(Path(generated), "generated")
-    reference_videos = _videos_in(Path(reference), "reference")
+    generated_videos = videos_in_folder(Path(generated), "generated")
+    reference_videos = videos_in_folder(Path(reference), "reference")
     unmatched = sorted(set(generated_videos) - set(reference_videos))
     if unmatched:
         shown = ", ".join(unmatched[:5]) + (f", ... ({len(unmatched)} in all)" if len(unmatched) > 5 else "")
