@@ -91,6 +91,10 @@ class SyncScores:
     offset: int
     mean_distances: np.ndarray
 
+    def __iter__(self):
+        """``lse_d, lse_c = lse(frames, audio, encoder)``: the two published numbers."""
+        return iter((self.distance, self.confidence))
+
 
 def offset_distances(
     video_embeddings: torch.Tensor,

@@ -38,6 +38,8 @@ def test_offset_search_finds_a_planted_offset_with_a_synthetic_distance(planted:
 def test_scores_follow_syncnet_pythons_definitions() -> None:
     scores = sync_scores(np.array([3.0, 2.0, 1.0, 2.0, 5.0]))
     assert (scores.distance, scores.confidence, scores.offset) == (1.0, 1.0, 0)  # median 2 − minimum 1
+    lse_d, lse_c = scores
+    assert (lse_d, lse_c) == (1.0, 1.0)
     assert sync_scores(np.array([0.5, 2.0, 3.0])).offset == 1  # minimum at k = −1: offset = V − index
     with pytest.raises(InvalidArgumentError, match="2V \\+ 1"):
         sync_scores(np.ones(4))
