@@ -1,0 +1,190 @@
+"""Evaluate a folder of generated videos against a folder of real ones (what ``tavce evaluate`` runs).
+
+Videos are paired by file stem (``generated/id001.mp4`` ↔ ``reference/id001.mp4``), both cut
+to the shorter one (and to ``max_frames``), and scored with whichever backbones are given:
+
+* FID over all generated vs all real frames (the paper pools every test video);
+* per video: CSIM (generated vs real, frame by frame), LSE-D / LSE-C and the TAVC similarity
+  (generated video with its own audio track, or the reference's when it has none).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tavce.errors import InvalidArgumentError, InvalidAudioError
+from tavce.evaluation.fid import FeatureExtractor, extract_features
+from tavce.evaluation.frechet import frechet_distance
+from tavce.evaluation.identity import CSIMConfig, IdentityEncoder, csim
+from tavce.evaluation.landmarks import video_landmarks
+from tavce.evaluation.report import EvaluationReport, VideoScores
+from tavce.evaluation.sync import SyncConfig, SyncEncoder, lse
+from tavce.evaluation.tavc import TAVCSimilarityConfig, tavc_similarity
+from tavce.models.tavc.metric import TemporalCorrelationMetric
+from tavce.preprocess.landmarks import FaceLandmarker
+from tavce.video_reader import VIDEO_EXTENSIONS, read_video
+
+__all__ = ["EvaluationConfig", "MetricBackbones", "VideoPair", "evaluate_videos", "pair_videos"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Settings of one evaluation run.
+
+    Attributes:
+        max_frames: compare at most this many leading frames per video (None: all; the paper's
+            preprocessing keeps 200).
+        batch_size: frames per FID feature-extractor call.
+        csim: CSIM settings (alignment). sync: LSE settings (offsets searched). tavc: TAVC similarity settings.
+    """
+
+    max_frames: int | None = None
+    batch_size: int = 32
+    csim: CSIMConfig = field(default_factory=CSIMConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    tavc: TAVCSimilarityConfig = field(default_factory=TAVCSimilarityConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_frames is not None and self.max_frames < 2:
+            raise InvalidArgumentError(f"max_frames={self.max_frames}: must be at least 2 (or None for all frames)")
+
+
+@dataclass
+class MetricBackbones:
+    """The networks behind the metrics; a metric whose backbone is None is skipped.
+
+    Attributes:
+        feature_extractor: FID (:class:`~tavce.evaluation.fid.FeatureExtractor`).
+        identity_encoder: CSIM (:class:`~tavce.evaluation.identity.IdentityEncoder`).
+        sync_encoder: LSE-D / LSE-C (:class:`~tavce.evaluation.sync.SyncEncoder`).
+        metric: TAVC similarity (:class:`~tavce.models.tavc.TemporalCorrelationMetric`).
+        landmarker: face landmarks for the CSIM alignment and the TAVC mouth crops.
+        names: where each backbone came from, recorded in the report.
+    """
+
+    feature_extractor: FeatureExtractor | None = None
+    identity_encoder: IdentityEncoder | None = None
+    sync_encoder: SyncEncoder | None = None
+    metric: TemporalCorrelationMetric | None = None
+    landmarker: FaceLandmarker | None = None
+    names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoPair:
+    """A generated video and the real video it reproduces, sharing ``name`` (the file stem)."""
+
+    name: str
+    generated: Path
+    reference: Path
+
+
+def videos_in_folder(folder: Path, role: str) -> dict[str, Path]:
+    """The videos directly inside ``folder`` by file stem, sorted; ``role`` names the folder in messages."""
+    if not folder.is_dir():
+        raise InvalidArgumentError(f"{folder}: the {role} folder does not exist; give a folder of videos")
+    videos = {path.stem: path for path in sorted(folder.iterdir()) if path.suffix.lower() in VIDEO_EXTENSIONS}
+    if not videos:
+        raise InvalidArgumentError(f"{folder}: no videos ({', '.join(VIDEO_EXTENSIONS)}) in the {role} folder")
+    return videos
+
+
+def pair_videos(generated: str | Path, reference: str | Path) -> list[VideoPair]:
+    """Pairs of same-named videos of the two folders, sorted by name.
+
+    Raises:
+        InvalidArgumentError: a folder is missing or empty, or a generated video has no reference.
+    """
+    generated_videos = videos_in_folder(Path(generated), "generated")
+    reference_videos = videos_in_folder(Path(reference), "reference")
+    unmatched = sorted(set(generated_videos) - set(reference_videos))
+    if unmatched:
+        shown = ", ".join(unmatched[:5]) + (f", ... ({len(unmatched)} in all)" if len(unmatched) > 5 else "")
+        raise InvalidArgumentError(
+            f"{generated}: no reference video named like {shown} in {reference}; name each generated video "
+            "after the real video it reproduces (same file stem)"
+        )
+    ignored = len(reference_videos) - len(generated_videos)
+    if ignored:
+        logger.info("%d reference videos have no generated counterpart and are not evaluated", ignored)
+    return [VideoPair(name, path, reference_videos[name]) for name, path in generated_videos.items()]
+
+
+def evaluate_videos(
+    pairs: Sequence[VideoPair],
+    backbones: MetricBackbones,
+    config: EvaluationConfig | None = None,
+    *,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Score every pair (see the module docstring); returns the report with per-video rows and FID.
+
+    Raises:
+        InvalidArgumentError: no pairs, or CSIM / TAVC requested without a landmarker to align faces
+            and find mouths (use ``CSIMConfig(align=False)`` for pre-aligned crops).
+    """
+    from tqdm.auto import tqdm
+
+    config = config or EvaluationConfig()
+    if not pairs:
+        raise InvalidArgumentError("evaluate_videos: no video pairs to evaluate")
+    needs_landmarks = backbones.metric is not None or (backbones.identity_encoder is not None and config.csim.align)
+    if needs_landmarks and backbones.landmarker is None:
+        raise InvalidArgumentError(
+            "evaluate_videos: CSIM face alignment and TAVC mouth crops need a landmarker; give one in "
+            "MetricBackbones(landmarker=...), or skip those metrics"
+        )
+    rows, real_features, generated_features = [], [], []
+    for pair in tqdm(pairs, desc="evaluating", unit="video", disable=not progress):
+        generated = read_video(pair.generated, max_frames=config.max_frames, audio=False)
+        reference = read_video(pair.reference, max_frames=config.max_frames)
+        count = min(len(generated.frames), len(reference.frames))
+        generated_frames, real_frames = generated.frames[:count], reference.frames[:count]
+        audio = _generated_audio(pair, reference.audio)
+        scores: dict[str, object] = {}
+        if backbones.feature_extractor is not None:
+            generated_features.append(
+                extract_features(generated_frames, backbones.feature_extractor, batch_size=config.batch_size)
+            )
+            real_features.append(
+                extract_features(real_frames, backbones.feature_extractor, batch_size=config.batch_size)
+            )
+        landmarks = (
+            video_landmarks(generated_frames, backbones.landmarker, name=str(pair.generated))
+            if needs_landmarks
+            else None
+        )
+        if backbones.identity_encoder is not None:
+            scores["csim"] = csim(generated_frames, real_frames, backbones.identity_encoder,
+                                  generated_landmarks=landmarks, landmarker=backbones.landmarker, config=config.csim)  # fmt: skip
+        if backbones.sync_encoder is not None:
+            sync = lse(generated_frames, audio, backbones.sync_encoder, config.sync)
+            scores |= {"lse_d": sync.distance, "lse_c": sync.confidence, "sync_offset": sync.offset}
+        if backbones.metric is not None:
+            scores["tavc"] = tavc_similarity(generated_frames, audio, backbones.metric, landmarks=landmarks,
+                                             config=config.tavc).mean  # fmt: skip
+        rows.append(VideoScores(name=pair.name, frames=count, **scores))
+        logger.debug("%s: %s", pair.name, rows[-1])
+    fid = None
+    if generated_features:
+        fid = frechet_distance(np.concatenate(real_features), np.concatenate(generated_features))
+    settings = {"max_frames": config.max_frames, "max_offset": config.sync.max_offset, "csim_align": config.csim.align}
+    return EvaluationReport(videos=tuple(rows), fid=fid, backbones=dict(backbones.names), settings=settings)
+
+
+def _generated_audio(pair: VideoPair, reference_audio):
+    """The generated video's own audio track; the reference's when it has none (e.g. frames-only renders)."""
+    from tavce.audio import load_audio
+
+    try:
+        return load_audio(pair.generated)
+    except InvalidAudioError:
+        logger.info("%s: no audio track; scoring lip sync against %s's audio", pair.generated, pair.reference.name)
+        return reference_audio
