@@ -54,7 +54,7 @@ class TAVCTrainingConfig:
         generator, perceptual: sizes of the auxiliary generators and of the LPIPS backbone.
 
     Optimisation (§2.7):
-        learning_rate (1e-4), adam_betas ((0.9, 0.999), PyTorch's), weight_decay (0).
+        learning_rate (1e-4), adam_betas ((0.9, 0.999)), adam_eps (1e-8), weight_decay (0): PyTorch's Adam defaults.
         lr_step_epochs, lr_gamma: StepLR, ×0.1 every 8 epochs, stepped at each epoch's end.
         epochs: passes over the data (10); None: until ``max_steps``.
         max_steps: stop after this many optimiser steps (None: after ``epochs``); the paper's 40 000.
@@ -94,6 +94,7 @@ class TAVCTrainingConfig:
 
     learning_rate: float = 1e-4
     adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
     weight_decay: float = 0.0
     lr_step_epochs: int = 8
     lr_gamma: float = 0.1

@@ -144,7 +144,7 @@ class StageOneModel(nn.Module):
 
 @dataclass(frozen=True)
 class StepRecord:
-    """Figures of one optimiser step on rank 0 (its own batch), as logged.
+    """Figures of one optimiser step over the global batch (all ranks), as logged.
 
     ``smoothed_*`` are the row-wise similarities after the original's moving average
     (§2.8; the paper's 0.507 / 0.158 are most likely these); ``cos_*`` the batch means of
@@ -172,7 +172,7 @@ class TAVCTrainingResult:
 
     Attributes:
         metric: the trained metric (eval mode, on the training device).
-        history: one record per step run by this call (rank 0's figures; empty on other ranks).
+        history: one record per step run by this call (global-batch figures; empty on ranks other than 0).
         steps: optimiser steps done in total (including those before a resume).
         checkpoint: the last checkpoint written (None on ranks other than 0).
         metric_folder: ``OUT/metric`` if exported.
@@ -255,7 +255,11 @@ class _Run:
             self.wrapped = DistributedDataParallel(model, device_ids=device_ids)
         trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
         self.optimizer = torch.optim.Adam(
-            trainable, lr=config.learning_rate, betas=config.adam_betas, weight_decay=config.weight_decay
+            trainable,
+            lr=config.learning_rate,
+            betas=config.adam_betas,
+            eps=config.adam_eps,
+            weight_decay=config.weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.lr_step_epochs, config.lr_gamma)
         self.autocast_dtype = _autocast_dtype(config.mixed_precision, self.device)
@@ -371,19 +375,45 @@ class _Run:
         self.scaler.update()
         return output
 
-    def _record(self, output: dict[str, Any], learning_rate: float) -> None:
+    def _global_figures(self, output: dict[str, Any]) -> list[float]:
+        """The step's figures over the whole global batch (the mean of the ranks' equal-sized batches).
+
+        Called on every rank (it is a collective under DDP): total, positive, negative, mean flattened
+        cosines (positive, negative), row-wise similarities (positive, negative), reconstruction (0 if off).
+        """
         losses: StageOneLosses = output["losses"]
-        logged_positive, logged_negative = losses.logged_positive.item(), losses.logged_negative.item()
+        reconstruction = output["reconstruction"]
+        figures = torch.stack(
+            [
+                output["total"].detach().float(),
+                losses.positive.detach(),
+                losses.negative.detach(),
+                losses.cos_positive.detach().mean(),
+                losses.cos_negative.detach().mean(),
+                losses.logged_positive.detach(),
+                losses.logged_negative.detach(),
+                torch.zeros_like(losses.positive) if reconstruction is None else reconstruction.detach().float(),
+            ]
+        )
+        if self.context.distributed:
+            torch.distributed.all_reduce(figures)
+            figures = figures / self.context.world_size
+        return figures.tolist()
+
+    def _record(self, output: dict[str, Any], figures: list[float], learning_rate: float) -> None:
+        total, positive, negative, cos_positive, cos_negative, logged_positive, logged_negative, reconstruction = (
+            figures
+        )
         record = StepRecord(
             step=self.global_step,
             epoch=self.epoch,
             learning_rate=learning_rate,
-            loss=output["total"].item(),
-            positive_loss=losses.positive.item(),
-            negative_loss=losses.negative.item(),
-            reconstruction_loss=None if output["reconstruction"] is None else output["reconstruction"].item(),
-            cos_positive=losses.cos_positive.mean().item(),
-            cos_negative=losses.cos_negative.mean().item(),
+            loss=total,
+            positive_loss=positive,
+            negative_loss=negative,
+            reconstruction_loss=None if output["reconstruction"] is None else reconstruction,
+            cos_positive=cos_positive,
+            cos_negative=cos_negative,
             logged_positive=logged_positive,
             logged_negative=logged_negative,
             smoothed_positive=self.averages["positive"].update(logged_positive),
@@ -431,8 +461,9 @@ class _Run:
                     output = self._step(batch)
                     self.global_step += 1
                     self.step_in_epoch += 1
+                    figures = self._global_figures(output)
                     if self.context.is_main:
-                        self._record(output, learning_rate)
+                        self._record(output, figures, learning_rate)
                     progress.update(1)
                     epoch_ended = self.step_in_epoch == steps_per_epoch
                     if epoch_ended:
