@@ -97,3 +97,18 @@ def test_reconstruction_trains_the_generators_and_the_audio_encoder_only(lpips_f
     assert all(parameter.grad is None for parameter in model.metric.mouth_encoder.parameters())
     for generator in (reconstruction.forward_generator, reconstruction.backward_generator):
         assert generator.encoder[1].weight.grad.abs().sum() > 0
+
+
+def test_training_with_the_reconstruction_term(prepared_clips: Path, lpips_file: Path, tmp_path: Path) -> None:
+    from tavce.training.checkpoint import load_checkpoint
+    from tavce.training.tavc import train_tavc
+    from tests.training.tavc_tiny import tiny_config
+
+    config = tiny_config(
+        max_steps=2, reconstruction=True, lpips_weights=str(lpips_file), perceptual=TINY_VGG, generator=TINY_GENERATOR
+    )
+    torch.manual_seed(0)
+    result = train_tavc(prepared_clips, tmp_path, config, metric=tiny_metric())
+    assert all(record.reconstruction_loss > 0 for record in result.history)
+    model = load_checkpoint(result.checkpoint)["model"]
+    assert any(key.startswith("reconstruction.forward_generator.") for key in model)

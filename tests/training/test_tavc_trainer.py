@@ -258,3 +258,18 @@ def test_trained_metric_is_exported_and_installed_for_the_pipeline(prepared_clip
     too_large = tiny_metric()  # 16-d: the renderer's CERL layers are 4-d
     with pytest.raises(InvalidArgumentError, match="embedding size 4, the new one 16"):
         install_metric(weights, too_large)
+
+
+def test_loader_workers_do_not_change_the_batches(prepared_clips: Path, tmp_path: Path) -> None:
+    runs = []
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        runs.append(
+            train_tavc(
+                prepared_clips,
+                tmp_path / str(workers),
+                tiny_config(max_steps=3, num_workers=workers),
+                metric=tiny_metric(),
+            )
+        )
+    assert _losses(runs[0]) == _losses(runs[1])
