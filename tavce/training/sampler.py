@@ -28,7 +28,7 @@ __all__ = ["GlobalBatchSampler", "SeededItems", "item_seed"]
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
     """A 63-bit seed for one item draw; distinct (seed, epoch, index) give unrelated streams."""
-    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_033 + index)
+    generator = torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_033 + index) % 2**63)
     return int(torch.randint(2**62, (), generator=generator).item())
 
 
