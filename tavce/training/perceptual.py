@@ -101,8 +101,10 @@ class PerceptualDistance(nn.Module):
             )
         batch = images.shape[0]
         stages = self._stage_outputs(torch.cat([images, targets], dim=0))
-        distance = images.new_zeros(batch)
+        distance = images.new_zeros(batch, dtype=torch.float32)
         for features, linear in zip(stages, self.linear):
+            # float32 under autocast: the 1e-10 of an all-zero ReLU location underflows to 0 in float16 (0/0).
+            features = features.float()
             unit = features / (features.square().sum(dim=1, keepdim=True).sqrt() + NORMALISE_EPS)
             difference = (unit[:batch] - unit[batch:]).square()
             distance = distance + linear(difference).mean(dim=(1, 2, 3))

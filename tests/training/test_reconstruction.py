@@ -112,3 +112,15 @@ def test_training_with_the_reconstruction_term(prepared_clips: Path, lpips_file:
     assert all(record.reconstruction_loss > 0 for record in result.history)
     model = load_checkpoint(result.checkpoint)["model"]
     assert any(key.startswith("reconstruction.forward_generator.") for key in model)
+
+
+def test_perceptual_distance_stays_finite_under_float16_autocast() -> None:
+    distance = PerceptualDistance(TINY_VGG)
+    for layer in distance.features:
+        if isinstance(layer, torch.nn.Conv2d):  # every ReLU output zero: features of norm 0 at every location
+            torch.nn.init.zeros_(layer.weight)
+            torch.nn.init.constant_(layer.bias, -1.0)
+    images = torch.rand(1, 3, 16, 16)
+    with torch.autocast("cpu", dtype=torch.float16):
+        value = distance(images, images.clone())
+    assert value.dtype == torch.float32 and torch.isfinite(value).all() and value.item() == 0
