@@ -19,6 +19,7 @@ DEFAULT_REPO = "vinthony/SadTalker-V002rc"
 """Where ``from_pretrained()`` and ``tavce convert`` take the official SadTalker weights by default."""
 
 from tavce.errors import (  # noqa: E402
+    CheckpointError,
     FaceNotDetectedError,
     IncompatibleWeightsError,
     InvalidArgumentError,
@@ -62,5 +63,6 @@ __all__ = [
     "OutputError",
     "RenderError",
     "ComponentNotSerializableError",
+    "CheckpointError",
     *_LAZY,
 ]

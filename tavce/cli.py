@@ -65,6 +65,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "tavce.commands.convert",
     "tavce.commands.push",
     "tavce.commands.prepare_data",
+    "tavce.commands.train",
     "tavce.commands.evaluate",
 )
 

@@ -19,6 +19,7 @@ __all__ = [
     "InvalidArgumentError",
     "RenderError",
     "ComponentNotSerializableError",
+    "CheckpointError",
 ]
 
 
@@ -64,3 +65,7 @@ class RenderError(TavceError, RuntimeError):
 
 class ComponentNotSerializableError(TavceError, TypeError):
     """A component cannot be written to a weights folder (it is not a ``TavceModule``)."""
+
+
+class CheckpointError(TavceError):
+    """A training checkpoint cannot be resumed from: missing, corrupt, unsafe, or from another run's settings."""

@@ -13,7 +13,6 @@ from tavce.errors import InvalidArgumentError, InvalidImageError
 from tavce.models.tavc import (
     MouthEncoder,
     MouthEncoderConfig,
-    SimilarityAverage,
     TAVCAudioEncoder,
     TAVCAudioEncoderConfig,
     TAVCMetric,
@@ -23,7 +22,6 @@ from tavce.models.tavc import (
     relationship_matrix,
     relationships_from_embeddings,
     row_cosine,
-    stage_one_objective,
     temporal_relationship,
 )
 from tavce.preprocess.mouth import crop_mouth, crop_mouths, mouth_box, mouth_centre
@@ -85,28 +83,6 @@ def test_relationship_shapes_are_checked():
         flattened_cosine(torch.zeros(8), torch.zeros(8))
     with pytest.raises(InvalidArgumentError):
         relationship_matrix(torch.zeros(2, 3, 4))
-
-
-def test_stage_one_objective_terms():
-    audio, positive = factors(4, batch=3)
-    negative = torch.randn(3, 32, generator=torch.Generator().manual_seed(9))
-    losses = stage_one_objective(audio, positive, negative, alpha=0.5)
-    flat = lambda a, b: 1 - F.cosine_embedding_loss(  # noqa: E731
-        relationship_matrix(a).flatten(1), relationship_matrix(b).flatten(1), torch.ones(3), reduction="none"
-    )
-    torch.testing.assert_close(losses.positive, (1 - flat(audio, positive)).mean(), atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(losses.negative, flat(audio, negative).mean(), atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(losses.total, losses.positive + 0.5 * losses.negative)
-    logged = F.cosine_similarity(relationship_matrix(audio), relationship_matrix(positive), dim=-1).mean()
-    torch.testing.assert_close(losses.logged_positive, logged)
-
-
-def test_similarity_average_warms_up_then_keeps_its_momentum():
-    average = SimilarityAverage(momentum=0.9, warmup=3)
-    assert average.update(1.0) == 1.0  # momentum 0 at the first update
-    assert average.update(0.0) == pytest.approx(0.45 * 1.0)  # momentum 0.45
-    assert average.update(0.0) == pytest.approx(0.45 * 0.9)
-    assert average.update(1.0) == pytest.approx(0.45 * 0.9 * 0.9 + 0.1)
 
 
 # --- per-frame audio relationships -------------------------------------------------------------
@@ -190,21 +166,15 @@ def test_mouth_encoder_round_trips_through_save_pretrained(tmp_path):
     torch.testing.assert_close(loaded(mouths), encoder(mouths))
 
 
-def test_metric_checks_inputs_and_embedding_sizes(audio_encoder):
+def test_metric_checks_embedding_sizes_and_gives_relationships(audio_encoder):
     with pytest.raises(InvalidArgumentError, match="embedding size 16 differs"):
         TAVCMetric(audio_encoder=audio_encoder, mouth_encoder=MouthEncoder(TINY_MOUTH))
     metric = TAVCMetric(audio_encoder=audio_encoder, mouth_encoder=MouthEncoder(dataclasses.replace(TINY_MOUTH, embedding_dim=16)))
     metric.eval()
     windows, mouths = torch.zeros(2, 3, 1, 80, 16), torch.zeros(2, 3, 3, 16, 16)
     with torch.no_grad():
-        losses = metric(windows, mouths)
-        assert losses.cos_positive.shape == (2,) and losses.total.ndim == 0
         assert metric.audio_relationship(windows[:, 0], windows[:, 1]).shape == (2, 16)
         assert metric.visual_relationship(mouths[:, 0], mouths[:, 2]).shape == (2, 16)
-    with pytest.raises(InvalidArgumentError, match="frames i, i\\+1"):
-        metric(torch.zeros(2, 4, 1, 80, 16), mouths)
-    with pytest.raises(InvalidArgumentError, match="mouths must be"):
-        metric(windows, torch.zeros(2, 2, 3, 16, 16))
 
 
 # --- mouth crop --------------------------------------------------------------------------------

@@ -17,3 +17,17 @@ def synthetic_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("clips")
     make_synthetic_videos(folder, n=2, seconds=CLIP_SECONDS, seed=0)
     return folder
+
+
+@pytest.fixture(scope="session")
+def prepared_clips(synthetic_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic clips prepared for training (stand-in landmarker and 3DMM network)."""
+    from tavce.training.data import PrepareConfig, prepare_dataset
+    from tests.helpers import SyntheticFaceLandmarker, tiny_face_recon
+
+    output = tmp_path_factory.mktemp("prepared")
+    prepare_dataset(
+        synthetic_clips, output, face_recon=tiny_face_recon(), landmarker=SyntheticFaceLandmarker(),
+        config=PrepareConfig(crop_mode="resize"), progress=False,
+    )  # fmt: skip
+    return output

@@ -13,26 +13,18 @@ from tavce.audio import frame_windows, load_audio
 from tavce.errors import InvalidArgumentError
 from tavce.preprocess.mouth import crop_mouth
 from tavce.training.data import (
-    PrepareConfig,
     PreparedVideo,
     RendererDataset,
     RendererDatasetConfig,
     TAVCDataset,
     TAVCDatasetConfig,
-    prepare_dataset,
 )
 from tavce.training.data.sampling import coefficient_window, sample_stage1_indices, sampling_units
-from tests.helpers import SyntheticFaceLandmarker, tiny_face_recon
 
 
 @pytest.fixture(scope="module")
-def prepared(synthetic_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("prepared")
-    prepare_dataset(
-        synthetic_clips, output, face_recon=tiny_face_recon(), landmarker=SyntheticFaceLandmarker(),
-        config=PrepareConfig(crop_mode="resize"), progress=False,
-    )  # fmt: skip
-    return output
+def prepared(prepared_clips: Path) -> Path:
+    return prepared_clips
 
 
 def test_stage1_items(prepared: Path) -> None:

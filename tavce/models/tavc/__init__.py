@@ -1,11 +1,12 @@
-"""TAVC: the temporal audio-visual correlation metric of TAVCE and its CAR regulariser.
+"""TAVC: the temporal audio-visual correlation metric of TAVCE (its encoders and relationships).
 
 * :class:`TAVCAudioEncoder` — Wav2Lip encoder + 512→128 projection (also gives CERL its input).
 * :class:`MouthEncoder` — IResNet18 on 112×112 mouth crops.
 * :mod:`~tavce.models.tavc.relationship` — the rank-one covariance of two embeddings and its similarities.
 * :class:`TAVCMetric` / :class:`TemporalCorrelationMetric` — metric and its interface (its
-  ``audio_relationships`` is the per-frame sequence CERL consumes); :func:`stage_one_objective`.
-* :class:`CARLoss` — stage-2 regulariser.
+  ``audio_relationships`` is the per-frame sequence CERL consumes).
+
+The training objectives built on it (stage-1 objective, CAR) are in :mod:`tavce.training`.
 """
 
 from tavce.models.tavc.audio import (
@@ -13,15 +14,7 @@ from tavce.models.tavc.audio import (
     TAVCAudioEncoderConfig,
     relationships_from_embeddings,
 )
-from tavce.models.tavc.car import DEFAULT_CAR_WEIGHT, CARLoss
-from tavce.models.tavc.metric import (
-    SimilarityAverage,
-    StageOneLosses,
-    TAVCMetric,
-    TAVCMetricConfig,
-    TemporalCorrelationMetric,
-    stage_one_objective,
-)
+from tavce.models.tavc.metric import TAVCMetric, TAVCMetricConfig, TemporalCorrelationMetric
 from tavce.models.tavc.mouth_encoder import MouthEncoder, MouthEncoderConfig
 from tavce.models.tavc.relationship import (
     flattened_cosine,
@@ -39,11 +32,6 @@ __all__ = [
     "TemporalCorrelationMetric",
     "TAVCMetric",
     "TAVCMetricConfig",
-    "StageOneLosses",
-    "stage_one_objective",
-    "SimilarityAverage",
-    "CARLoss",
-    "DEFAULT_CAR_WEIGHT",
     "relationships_from_embeddings",
     "relationship_factor",
     "relationship_matrix",

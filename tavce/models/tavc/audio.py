@@ -21,6 +21,7 @@ from tavce.models.base import TavceModule
 from tavce.models.tavc.relationship import relationship_factor
 from tavce.types import MEL_BINS, MEL_STEPS_PER_WINDOW, AudioRelationship
 
+
 @dataclass(frozen=True)
 class TAVCAudioEncoderConfig:
     """embedding_dim: size of the relationship space (128 in TAVCE)."""

@@ -75,7 +75,11 @@ class TAVCDataset(Dataset):
         centres = video.annotations["mouth_centres"]
         frames = [video.frame(i) for i in indices]
         item = {
-            "mouths": torch.from_numpy(np.stack([crop_mouth(f, tuple(centres[i])) for f, i in zip(frames, indices)])),
+            # crop_mouth's (3, S, S) arrays are transposed views; a contiguous batch keeps the encoders on
+            # the standard memory format (torch 2.13's CPU conv backward crashes on channels-last strides).
+            "mouths": torch.from_numpy(
+                np.ascontiguousarray(np.stack([crop_mouth(f, tuple(centres[i])) for f, i in zip(frames, indices)]))
+            ),
             "mels": torch.from_numpy(video.mel_windows()[list(indices)]),
             "indices": torch.tensor(indices, dtype=torch.int64),
         }

@@ -2,7 +2,7 @@
 
 L_CAR = w · mean_b[1 − cos²(δa, δv̂)], δa = a_j − a_{j+1} from the frozen audio encoder on the
 mel windows of frames j and j+1, δv̂ = v(real mouth j) − v(generated mouth j+1) from the
-frozen mouth encoder (:class:`~tavce.models.tavc.CARLoss`, w = 0.1).
+frozen mouth encoder (:class:`~tavce.training.car.CARLoss`, w = 0.1).
 
 The generated mouth centre is the median of landmarks 48–67 that a
 :class:`~tavce.preprocess.FaceLandmarker` finds on the generated frame (uint8 RGB, no
@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from tavce.errors import FaceNotDetectedError, InvalidArgumentError
-from tavce.models.tavc import CARLoss, TemporalCorrelationMetric
+from tavce.models.tavc import TemporalCorrelationMetric
 from tavce.preprocess.landmarks import FaceLandmarker
 from tavce.preprocess.mouth import MOUTH_CROP_SIZE, crop_mouths, mouth_centre
+from tavce.training.car import CARLoss
 
 __all__ = ["CAROutput", "GeneratedMouthCAR", "locate_mouths", "mouth_crop_size"]
 

@@ -14,7 +14,6 @@ from tavce.models.renderer.cerl import channel_weights
 from tavce.models.tavc import (
     MouthEncoder,
     MouthEncoderConfig,
-    SimilarityAverage,
     TAVCAudioEncoder,
     TAVCAudioEncoderConfig,
     TAVCMetric,
@@ -22,9 +21,9 @@ from tavce.models.tavc import (
     relationship_factor,
     relationships_from_embeddings,
     row_cosine,
-    stage_one_objective,
     temporal_relationship,
 )
+from tavce.training.tavc import SimilarityAverage, stage_one_objective
 from tavce.types import AudioWindows
 from tests.golden.harness import CaseResult, GoldenCase
 

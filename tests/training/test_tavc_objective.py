@@ -1,4 +1,4 @@
-"""The TAVC objective trains, and CAR sends gradients only to the generated frame."""
+"""The stage-1 objective: its terms, its logged similarity, and that it trains."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from tavce.errors import InvalidArgumentError
 from tavce.models.tavc import (
-    CARLoss,
     MouthEncoder,
     MouthEncoderConfig,
     TAVCAudioEncoder,
     TAVCAudioEncoderConfig,
     TAVCMetric,
+    relationship_matrix,
 )
-from tavce.preprocess.mouth import crop_mouths
+from tavce.training.tavc import SimilarityAverage, stage_one_losses, stage_one_objective
 
 EMBEDDING = 16
 TINY_MOUTH = MouthEncoderConfig(
@@ -60,12 +62,12 @@ def test_objective_learns_to_rank_adjacent_pairs_above_distant_ones():
 
     def ranking():
         with torch.no_grad():
-            losses = metric(*held_out)
+            losses = stage_one_losses(metric, *held_out)
         return losses.cos_positive.mean().item() - losses.cos_negative.mean().item(), losses
 
     gap_before, _ = ranking()
     for _ in range(60):
-        losses = metric(*toy_batch(data, audio_map, image_map, batch=16))
+        losses = stage_one_losses(metric, *toy_batch(data, audio_map, image_map, batch=16))
         optimiser.zero_grad()
         losses.total.backward()
         optimiser.step()
@@ -82,57 +84,42 @@ def test_stage_one_gradients_reach_both_real_encoders():
     generator = torch.Generator().manual_seed(0)
     windows = torch.rand(2, 3, 1, 80, 16, generator=generator) * 8 - 4
     mouths = torch.rand(2, 3, 3, 16, 16, generator=generator) * 2 - 1
-    metric(windows, mouths).total.backward()
+    stage_one_losses(metric, windows, mouths).total.backward()
     assert metric.audio_encoder.backbone.blocks[0].conv.weight.grad.abs().sum() > 0
     assert metric.audio_encoder.projection.weight.grad.abs().sum() > 0
     assert metric.mouth_encoder.stem[0].weight.grad.abs().sum() > 0
     assert metric.mouth_encoder.embedding_norm.weight.grad is None  # fixed to 1, as in TAVCE
 
 
-@pytest.fixture
-def car() -> CARLoss:
-    torch.manual_seed(0)
-    return CARLoss(TAVCMetric(audio_encoder=tiny_audio_encoder(), mouth_encoder=MouthEncoder(TINY_MOUTH)))
-
-
-def test_car_gradient_reaches_only_the_generated_frame(car):
-    generator = torch.Generator().manual_seed(0)
-    frames = torch.rand(2, 3, 40, 40, generator=generator)
-    generated = torch.rand(2, 3, 40, 40, generator=generator, requires_grad=True)
-    previous = frames.clone().requires_grad_(True)
-    centres = torch.tensor([[20, 21], [5, 38]])
-    audio = car.audio_relationship(*torch.rand(2, 2, *WINDOW, generator=generator).unbind(1))
-    # crops of 16 px (box 12) so that the tiny encoder's input size fits
-    previous_mouths = crop_mouths(previous, centres, box_size=12, crop_size=16)
-    generated_mouths = crop_mouths(generated, centres, box_size=12, crop_size=16)
-
-    car.train()
-    loss = car(audio, previous_mouths, generated_mouths)
-    loss.backward()
-
-    assert not car.metric.training and not car.metric.mouth_encoder.training
-    assert 0 <= loss.item() <= car.weight
-    assert all(parameter.grad is None for parameter in car.metric.parameters())
-    assert previous.grad is None
-    assert generated.grad.abs().sum() > 0
-    # only the mouth box (clamped inside the frame) receives gradient
-    outside = generated.grad.clone()
-    outside[0, :, 15:27, 14:26] = 0
-    outside[1, :, 28:40, 0:12] = 0
-    assert outside.abs().max() == 0
-    assert not audio.requires_grad
-
-
-def test_car_is_one_minus_the_flattened_cosine(car):
-    generator = torch.Generator().manual_seed(3)
-    mouths = torch.rand(2, 2, 3, 16, 16, generator=generator) * 2 - 1  # (sample, previous/generated, ...)
-    audio = torch.randn(2, EMBEDDING, generator=generator)
+def test_stage_one_losses_check_their_inputs():
+    metric = TAVCMetric(audio_encoder=tiny_audio_encoder(), mouth_encoder=MouthEncoder(TINY_MOUTH))
+    mouths = torch.zeros(2, 3, 3, 16, 16)
+    with pytest.raises(InvalidArgumentError, match="frames i, i\\+1"):
+        stage_one_losses(metric, torch.zeros(2, 4, *WINDOW), mouths)
+    with pytest.raises(InvalidArgumentError, match="mouths must be"):
+        stage_one_losses(metric, torch.zeros(2, 3, *WINDOW), torch.zeros(2, 2, 3, 16, 16))
     with torch.no_grad():
-        embeddings = car.metric.mouth_encoder(mouths.flatten(0, 1)).unflatten(0, (2, 2))
-        visual = embeddings[:, 0] - embeddings[:, 1]
-        expected = 1 - torch.nn.functional.cosine_similarity(audio, visual).square()
-        loss = car(audio, mouths[:, 0], mouths[:, 1])
-    assert loss.item() == pytest.approx(0.1 * expected.mean().item(), rel=1e-5)
-    # the sign of either difference does not matter (rank-one relationships)
-    with torch.no_grad():
-        assert car(-audio, mouths[:, 0], mouths[:, 1]).item() == pytest.approx(loss.item(), rel=1e-6)
+        losses = stage_one_losses(metric.eval(), torch.zeros(2, 3, *WINDOW), mouths)
+    assert losses.cos_positive.shape == (2,) and losses.total.ndim == 0
+
+
+def test_stage_one_objective_terms():
+    generator = torch.Generator().manual_seed(4)
+    audio, positive, negative = torch.randn(3, 3, 32, generator=generator).unbind(0)
+    losses = stage_one_objective(audio, positive, negative, alpha=0.5)
+    flat = lambda a, b: 1 - F.cosine_embedding_loss(  # noqa: E731
+        relationship_matrix(a).flatten(1), relationship_matrix(b).flatten(1), torch.ones(3), reduction="none"
+    )
+    torch.testing.assert_close(losses.positive, (1 - flat(audio, positive)).mean(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(losses.negative, flat(audio, negative).mean(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(losses.total, losses.positive + 0.5 * losses.negative)
+    logged = F.cosine_similarity(relationship_matrix(audio), relationship_matrix(positive), dim=-1).mean()
+    torch.testing.assert_close(losses.logged_positive, logged)
+
+
+def test_similarity_average_warms_up_then_keeps_its_momentum():
+    average = SimilarityAverage(momentum=0.9, warmup=3)
+    assert average.update(1.0) == 1.0  # momentum 0 at the first update
+    assert average.update(0.0) == pytest.approx(0.45 * 1.0)  # momentum 0.45
+    assert average.update(0.0) == pytest.approx(0.45 * 0.9)
+    assert average.update(1.0) == pytest.approx(0.45 * 0.9 * 0.9 + 0.1)

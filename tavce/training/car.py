@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from tavce.errors import InvalidArgumentError
-from tavce.models.tavc.metric import TemporalCorrelationMetric
+from tavce.models.tavc import TemporalCorrelationMetric
+
+__all__ = ["DEFAULT_CAR_WEIGHT", "CARLoss"]
 
 DEFAULT_CAR_WEIGHT = 0.1
 

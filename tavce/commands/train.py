@@ -1,0 +1,171 @@
+"""``tavce train <stage> DATA OUT``: train TAVCE's parts on a folder written by ``tavce prepare-data``.
+
+Stages: ``tavc`` (stage 1, the TAVC metric). Every option maps to a field of
+:class:`~tavce.training.tavc.TAVCTrainingConfig`; ``--config FILE`` reads them all from
+JSON/YAML and options given on the command line override the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+
+from tavce.cli import Subcommand
+
+TAVC_EPILOG = """\
+The run folder OUT gets training_config.json (the resolved settings), metrics.jsonl (figures every
+--log-every steps), checkpoints/step_<N>.pt (after every epoch, every --checkpoint-every steps and at
+the end; checkpoints/latest names the newest) and metric/ (the trained metric, a tavce component).
+
+Defaults are the original code's (correlation/train.py): Adam lr 1e-4, StepLR x0.1 every 8 epochs,
+10 epochs, batch 16 per process, seed 2024, tau 3, alpha 1. The paper's 40k iterations:
+  tavce train tavc data/ runs/tavc --wav2lip wav2lip.pth --iresnet iresnet18.pth --max-steps 40000 --epochs 0
+Several GPUs (one process each; the batch size is per process):
+  torchrun --nproc_per_node 4 -m tavce train tavc data/ runs/tavc --wav2lip wav2lip.pth --iresnet iresnet18.pth
+Continue an interrupted run exactly where its last checkpoint left it:
+  tavce train tavc data/ runs/tavc --resume
+
+Only in --config FILE: mouth_encoder (IResNet sizes), generator and perceptual (auxiliary
+reconstruction sizes), adam_betas, adam_eps. Write a full file with
+  python -c "from tavce.training.tavc import TAVCTrainingConfig as C; C().save('tavc.json')"
+"""
+
+CONFIG_FILE_ONLY = ("mouth_encoder", "generator", "perceptual", "adam_betas", "adam_eps")
+"""TAVCTrainingConfig fields without a command-line option (nested sizes)."""
+
+# (option, config field, argparse keywords); the defaults shown are TAVCTrainingConfig's.
+_TAVC_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
+    ("data", "--negative-distance", "negative_distance", {"type": int, "metavar": "TAU",
+        "help": "least frame distance |j - i| of a negative mouth crop (default 3)"}),
+    ("data", "--repeats", "repeats", {"type": int, "metavar": "N",
+        "help": "visits of each video (or identity) per epoch (default 1)"}),
+    ("data", "--identity-sampling", "identity_sampling", {"action": "store_const", "const": True,
+        "help": "one item per identity (text before the first # of a video's name) instead of per video"}),
+    ("data", "--skip-negative-window", "encode_negative_window", {"action": "store_const", "const": False,
+        "help": "do not encode frame j's audio window (no loss uses it; the original encodes it, which only "
+        "changes train-mode BatchNorm statistics)"}),
+    ("model", "--embedding-dim", "embedding_dim", {"type": int, "metavar": "D",
+        "help": "embedding size of both encoders (default 128)"}),
+    ("model", "--wav2lip", "wav2lip_checkpoint", {"metavar": "FILE",
+        "help": "official wav2lip.pth: initialises the audio encoder's Wav2Lip layers (default: random)"}),
+    ("model", "--iresnet", "iresnet_checkpoint", {"metavar": "FILE",
+        "help": "face-recognition iresnet18.pth: initialises the mouth encoder's backbone (default: random)"}),
+    ("objective", "--alpha", "alpha", {"type": float,
+        "help": "weight of the negative (distant-pair) term (default 1)"}),
+    ("objective", "--reconstruction", "reconstruction", {"action": "store_const", "const": True,
+        "help": "add the original code's auxiliary LPIPS reconstruction term (two generators; needs --lpips-weights)"}),
+    ("objective", "--reconstruction-weight", "reconstruction_weight", {"type": float, "metavar": "LAMBDA",
+        "help": "weight of the reconstruction term (default 1)"}),
+    ("objective", "--lpips-weights", "lpips_weights", {"metavar": "FILE",
+        "help": "LPIPS VGG weights (lpips.LPIPS(net='vgg').state_dict() saved with torch.save, or safetensors)"}),
+    ("optimisation", "--learning-rate", "learning_rate", {"type": float, "metavar": "LR",
+        "help": "Adam learning rate (default 1e-4)"}),
+    ("optimisation", "--weight-decay", "weight_decay", {"type": float, "help": "Adam weight decay (default 0)"}),
+    ("optimisation", "--lr-step-epochs", "lr_step_epochs", {"type": int, "metavar": "N",
+        "help": "multiply the learning rate by --lr-gamma every N epochs (default 8)"}),
+    ("optimisation", "--lr-gamma", "lr_gamma", {"type": float, "help": "StepLR factor (default 0.1)"}),
+    ("optimisation", "--epochs", "epochs", {"type": int, "metavar": "N",
+        "help": "passes over the data; 0: no limit, stop at --max-steps (default 10)"}),
+    ("optimisation", "--max-steps", "max_steps", {"type": int, "metavar": "N",
+        "help": "stop after N optimiser steps, whichever of --epochs / --max-steps comes first (default: none)"}),
+    ("optimisation", "--batch-size", "batch_size", {"type": int, "metavar": "N",
+        "help": "items per process and step (default 16)"}),
+    ("optimisation", "--seed", "seed", {"type": int,
+        "help": "seed of initialisation, data order and every item's random choices (default 2024)"}),
+    ("compute", "--device", "device", {
+        "help": "auto (this process's GPU, else CPU), cpu, cuda, cuda:1 (default auto)"}),
+    ("compute", "--workers", "num_workers", {"type": int, "metavar": "N",
+        "help": "data-loading processes per training process (default 4)"}),
+    ("compute", "--mixed-precision", "mixed_precision", {"choices": ("auto", "off", "fp16", "bf16"),
+        "help": "auto: float16 autocast with gradient scaling on CUDA, off on CPU (default auto)"}),
+    ("compute", "--no-sync-batch-norm", "sync_batch_norm", {"action": "store_const", "const": False,
+        "help": "under torchrun on GPUs keep per-process BatchNorm statistics (default: synchronised)"}),
+    ("output", "--log-every", "log_every", {"type": int, "metavar": "N",
+        "help": "log and record the losses and similarities every N steps (default 10)"}),
+    ("output", "--checkpoint-every", "checkpoint_every", {"type": int, "metavar": "N",
+        "help": "also checkpoint every N steps (default: after each epoch and at the end only)"}),
+    ("output", "--no-export", "export_metric", {"action": "store_const", "const": False,
+        "help": "do not write the trained metric to OUT/metric"}),
+    ("output", "--no-progress", "progress", {"action": "store_const", "const": False,
+        "help": "hide the progress bar"}),
+)  # fmt: skip
+
+TAVC_OPTION_FIELDS = {field: option for _, option, field, _ in _TAVC_OPTIONS}
+"""Config field -> command-line option."""
+
+
+def _add_tavc_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = TAVC_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("data", metavar="DATA", help="dataset folder written by `tavce prepare-data`")
+    parser.add_argument("output", metavar="OUT", help="run folder (created): checkpoints, logs, the trained metric")
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--config", metavar="FILE", help="settings file (.json, or .yaml with PyYAML); options given here override it"
+    )
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="CHECKPOINT",
+        help="continue from a checkpoint file, or without a value from OUT's newest checkpoint",
+    )
+    run.add_argument(
+        "--install-into",
+        metavar="WEIGHTS",
+        help="after training, write the metric as the `metric` component of this tavce weights folder",
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for group, option, field, keywords in _TAVC_OPTIONS:
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        groups[group].add_argument(option, dest=field, default=None, **keywords)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    stages = parser.add_subparsers(dest="stage", metavar="<stage>", title="stages", required=True)
+    tavc = stages.add_parser(
+        "tavc",
+        help="stage 1: the TAVC metric (audio and mouth encoders)",
+        description="Stage 1 of TAVCE: train the TAVC metric's audio and mouth encoders on adjacent video frames.",
+    )
+    _add_tavc_arguments(tavc)
+
+
+def tavc_config(arguments: argparse.Namespace):
+    """The :class:`TAVCTrainingConfig` of the parsed options (``--config`` file, then the options given)."""
+    from tavce.training.tavc import TAVCTrainingConfig
+
+    config = TAVCTrainingConfig.load(arguments.config) if arguments.config else TAVCTrainingConfig()
+    overrides = {
+        field: getattr(arguments, field) for field in TAVC_OPTION_FIELDS if getattr(arguments, field) is not None
+    }
+    if overrides.get("epochs") == 0:
+        overrides["epochs"] = None  # no epoch limit: --max-steps decides
+    if "embedding_dim" in overrides:  # one size for both encoders
+        overrides["mouth_encoder"] = dataclasses.replace(config.mouth_encoder, embedding_dim=overrides["embedding_dim"])
+    return dataclasses.replace(config, **overrides)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    import logging
+
+    from tavce.training.tavc import install_metric, train_tavc
+
+    config = tavc_config(arguments)
+    if int(os.environ.get("RANK", "0")) != 0:
+        logging.getLogger("tavce").setLevel(logging.WARNING)  # rank 0 reports for the job
+    resume = None if arguments.resume is None else (arguments.resume or arguments.output)
+    result = train_tavc(arguments.data, arguments.output, config, resume=resume)
+    if arguments.install_into and result.metric_folder is not None:
+        install_metric(arguments.install_into, result.metric_folder)
+    return 0
+
+
+SUBCOMMAND = Subcommand(
+    name="train",
+    help="train TAVCE's parts on data prepared by `tavce prepare-data` (stage: tavc)",
+    add_arguments=add_arguments,
+    run=run,
+)
