@@ -111,7 +111,11 @@ class GeneratorConfig:
 
 @dataclass
 class GeneratorOutput:
-    """prediction (B, 3, H, W) in (0, 1); mask (B, K+1, D, h, w); occlusion_map (B, 1, h, w)."""
+    """prediction (B, 3, H, W) in (0, 1); mask (B, K+1, D, h, w); occlusion_map (B, 1, h, w).
+
+    The prediction has the generator's dtype; mask and occlusion map are float32 for a
+    half-precision generator (they are computed in float32, precision.py).
+    """
 
     prediction: torch.Tensor
     mask: torch.Tensor
@@ -223,7 +227,7 @@ class OcclusionAwareSPADEGenerator(TavceModule):
         warped = grid_sample_3d(volume, motion.deformation)
         _, channels, depth, height, width = warped.shape
         features = self.bottleneck(warped.reshape(batch, channels * depth, height, width))
-        features = self.bottleneck_projection(features) * motion.occlusion_map
+        features = self.bottleneck_projection(features) * motion.occlusion_map.to(features.dtype)
         return GeneratorOutput(self.decoder(features), motion.mask, motion.occlusion_map)
 
     def forward(

@@ -25,6 +25,7 @@ from tavce.models.renderer.generator import GeneratorConfig, OcclusionAwareSPADE
 from tavce.models.renderer.keypoint_detector import KeypointDetector, KeypointDetectorConfig
 from tavce.models.renderer.keypoint_transform import transform_keypoints
 from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
+from tavce.models.renderer.precision import accurate_dtype
 from tavce.types import AudioRelationship
 
 SEMANTIC_RADIUS = 13
@@ -184,7 +185,9 @@ class CERLRenderer(TavceModule):
                 f"got {tuple(values.shape)}; pass 70 coefficients per frame (73 with crop parameters)."
             )
         reference = self._parameter()
-        return values.narrow(len(leading), 0, self.coefficient_dim).to(device=reference.device, dtype=reference.dtype)
+        return values.narrow(len(leading), 0, self.coefficient_dim).to(
+            device=reference.device, dtype=accurate_dtype(reference.dtype)
+        )
 
     @torch.inference_mode()
     def prepare_source(self, source_image: torch.Tensor, source_semantics: torch.Tensor) -> SourceState:
@@ -242,7 +245,7 @@ class CERLRenderer(TavceModule):
                 f"relationship: {relationship.shape[0]} entries for {batch} driving windows; pass one per frame."
             )
         reference = self._parameter()
-        return relationship.to(device=reference.device, dtype=reference.dtype)
+        return relationship.to(device=reference.device, dtype=accurate_dtype(reference.dtype))
 
     @torch.inference_mode()
     def render(
