@@ -25,6 +25,7 @@ from torch import nn
 
 from tavce.models.renderer.fast_conv import (
     DerivedWeights,
+    clear_derived,
     conv3x3_of_nearest_upsampled,
     polyphase_weights,
     reductions_enabled,
@@ -99,6 +100,7 @@ class UpBlock3d(nn.Module):
         self.conv = nn.Conv3d(in_channels, out_channels, 3, padding=1)
         self.norm = nn.BatchNorm3d(out_channels)
         self._derived = DerivedWeights()
+        self.register_load_state_dict_post_hook(clear_derived)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C_in, D, H, W) → (B, C_out, D, 2H, 2W)."""

@@ -56,7 +56,23 @@ def exact_reductions(enabled: bool) -> Iterator[None]:
 
 
 def _signature(tensors: Sequence[torch.Tensor]) -> tuple:
-    return tuple((t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape)) for t in tensors)
+    # Inference tensors (parameters created under torch.inference_mode) have no version
+    # counter; for them in-place loads are caught by the load_state_dict hook (clear_derived).
+    return tuple(
+        (t.data_ptr(), None if t.is_inference() else t._version, t.dtype, t.device, tuple(t.shape)) for t in tensors
+    )
+
+
+def clear_derived(module: torch.nn.Module, incompatible_keys: object = None) -> None:
+    """Drop every cached derived weight of ``module`` and its submodules.
+
+    Registered as a ``load_state_dict`` post-hook by the modules that own a
+    :class:`DerivedWeights`, so weights loaded in place are never served stale.
+    """
+    for submodule in module.modules():
+        derived = getattr(submodule, "_derived", None)
+        if isinstance(derived, DerivedWeights):
+            derived.clear()
 
 
 class DerivedWeights:
@@ -110,23 +126,23 @@ def concatenated_conv(input: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     return _CONV[weight.ndim - 2](input, weight.to(input.dtype), None if bias is None else bias.to(input.dtype), padding=padding)
 
 
-def _axis_folds(scale: int) -> list[tuple[torch.Tensor, int]]:
-    """Per phase r of one upsampled axis: (fold matrix (taps, 3), first low-resolution offset).
+def _axis_folds(scale: int) -> list[torch.Tensor]:
+    """Per phase t of one upsampled axis: the fold matrix (taps, 3) from the 3 kernel taps to the input taps.
 
-    Output index y = scale·i + r of a 3-tap conv (padding 1) reads upsampled pixels y-1, y, y+1,
-    i.e. low-resolution pixels i + ⌊(r+d)/scale⌋ for d = -1, 0, 1. With scale 1 the 3 taps stay.
-    With scale ≥ 2 they span two consecutive low pixels starting at i-1 (r = 0) or i (r ≥ 1);
-    the fold matrix adds the taps that land on the same pixel.
+    With scale 1 the axis is not upsampled and its 3 taps stay (identity). With scale s ≥ 2,
+    index the output as Y = q·s + t − 1 (phase t, shifted by one so that every phase reads
+    the same two low-resolution pixels): a 3-tap conv (padding 1) at Y reads upsampled pixels
+    Y−1, Y, Y+1, i.e. low-resolution pixels q + ⌊(t−1+d)/s⌋ for d = −1, 0, 1, which are
+    always among q−1 and q. The fold matrix adds the kernel taps landing on the same pixel.
     """
     if scale == 1:
-        return [(torch.eye(3, dtype=torch.float64), 0)]
+        return [torch.eye(3, dtype=torch.float64)]
     folds = []
     for phase in range(scale):
-        first = -1 if phase == 0 else 0
         fold = torch.zeros(2, 3, dtype=torch.float64)
         for tap, delta in enumerate((-1, 0, 1)):
-            fold[(phase + delta) // scale - first, tap] = 1
-        folds.append((fold, first))
+            fold[(phase - 1 + delta) // scale + 1, tap] = 1
+        folds.append(fold)
     return folds
 
 
@@ -136,9 +152,9 @@ def polyphase_weights(
     """Fold a 3-tap conv weight (O, I, 3, …) for an input upsampled by ``scales`` (one per spatial axis).
 
     Returns the weight (P·O, I, taps…) of all P = ∏scales phases stacked along output
-    channels (phase-major, in ``itertools.product`` order of the per-axis phases; taps = 2
-    on upsampled axes, 3 elsewhere), summed in float64 and returned in the weight's dtype,
-    and the bias repeated P times.
+    channels (phase-major in ``itertools.product`` order of the per-axis phases, output
+    channel fastest; taps = 2 on upsampled axes, 3 elsewhere), summed in float64 and returned
+    in the weight's dtype, and the bias repeated P times.
     """
     if any(size != 3 for size in weight.shape[2:]) or len(scales) != weight.ndim - 2:
         raise ValueError(f"polyphase_weights: need a 3-tap kernel with one scale per axis, got {tuple(weight.shape)}, {scales}")
@@ -147,9 +163,9 @@ def polyphase_weights(
     kernel = "".join(letters)
     folded_axes = "".join(letter.upper() for letter in letters)
     equation = f"oi{kernel}," + ",".join(f"{upper}{lower}" for upper, lower in zip(folded_axes, letters)) + f"->oi{folded_axes}"
-    weight64 = weight.detach().to(torch.float64) if not weight.requires_grad else weight.to(torch.float64)
+    weight64 = weight.to(torch.float64)
     phases = [
-        torch.einsum(equation, weight64, *(fold.to(weight.device) for fold, _ in combination))
+        torch.einsum(equation, weight64, *(fold.to(weight.device) for fold in combination))
         for combination in itertools.product(*per_axis)
     ]
     stacked = torch.cat(phases).to(weight.dtype)
@@ -161,6 +177,7 @@ def conv3x3_of_nearest_upsampled(
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     scales: Sequence[int],
+    relu: bool = False,
 ) -> torch.Tensor:
     """``conv(interpolate(input, scale_factor=scales, mode='nearest'), w, b, padding=1)`` on the low-resolution input.
 
@@ -168,38 +185,41 @@ def conv3x3_of_nearest_upsampled(
         input: (B, I, *low) 4-D or 5-D, low-resolution map.
         weight, bias: :func:`polyphase_weights` of the original (O, I, 3, …) weight for ``scales``.
         scales: integer upsampling factor per spatial axis (1 = not upsampled).
+        relu: apply ReLU (on the phase outputs, before interleaving them: one pass less).
 
     Returns:
-        (B, O, *(low·scales)), in ``input``'s memory format (channels-last stays channels-last).
+        (B, O, *(low·scales)), in ``input``'s memory format (channels-last stays channels-last);
+        possibly a strided view.
     """
-    phases = [_axis_folds(scale) for scale in scales]
-    count = 1
-    for axis in phases:
-        count *= len(axis)
-    out_channels = weight.shape[0] // count
     spatial = input.ndim - 2
-    padded = F.pad(input, (1, 1) * spatial)
-    stacked = _CONV[spatial](padded, weight.to(input.dtype), None if bias is None else bias.to(input.dtype))
-    batch, low = input.shape[0], input.shape[2:]
+    count = 1
+    for scale in scales:
+        count *= scale
+    out_channels = weight.shape[0] // count
+    # Padding 1 everywhere: upsampled axes get low+1 outputs q = 0 … low (pixels q−1, q),
+    # the others low outputs (3 taps).
+    stacked = _CONV[spatial](
+        F.pad(input, (1, 1) * spatial), weight.to(input.dtype), None if bias is None else bias.to(input.dtype)
+    )
+    if relu:
+        stacked = stacked.relu_()
+    batch, sizes = input.shape[0], stacked.shape[2:]
     memory_format = _memory_format_of(input)
-    output = torch.empty(
-        (batch, out_channels, *(size * scale for size, scale in zip(low, scales))),
+    full = torch.empty(
+        (batch, out_channels, *(size * scale for size, scale in zip(sizes, scales))),
         dtype=stacked.dtype,
         device=stacked.device,
         memory_format=memory_format,
     )
-    # (B, O, low₀, s₀, low₁, s₁, …): phase r of axis k is every s_k-th output pixel from r.
-    interleaved = output.view(batch, out_channels, *itertools.chain.from_iterable(zip(low, scales)))
-    for index, combination in enumerate(itertools.product(*(range(len(axis)) for axis in phases))):
-        block = stacked[:, index * out_channels : (index + 1) * out_channels]
-        source = [slice(None), slice(None)]
-        target: list = [slice(None), slice(None)]
-        for axis, phase in enumerate(combination):
-            start = phases[axis][phase][1] + 1 if scales[axis] > 1 else 0
-            source.append(slice(start, start + low[axis]))
-            target.extend([slice(None), phase])
-        interleaved[tuple(target)] = block[tuple(source)]
-    return output
+    # stacked: (B, t₀, t₁, …, O, q₀, q₁, …) → full: (B, O, q₀, t₀, q₁, t₁, …) in one copy.
+    phases = stacked.view(batch, *scales, out_channels, *sizes)
+    order = [0, spatial + 1] + [axis for k in range(spatial) for axis in (spatial + 2 + k, 1 + k)]
+    full.view(batch, out_channels, *itertools.chain.from_iterable(zip(sizes, scales))).copy_(phases.permute(order))
+    # Output Y = q·s + t − 1: drop the first row of every upsampled axis.
+    crop = [slice(None), slice(None)] + [
+        slice(1, 1 + low * scale) if scale > 1 else slice(None) for low, scale in zip(input.shape[2:], scales)
+    ]
+    return full[tuple(crop)]
 
 
 def _memory_format_of(tensor: torch.Tensor) -> torch.memory_format:

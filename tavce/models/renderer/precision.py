@@ -52,6 +52,24 @@ def cpu_supports_bfloat16() -> bool:
         return False
 
 
+CHANNELS_LAST_FLOAT32_CPU = True
+"""Whether float32 CPU activations are kept channels-last too (measured faster with oneDNN: benchmarks/renderer.py)."""
+
+
+def preferred_memory_format(tensor: torch.Tensor) -> torch.memory_format:
+    """The layout the convolution kernels prefer for a 4-D activation of this dtype/device.
+
+    Channels-last for half types (oneDNN's bfloat16 kernels and cuDNN's tensor-core kernels
+    read it without reorders) and for float32 on the CPU (:data:`CHANNELS_LAST_FLOAT32_CPU`);
+    float64 and other cases stay contiguous.
+    """
+    if tensor.ndim != 4:
+        return torch.contiguous_format
+    if is_half(tensor.dtype) or (tensor.dtype == torch.float32 and tensor.device.type == "cpu" and CHANNELS_LAST_FLOAT32_CPU):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def run_in_float32(function: Callable[..., torch.Tensor], *tensors: torch.Tensor, **kwargs: Any) -> torch.Tensor:
     """``function(*tensors)`` with half-precision tensors promoted to float32; the result is returned in float32."""
     promoted = [tensor.to(accurate_dtype(tensor.dtype)) if tensor.is_floating_point() else tensor for tensor in tensors]

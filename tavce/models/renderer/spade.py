@@ -32,13 +32,14 @@ from torch import nn
 
 from tavce.models.renderer.fast_conv import (
     DerivedWeights,
+    clear_derived,
     concatenate_parameters,
     concatenated_conv,
     conv3x3_of_nearest_upsampled,
     polyphase_weights,
     reductions_enabled,
 )
-from tavce.models.renderer.precision import Float32Conv2d, is_half
+from tavce.models.renderer.precision import Float32Conv2d, preferred_memory_format
 from tavce.models.renderer.spectral import maybe_spectral
 
 LEAKY_SLOPE = 0.2
@@ -57,6 +58,16 @@ def nearest_scale(low: Sequence[int], high: Sequence[int]) -> int | None:
     return scale if scale >= 1 and scale & (scale - 1) == 0 else None
 
 
+def instance_norm(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Parameter-free InstanceNorm2d as a group norm with one channel per group.
+
+    The same statistics (biased variance over H, W per sample and channel, same eps);
+    unlike ``F.instance_norm`` it keeps a channels-last input channels-last and has fast
+    CPU kernels for it (statistics accumulated in float32 for half types).
+    """
+    return F.group_norm(features, features.shape[1], eps=eps)
+
+
 def shared_hidden(
     condition: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, size: Sequence[int], folded: bool
 ) -> torch.Tensor:
@@ -67,7 +78,7 @@ def shared_hidden(
     """
     if folded:
         scale = nearest_scale(condition.shape[2:], size)
-        hidden = conv3x3_of_nearest_upsampled(condition, weight, bias, (scale, scale))
+        return conv3x3_of_nearest_upsampled(condition, weight, bias, (scale, scale), relu=True)
     else:
         if tuple(condition.shape[2:]) != tuple(size):
             condition = F.interpolate(condition, size=tuple(size), mode="nearest")
@@ -88,6 +99,7 @@ class SPADE(nn.Module):
         self.gamma = nn.Conv2d(hidden_channels, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden_channels, channels, 3, padding=1)
         self._derived = DerivedWeights()
+        self.register_load_state_dict_post_hook(clear_derived)
 
     @property
     def shared_conv(self) -> nn.Conv2d:
@@ -125,7 +137,7 @@ class SPADE(nn.Module):
         """(B, C, H, W) features, (B, condition_channels, h, w) condition → (B, C, H, W)."""
         if not reductions_enabled():
             return self.plain_forward(features, condition)
-        return self.modulate(self.norm(features), self.hidden(condition, features.shape[2:]))
+        return self.modulate(instance_norm(features, self.norm.eps), self.hidden(condition, features.shape[2:]))
 
 
 class SPADEResBlock(nn.Module):
@@ -176,13 +188,13 @@ class SPADEResBlock(nn.Module):
             return layer.modulate(normalized, layer_hidden)
 
         # norm_0 and norm_shortcut are the same parameter-free InstanceNorm of the same input.
-        normalized = self.norm_0.norm(features)
+        normalized = instance_norm(features, self.norm_0.norm.eps)
         shortcut = features
         if self.learned_shortcut:
             shortcut = self.conv_shortcut(modulated("norm_shortcut", normalized))
         hidden_features = self.conv_0(F.leaky_relu(modulated("norm_0", normalized), LEAKY_SLOPE))
         hidden_features = self.conv_1(
-            F.leaky_relu(modulated("norm_1", self.norm_1.norm(hidden_features)), LEAKY_SLOPE)
+            F.leaky_relu(modulated("norm_1", instance_norm(hidden_features, self.norm_1.norm.eps)), LEAKY_SLOPE)
         )
         return shortcut + hidden_features
 
@@ -227,6 +239,7 @@ class SPADEDecoder(nn.Module):
         # keeps its precision (the image is the output everyone compares).
         self.output_conv = Float32Conv2d(channels[-1], config.image_channels, 3, padding=1)
         self._derived = DerivedWeights()
+        self.register_load_state_dict_post_hook(clear_derived)
 
     def stages(self) -> list[tuple[int, list[SPADEResBlock]]]:
         """(upsampling factor of S, blocks) per stage: the middle blocks at ×1, then up block i at ×2^(i+1)."""
@@ -262,8 +275,7 @@ class SPADEDecoder(nn.Module):
             for block in self.up_blocks:
                 features = block(F.interpolate(features, scale_factor=2, mode="nearest"), condition)
             return torch.sigmoid(self.output_conv(F.leaky_relu(features, LEAKY_SLOPE))).to(condition.dtype)
-        if is_half(condition.dtype):
-            condition = condition.contiguous(memory_format=torch.channels_last)
+        condition = condition.contiguous(memory_format=preferred_memory_format(condition))
         features = self.input_conv(condition)
         for index, (scale, blocks) in enumerate(self.stages()):
             hidden = self._stage_hidden(index, scale, blocks, condition)
