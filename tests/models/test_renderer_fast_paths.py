@@ -235,3 +235,12 @@ def test_weights_loaded_in_place_under_inference_mode_are_not_served_stale():
         decoder(condition)
         decoder.load_state_dict(other.state_dict())
         torch.testing.assert_close(decoder(condition), plain_decoder(other, condition))
+
+
+def test_half_precision_generator_keeps_its_volume_path_in_float32():
+    generator = tiny_generator().to(torch.bfloat16)
+    float32_parts = [generator.fusion, generator.volume_blocks, generator.bottleneck, generator.bottleneck_projection]
+    assert all(p.dtype == torch.float32 for part in float32_parts for p in part.parameters())
+    assert generator.decoder.input_conv.weight.dtype == torch.bfloat16
+    assert generator.dense_motion.hourglass.out_conv.weight.dtype == torch.bfloat16
+    assert set(generator.state_dict()) == set(tiny_generator().state_dict())

@@ -194,7 +194,7 @@ class DenseMotionNetwork(nn.Module):
 
     def compress_volume(self, volume: torch.Tensor) -> torch.Tensor:
         """(B, C, D, h, w) → (B, compressed, D, h, w); depends on the source only."""
-        return F.relu(self.compress_norm(self.compress(volume)))
+        return F.relu(self.compress_norm(self.compress(volume.to(self.compress.weight.dtype))))
 
     def forward(self, compressed: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> DenseMotion:
         """Predict the motion.

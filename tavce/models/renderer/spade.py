@@ -268,6 +268,7 @@ class SPADEDecoder(nn.Module):
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
         """(B, input_channels, h, w) → (B, image_channels, 4h, 4w) in (0, 1), in the condition's dtype."""
+        condition = condition.to(self.input_conv.weight.dtype)
         if not reductions_enabled():
             features = self.input_conv(condition)
             for block in self.middle_blocks:
