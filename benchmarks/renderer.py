@@ -28,9 +28,10 @@ configuration's frames against the baseline loop's float32 frames, the frames bo
 rendered, pixels in [0, 1]), ``peak_rss_mib`` (the process's resident peak while that
 configuration ran, Linux), ``gflop_per_frame`` (convolutions and matmuls, 2 FLOPs per
 multiply-add, of the per-frame work as that configuration runs it), and
-``achieved_gflop_per_s``. Each measurement is the best of ``--repeats`` runs; the CPU may
-be shared, so compare ratios from one run. The first batch of every configuration is
-a warm-up (kernel selection, derived weights) and is not timed.
+``achieved_gflop_per_s``. The CPU may be shared with other work, so every frame of the
+baseline and every batch of a configuration is timed on its own and the *fastest* one
+counts (the least disturbed); compare ratios from one run. The first frame / batch of
+every configuration is a warm-up (kernel selection, derived weights) and is not timed.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from tavce.convert.common import select_prefix
 from tavce.convert.generator import convert_generator
 from tavce.convert.renderer import convert_kp_detector, convert_mapping
 from tavce.models.base import load_state_dict_strict
+from tavce.models.renderer.acceleration import CompiledStep, choose_batch_size
 from tavce.models.renderer.fast_conv import exact_reductions
 from tavce.models.renderer.generator import load_inference_generator
 from tavce.models.renderer.keypoint_detector import KeypointDetector, KeypointDetectorConfig
@@ -79,7 +81,11 @@ def render_batch(
     renderer: CERLRenderer, state: SourceState, windows: torch.Tensor, relationship: torch.Tensor | None
 ) -> torch.Tensor:
     """Render one batch of frames: (B, C, 27) windows → (B, 3, S, S)."""
-    return renderer.render(state, windows, relationship)
+    return COMPILED_STEPS.get(id(renderer), renderer.render)(state, windows, relationship)
+
+
+COMPILED_STEPS: dict[int, CompiledStep] = {}
+"""``--compile``: the renderer's step through torch.compile (CUDA graphs on CUDA), eager fallback."""
 
 
 def build_renderer() -> CERLRenderer:
@@ -154,9 +160,9 @@ def synchronize(device: torch.device) -> None:
 
 @torch.inference_mode()
 def baseline_loop(renderer: CERLRenderer, image, source_coefficients, windows, differences) -> tuple[float, torch.Tensor]:
-    """(seconds per frame, frames) of the straightforward float32 loop; frame 0 is an untimed warm-up."""
+    """(seconds of the fastest frame, frames) of the straightforward float32 loop; an untimed warm-up frame first."""
     device = image.device
-    frames, seconds = [], 0.0
+    frames, seconds = [], []
     with exact_reductions(False):
         for frame in range(windows.shape[0] + 1):
             index = max(frame - 1, 0)
@@ -169,14 +175,14 @@ def baseline_loop(renderer: CERLRenderer, image, source_coefficients, windows, d
             prediction = renderer.generator(image, kp_source, kp_driving, differences[index : index + 1]).prediction
             synchronize(device)
             if frame > 0:
-                seconds += time.perf_counter() - start
+                seconds.append(time.perf_counter() - start)
                 frames.append(prediction.float().cpu())
-    return seconds / windows.shape[0], torch.cat(frames)
+    return min(seconds), torch.cat(frames)
 
 
 @torch.inference_mode()
 def render_frames(renderer, image, source_coefficients, windows, differences, batch: int) -> tuple[float, float, torch.Tensor]:
-    """(prepare seconds, render seconds per frame, frames) rendering in batches of ``batch`` after a warm-up batch."""
+    """(prepare seconds, seconds per frame of the fastest batch, frames), in batches of ``batch`` after a warm-up batch."""
     device = image.device
     render_batch(renderer, prepare(renderer, image, source_coefficients), windows[:batch], differences[:batch])
     synchronize(device)
@@ -184,13 +190,13 @@ def render_frames(renderer, image, source_coefficients, windows, differences, ba
     state = prepare(renderer, image, source_coefficients)
     synchronize(device)
     prepare_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    frames = [
-        render_batch(renderer, state, windows[first : first + batch], differences[first : first + batch]).float().cpu()
-        for first in range(0, windows.shape[0], batch)
-    ]
-    synchronize(device)
-    return prepare_seconds, (time.perf_counter() - start) / windows.shape[0], torch.cat(frames)
+    frames, seconds_per_frame = [], []
+    for first in range(0, windows.shape[0], batch):
+        start = time.perf_counter()
+        frames.append(render_batch(renderer, state, windows[first : first + batch], differences[first : first + batch]))
+        synchronize(device)
+        seconds_per_frame.append((time.perf_counter() - start) / frames[-1].shape[0])
+    return prepare_seconds, min(seconds_per_frame), torch.cat([frame.float().cpu() for frame in frames])
 
 
 @torch.inference_mode()
@@ -222,10 +228,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="one JSON line per configuration on stdout")
     parser.add_argument("--dtypes", default=None, help="comma-separated (default: float32 plus bfloat16 on a CPU "
                         "with bfloat16 kernels, float16 on CUDA)")
-    parser.add_argument("--batches", default="1,4", help="comma-separated batch sizes")
-    parser.add_argument("--frames", type=int, default=4, help="timed frames per configuration")
-    parser.add_argument("--loop-frames", type=int, default=2, help="timed frames of the baseline loop")
-    parser.add_argument("--repeats", type=int, default=1, help="best of this many timings per configuration")
+    parser.add_argument("--batches", default="1,4", help="comma-separated batch sizes; 'auto': from free memory "
+                        "on CUDA (acceleration.choose_batch_size), 4 elsewhere")
+    parser.add_argument("--compile", action="store_true", help="render through torch.compile (eager fallback)")
+    parser.add_argument("--frames", type=int, default=8, help="timed frames per configuration (a multiple of each batch)")
+    parser.add_argument("--loop-frames", type=int, default=3, help="timed frames of the baseline loop")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", type=int, default=256, help="image side (256 or 512)")
@@ -237,19 +244,24 @@ def main() -> None:
         names = ["float32"] + (["float16"] if device.type == "cuda" else ["bfloat16"] if cpu_supports_bfloat16() else [])
     else:
         names = args.dtypes.split(",")
-    batches = [int(value) for value in args.batches.split(",")]
 
     renderer = build_renderer().to(device)
     image, image_name = source_image(args.size)
     image = image.to(device)
+    if args.batches == "auto":
+        source_coefficients, windows, differences = driving_inputs(1)
+        with torch.inference_mode():
+            state = prepare(renderer, image, source_coefficients)
+            batches = [choose_batch_size(lambda: render_batch(renderer, state, windows, differences), device)]
+        del state
+    else:
+        batches = [int(value) for value in args.batches.split(",")]
     source_coefficients, windows, differences = driving_inputs(max(args.frames, args.loop_frames, max(batches)))
     baseline_gflop = gflop_per_frame(renderer, image, source_coefficients, windows, differences, 1, plain=True)
 
     reset_peak_rss()
-    baseline_seconds, reference = min(
-        (baseline_loop(renderer, image, source_coefficients, windows[: args.loop_frames], differences)
-         for _ in range(args.repeats)),
-        key=lambda result: result[0],
+    baseline_seconds, reference = baseline_loop(
+        renderer, image, source_coefficients, windows[: args.loop_frames], differences
     )
     baseline_fps = 1 / baseline_seconds
     baseline_row = {
@@ -262,14 +274,14 @@ def main() -> None:
     for name in names:
         dtype = DTYPES[name]
         model = renderer if dtype == torch.float32 else copy.deepcopy(renderer).to(dtype)
+        if args.compile:
+            COMPILED_STEPS[id(model)] = CompiledStep(model.render, device, enabled=True)
         for batch in batches:
             allow_batch(model, batch)
             gflop = gflop_per_frame(model, image, source_coefficients, windows, differences, batch, plain=False)
             reset_peak_rss()
-            prepare_seconds, seconds, frames = min(
-                (render_frames(model, image, source_coefficients, windows[: args.frames], differences, batch)
-                 for _ in range(args.repeats)),
-                key=lambda result: result[1],
+            prepare_seconds, seconds, frames = render_frames(
+                model, image, source_coefficients, windows[: args.frames], differences, batch
             )
             compared = min(args.frames, args.loop_frames)
             rows.append({

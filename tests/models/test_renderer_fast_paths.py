@@ -244,3 +244,50 @@ def test_half_precision_generator_keeps_its_volume_path_in_float32():
     assert generator.decoder.input_conv.weight.dtype == torch.bfloat16
     assert generator.dense_motion.hourglass.out_conv.weight.dtype == torch.bfloat16
     assert set(generator.state_dict()) == set(tiny_generator().state_dict())
+
+
+def test_batch_size_from_free_memory_keeps_a_reserve_and_clamps():
+    from tavce.models.renderer.acceleration import batch_size_from_free_memory
+
+    assert batch_size_from_free_memory(10 * 2**30, 2**30) == 8  # 80 % of 10 GiB at 1 GiB per frame
+    assert batch_size_from_free_memory(2**30, 4 * 2**30) == 1
+    assert batch_size_from_free_memory(2**40, 2**20, max_batch=16) == 16
+
+
+def test_choose_batch_size_on_the_cpu_is_the_default_without_rendering():
+    from tavce.models.renderer.acceleration import choose_batch_size
+
+    calls = []
+    assert choose_batch_size(lambda: calls.append(1), torch.device("cpu"), default=3) == 3
+    assert calls == []
+
+
+def test_compiled_step_falls_back_to_eager_once_when_compilation_fails():
+    from tavce.models.renderer.acceleration import CompiledStep
+
+    def failing_compiler(function, **options):
+        def compiled(*args):
+            raise RuntimeError("no compiler here")
+
+        return compiled
+
+    step = CompiledStep(lambda x: x + 1, torch.device("cpu"), enabled=True, compiler=failing_compiler)
+    assert step(torch.ones(1)).item() == 2 and step.fell_back
+    assert step(torch.ones(1)).item() == 2
+    # default on the CPU: eager, the compiler is never called
+    never = CompiledStep(lambda x: x * 2, torch.device("cpu"), compiler=failing_compiler)
+    assert not never.enabled and never(torch.ones(1)).item() == 2 and not never.fell_back
+
+
+def test_compiled_step_uses_the_compiled_function_when_it_works():
+    from tavce.models.renderer.acceleration import CompiledStep
+
+    seen = {}
+
+    def recording_compiler(function, **options):
+        seen.update(options)
+        return lambda *args: function(*args) * 10
+
+    step = CompiledStep(lambda x: x + 1, torch.device("cpu"), enabled=True, compiler=recording_compiler)
+    assert step(torch.ones(1)).item() == 20 and not step.fell_back
+    assert seen == {"mode": "default", "dynamic": False}
