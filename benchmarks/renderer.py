@@ -234,7 +234,7 @@ def main() -> None:
     parser.add_argument("--dtypes", default=None, help="comma-separated (default: float32 plus bfloat16 on a CPU "
                         "with bfloat16 kernels, float16 on CUDA)")
     parser.add_argument("--batches", default="1,4", help="comma-separated batch sizes; 'auto': from free memory "
-                        "on CUDA (acceleration.choose_batch_size), 4 elsewhere")
+                        "on CUDA (acceleration.choose_batch_size), 1 elsewhere")
     parser.add_argument("--compile", action="store_true", help="render through torch.compile (eager fallback)")
     parser.add_argument("--frames", type=int, default=8, help="timed frames per configuration (a multiple of each batch)")
     parser.add_argument("--loop-frames", type=int, default=3, help="timed frames of the baseline loop")

@@ -14,7 +14,9 @@ merged weights are derived and cached):
   resized to the same size: their shared-MLP convs are one conv with 128·n outputs;
 * up-block stages see S nearest-upsampled ×2 / ×4: that shared conv runs on S itself in
   polyphase form (2.25× fewer multiply-adds), never on the upsampled copy;
-* a block with a learned shortcut normalises its input once for both SPADE layers.
+* a block with a learned shortcut normalises its input once for both SPADE layers, and
+  folds its bias-free 1×1 shortcut conv into the shortcut SPADE's β conv (linear maps
+  compose), which then has f_out instead of f_in outputs.
 
 In half precision the decoder keeps its activations channels-last (oneDNN's fast
 bfloat16 convolutions read and write that layout without reorders) and computes the
@@ -166,6 +168,37 @@ class SPADEResBlock(nn.Module):
         names = ("norm_0", "norm_1") + (("norm_shortcut",) if self.learned_shortcut else ())
         return {name: getattr(self, name) for name in names}
 
+    def shortcut_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shortcut SPADE's γ conv merged with (conv_shortcut ∘ β conv), derived and cached.
+
+        conv_shortcut is a bias-free 1×1 conv, hence linear: conv_shortcut(n·(1+γ) + β) =
+        conv_shortcut(n·(1+γ)) + (W_sc·W_β) ⋆ hidden + W_sc·b_β. The composed β conv has f_out
+        instead of f_in output channels (256→64 and 512→256 in the up blocks). Returns the weight
+        (f_in + f_out, hidden, 3, 3) and bias, γ first; composed in float64.
+        """
+        layer, conv = self.norm_shortcut, self.conv_shortcut
+        sources = (layer.gamma.weight, layer.gamma.bias, layer.beta.weight, layer.beta.bias, conv.weight)
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            projection = conv.weight[:, :, 0, 0].to(torch.float64)
+            composed_weight = torch.einsum("oc,chij->ohij", projection, layer.beta.weight.to(torch.float64))
+            composed_bias = projection @ layer.beta.bias.to(torch.float64)
+            dtype = layer.gamma.weight.dtype
+            return (
+                torch.cat([layer.gamma.weight, composed_weight.to(dtype)]),
+                torch.cat([layer.gamma.bias, composed_bias.to(dtype)]),
+            )
+
+        return layer._derived.get("shortcut", sources, build)
+
+    def _learned_shortcut(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """conv_shortcut(norm_shortcut(x)) from InstanceNorm(x) and the shortcut SPADE's hidden map."""
+        weight, bias = self.shortcut_parameters()
+        gamma, projected_beta = concatenated_conv(hidden, weight, bias, padding=1).split(
+            [normalized.shape[1], weight.shape[0] - normalized.shape[1]], dim=1
+        )
+        return self.conv_shortcut(torch.addcmul(normalized, normalized, gamma)) + projected_beta
+
     def forward(
         self, features: torch.Tensor, condition: torch.Tensor, hidden: Mapping[str, torch.Tensor] | None = None
     ) -> torch.Tensor:
@@ -191,7 +224,15 @@ class SPADEResBlock(nn.Module):
         normalized = instance_norm(features, self.norm_0.norm.eps)
         shortcut = features
         if self.learned_shortcut:
-            shortcut = self.conv_shortcut(modulated("norm_shortcut", normalized))
+            layer_hidden = (
+                hidden["norm_shortcut"] if hidden is not None else self.norm_shortcut.hidden(condition, features.shape[2:])
+            )
+            if hasattr(self.conv_shortcut, "weight_orig"):
+                # Spectral norm (training) recomputes the weight in the conv's own forward hook:
+                # nothing to fold before that call.
+                shortcut = self.conv_shortcut(self.norm_shortcut.modulate(normalized, layer_hidden))
+            else:
+                shortcut = self._learned_shortcut(normalized, layer_hidden)
         hidden_features = self.conv_0(F.leaky_relu(modulated("norm_0", normalized), LEAKY_SLOPE))
         hidden_features = self.conv_1(
             F.leaky_relu(modulated("norm_1", instance_norm(hidden_features, self.norm_1.norm.eps)), LEAKY_SLOPE)
