@@ -26,13 +26,13 @@ Per configuration one JSON line (``--json``) or one table row: ``frames_per_s``,
 ``baseline_frames_per_s``, ``speedup`` (their ratio), ``psnr_vs_fp32_db`` (this
 configuration's frames against the baseline loop's float32 frames, the frames both
 rendered, pixels in [0, 1]), ``peak_rss_mib`` (the process's resident peak while that
-configuration ran, Linux), ``gflop_per_frame`` (convolutions and matmuls, 2 FLOPs per
+configuration ran, its interleaved baseline frames included, Linux), ``gflop_per_frame`` (convolutions and matmuls, 2 FLOPs per
 multiply-add, of the per-frame work as that configuration runs it), and
 ``achieved_gflop_per_s``. The CPU may be shared with other work, so every frame of the
 baseline and every batch of a configuration is timed on its own and the *fastest* one
-counts (the least disturbed); one more baseline frame is timed before every configuration
-and ``baseline_frames_per_s`` is the fastest baseline frame so far (interleaving keeps the
-ratio honest when the load changes during the run). The first frame / batch of
+counts (the least disturbed); one baseline frame is timed right before every timed batch of
+every configuration, and ``baseline_frames_per_s`` is the fastest baseline frame so far
+(interleaving keeps the ratio honest when the load changes during the run). The first frame / batch of
 every configuration is a warm-up (kernel selection, derived weights) and is not timed.
 """
 
@@ -186,8 +186,14 @@ def baseline_loop(
 
 
 @torch.inference_mode()
-def render_frames(renderer, image, source_coefficients, windows, differences, batch: int) -> tuple[float, float, torch.Tensor]:
-    """(prepare seconds, seconds per frame of the fastest batch, frames), in batches of ``batch`` after a warm-up batch."""
+def render_frames(
+    renderer, image, source_coefficients, windows, differences, batch: int, before_batch=lambda: None
+) -> tuple[float, float, torch.Tensor]:
+    """(prepare seconds, seconds per frame of the fastest batch, frames), in batches of ``batch`` after a warm-up batch.
+
+    ``before_batch()`` runs (untimed here) before every timed batch: the caller times a baseline
+    frame there, so baseline and configuration see the same machine load.
+    """
     device = image.device
     render_batch(renderer, prepare(renderer, image, source_coefficients), windows[:batch], differences[:batch])
     synchronize(device)
@@ -197,6 +203,7 @@ def render_frames(renderer, image, source_coefficients, windows, differences, ba
     prepare_seconds = time.perf_counter() - start
     frames, seconds_per_frame = [], []
     for first in range(0, windows.shape[0], batch):
+        before_batch()
         start = time.perf_counter()
         frames.append(render_batch(renderer, state, windows[first : first + batch], differences[first : first + batch]))
         synchronize(device)
@@ -282,15 +289,20 @@ def main() -> None:
         if args.compile:
             COMPILED_STEPS[id(model)] = CompiledStep(model.render, device, enabled=True)
         for batch in batches:
-            extra_seconds, _ = baseline_loop(renderer, image, source_coefficients, windows[:1], differences, warm_up=False)
-            baseline_seconds = min(baseline_seconds, extra_seconds)
-            baseline_fps = 1 / baseline_seconds
+            baseline_samples = [baseline_seconds]
+
+            def time_baseline_frame() -> None:
+                seconds, _ = baseline_loop(renderer, image, source_coefficients, windows[:1], differences, warm_up=False)
+                baseline_samples.append(seconds)
+
             allow_batch(model, batch)
             gflop = gflop_per_frame(model, image, source_coefficients, windows, differences, batch, plain=False)
             reset_peak_rss()
             prepare_seconds, seconds, frames = render_frames(
-                model, image, source_coefficients, windows[: args.frames], differences, batch
+                model, image, source_coefficients, windows[: args.frames], differences, batch, time_baseline_frame
             )
+            baseline_seconds = min(baseline_samples)
+            baseline_fps = 1 / baseline_seconds
             compared = min(args.frames, args.loop_frames)
             emit({
                 "config": "render", "size": args.size, "device": device.type, "dtype": name, "batch": batch,
