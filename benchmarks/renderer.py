@@ -26,8 +26,9 @@ Per configuration one JSON line (``--json``) or one table row: ``frames_per_s``,
 ``baseline_frames_per_s``, ``speedup`` (their ratio), ``psnr_vs_fp32_db`` (this
 configuration's frames against the baseline loop's float32 frames, the frames both
 rendered, pixels in [0, 1]), ``peak_rss_mib`` (the process's resident peak while that
-configuration ran, its interleaved baseline frames included, Linux), ``gflop_per_frame`` (convolutions and matmuls, 2 FLOPs per
-multiply-add, of the per-frame work as that configuration runs it), and
+configuration ran, its interleaved baseline frames included, Linux), ``gflop_per_frame``
+(convolutions and matmuls, 2 FLOPs per multiply-add, of the per-frame work as that
+configuration runs it), and
 ``achieved_gflop_per_s``. The CPU may be shared with other work, so every frame of the
 baseline and every batch of a configuration is timed on its own and the *fastest* one
 counts (the least disturbed); one baseline frame is timed right before every timed batch of
