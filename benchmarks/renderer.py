@@ -1,31 +1,50 @@
-"""Face-renderer throughput, parameter count and FLOPs at 256x256 on CPU.
+"""Face-renderer throughput per precision and batch size, against the straightforward loop, on CPU or GPU.
 
-A script, not a test: ``python benchmarks/renderer.py [--frames 4] [--loop-frames 2] [--threads 2]``.
+A script, not a test::
 
-Weights: the deterministic recipe (:func:`tavce.testing.reference_state_dict`) under
-the official TAVCE face-render layout. The layout (key names and shapes) is read
-from ``tavce/convert/manifests/tavce_facerender_latest.pth.json`` (the package copy
-of ``../shared/reference/manifests``), so no checkpoint is downloaded. Sizes are the
+    python benchmarks/renderer.py [--json] [--dtypes float32,bfloat16] [--batches 1,4] [--frames 4]
+                                  [--loop-frames 2] [--threads 2] [--device cpu] [--size 256]
+
+Weights: the deterministic recipe (:func:`tavce.testing.reference_state_dict`) under the
+official TAVCE face-render layout, read from
+``tavce/convert/manifests/tavce_facerender_latest.pth.json`` (no download). Sizes are the
 official ones; only the values are synthetic, which does not change the speed.
+Source image: the portrait ``../shared/media/art_1.png`` when present (centre-cropped and
+resized), otherwise a synthetic image; coefficients and audio relationships are random.
 
-Compared in the same run:
+Compared in the same run, on the same inputs and weights:
 
-* **render path**: :meth:`CERLRenderer.prepare_source` once, then
-  :meth:`CERLRenderer.render` in batches of ``--batch-size`` (default 4);
-* **per-frame loop**: the straightforward loop of the original (batch 1, the
-  keypoint detector, the source MappingNet pass and the source encoder repeated for
-  every frame, full generator forward).
+* **baseline**: the straightforward float32 loop of the original — batch 1, the keypoint
+  detector, the source MappingNet pass and the source encoder repeated for every frame, a
+  full generator forward, with the renderer's exact reductions switched off
+  (:func:`tavce.models.renderer.fast_conv.exact_reductions`), contiguous layouts;
+* **each configuration** (dtype × batch): the source prepared once (not timed in
+  ``frames_per_s``; reported as ``prepare_s``), then frames rendered in batches of
+  ``batch`` (the benchmark slices the windows itself), reductions on.
 
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (2 per
-multiply-accumulate, convolutions and matmuls only); the paper's 623.5 G / 623.7 G
-are multiply-accumulates (see the manifests README), so MACs are printed beside them.
+Per configuration one JSON line (``--json``) or one table row: ``frames_per_s``,
+``baseline_frames_per_s``, ``speedup`` (their ratio), ``psnr_vs_fp32_db`` (this
+configuration's frames against the baseline loop's float32 frames, the frames both
+rendered, pixels in [0, 1]), ``peak_rss_mib`` (the process's resident peak while that
+configuration ran, its interleaved baseline frames included, Linux), ``gflop_per_frame``
+(convolutions and matmuls, 2 FLOPs per multiply-add, of the per-frame work as that
+configuration runs it), and
+``achieved_gflop_per_s``. The CPU may be shared with other work, so every frame of the
+baseline and every batch of a configuration is timed on its own and the *fastest* one
+counts (the least disturbed); one baseline frame is timed right before every timed batch of
+every configuration, and ``baseline_frames_per_s`` is the fastest baseline frame so far
+(interleaving keeps the ratio honest when the load changes during the run). The first frame / batch of
+every configuration is a warm-up (kernel selection, derived weights) and is not timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -35,22 +54,43 @@ from torch.utils.flop_counter import FlopCounterMode
 from tavce.convert.common import select_prefix
 from tavce.convert.generator import convert_generator
 from tavce.convert.renderer import convert_kp_detector, convert_mapping
+from tavce.models.base import load_state_dict_strict
+from tavce.models.renderer.acceleration import CompiledStep, choose_batch_size
+from tavce.models.renderer.fast_conv import exact_reductions
 from tavce.models.renderer.generator import load_inference_generator
 from tavce.models.renderer.keypoint_detector import KeypointDetector, KeypointDetectorConfig
 from tavce.models.renderer.keypoint_transform import transform_keypoints
 from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
-from tavce.models.renderer.renderer import CERLRenderer, semantic_windows
-from tavce.models.base import load_state_dict_strict
+from tavce.models.renderer.precision import cpu_supports_bfloat16
+from tavce.models.renderer.renderer import CERLRenderer, SourceState, semantic_windows
 from tavce.testing import reference_state_dict
 
 logger = logging.getLogger("benchmarks.renderer")
 
-MANIFEST = Path(__file__).resolve().parents[1] / "tavce" / "convert" / "manifests" / "tavce_facerender_latest.pth.json"
-PAPER = {"SadTalker": (175.4, 623.5), "TAVCE": (178.3, 623.7)}
-SIZE = 256
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = ROOT / "tavce" / "convert" / "manifests" / "tavce_facerender_latest.pth.json"
+PORTRAIT = ROOT.parent / "shared" / "media" / "art_1.png"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def build_renderer(batch_size: int) -> CERLRenderer:
+# The renderer's tensor-level entry points, in one place.
+def prepare(renderer: CERLRenderer, image: torch.Tensor, semantics: torch.Tensor) -> SourceState:
+    """Source-only work, once per clip."""
+    return renderer.prepare_image(image, semantics)
+
+
+def render_batch(
+    renderer: CERLRenderer, state: SourceState, windows: torch.Tensor, relationship: torch.Tensor | None
+) -> torch.Tensor:
+    """Render one batch of frames: (B, C, 27) windows → (B, 3, S, S)."""
+    return COMPILED_STEPS.get(id(renderer), renderer.render_windows)(state, windows, relationship)
+
+
+COMPILED_STEPS: dict[int, CompiledStep] = {}
+"""``--compile``: the renderer's step through torch.compile (CUDA graphs on CUDA), eager fallback."""
+
+
+def build_renderer() -> CERLRenderer:
     """The TAVCE renderer (with CERL) holding recipe weights under the official layout."""
     manifest = json.loads(MANIFEST.read_text())
     shapes = {key: entry["shape"] for key, entry in manifest.items() if isinstance(entry.get("shape"), list)}
@@ -60,102 +100,226 @@ def build_renderer(batch_size: int) -> CERLRenderer:
     mapping = MappingNet(MappingNetConfig())
     load_state_dict_strict(mapping, convert_mapping(select_prefix(original, "mapping.")), "mapping")
     generator = load_inference_generator(convert_generator(select_prefix(original, "generator.")))
-    return CERLRenderer.from_modules(keypoint_detector.eval(), mapping.eval(), generator, batch_size=batch_size)
+    return CERLRenderer.from_modules(keypoint_detector.eval(), mapping.eval(), generator)
 
 
-def synthetic_inputs(frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def source_image(size: int) -> tuple[torch.Tensor, str]:
+    """(1, 3, size, size) in [0, 1]: the shared portrait (centre square, resized) or a synthetic image."""
+    if PORTRAIT.is_file():
+        from PIL import Image
+
+        with Image.open(PORTRAIT) as opened:
+            picture = opened.convert("RGB")
+        side = min(picture.size)
+        left, top = (picture.width - side) // 2, (picture.height - side) // 2
+        picture = picture.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+        pixels = torch.frombuffer(bytearray(picture.tobytes()), dtype=torch.uint8).view(size, size, 3)
+        return pixels.permute(2, 0, 1)[None].float() / 255, PORTRAIT.name
     generator = torch.Generator().manual_seed(0)
-    image = torch.rand(1, 3, SIZE, SIZE, generator=generator)
+    return torch.rand(1, 3, size, size, generator=generator), "synthetic"
+
+
+def driving_inputs(frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source coefficients (70,), windows (frames, 70, 27), relationship differences (frames, 128), frame 0's = 0."""
+    generator = torch.Generator().manual_seed(0)
     coefficients = 0.1 * torch.randn(frames + 1, 70, generator=generator)
     embeddings = torch.randn(frames + 1, 128, generator=generator)
     differences = embeddings[:-1] - embeddings[1:]
     differences[0] = 0
-    return image, coefficients[0], semantic_windows(coefficients[1:]), differences[:frames]
+    return coefficients[0], semantic_windows(coefficients[1:]), differences[:frames]
+
+
+def _status_mib(field: str) -> float | None:
+    status = Path("/proc/self/status")
+    if not status.is_file():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM to the current resident size (Linux ≥ 4.0; ignored elsewhere)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @torch.inference_mode()
-def per_frame_loop(renderer: CERLRenderer, image, source_coefficients, windows, differences) -> float:
-    """Seconds for the straightforward loop: every frame redoes the source work, batch 1."""
-    start = time.perf_counter()
-    for frame in range(windows.shape[0]):
-        canonical = renderer.keypoint_detector(image)
-        source_window = source_coefficients[None, :, None].expand(1, -1, windows.shape[2])
-        kp_source = transform_keypoints(canonical, renderer.mapping(source_window))
-        kp_driving = transform_keypoints(canonical, renderer.mapping(windows[frame : frame + 1]))
-        renderer.generator(image, kp_source, kp_driving, differences[frame : frame + 1])
-    return time.perf_counter() - start
-
-
-def render_path(renderer: CERLRenderer, image, source_coefficients, windows, differences) -> float:
-    start = time.perf_counter()
-    state = renderer.prepare_source(image, source_coefficients)
-    renderer.render(state, windows, differences)
-    return time.perf_counter() - start
+def baseline_loop(
+    renderer: CERLRenderer, image, source_coefficients, windows, differences, warm_up: bool = True
+) -> tuple[float, torch.Tensor]:
+    """(seconds of the fastest frame, frames) of the straightforward float32 loop (after an untimed warm-up frame)."""
+    device = image.device
+    frames, seconds = [], []
+    skip = 1 if warm_up else 0
+    with exact_reductions(False):
+        for frame in range(windows.shape[0] + skip):
+            index = max(frame - skip, 0)
+            synchronize(device)
+            start = time.perf_counter()
+            canonical = renderer.keypoint_detector(image)
+            source_window = source_coefficients[None, :, None].expand(1, -1, windows.shape[2])
+            kp_source = transform_keypoints(canonical, renderer.mapping(source_window))
+            kp_driving = transform_keypoints(canonical, renderer.mapping(windows[index : index + 1]))
+            prediction = renderer.generator(image, kp_source, kp_driving, differences[index : index + 1]).prediction
+            synchronize(device)
+            if frame >= skip:
+                seconds.append(time.perf_counter() - start)
+                frames.append(prediction.float().cpu())
+    return min(seconds), torch.cat(frames)
 
 
 @torch.inference_mode()
-def count_flops(renderer: CERLRenderer, image, source_coefficients, windows, differences) -> dict[str, float]:
-    """GFLOPs of one frame, split into the parts the paper's figures add up."""
+def render_frames(
+    renderer, image, source_coefficients, windows, differences, batch: int, before_batch=lambda: None
+) -> tuple[float, float, torch.Tensor]:
+    """(prepare seconds, seconds per frame of the fastest batch, frames), in batches of ``batch`` after a warm-up batch.
+
+    ``before_batch()`` runs (untimed here) before every timed batch: the caller times a baseline
+    frame there, so baseline and configuration see the same machine load.
+    """
+    device = image.device
+    render_batch(renderer, prepare(renderer, image, source_coefficients), windows[:batch], differences[:batch])
+    synchronize(device)
+    start = time.perf_counter()
+    state = prepare(renderer, image, source_coefficients)
+    synchronize(device)
+    prepare_seconds = time.perf_counter() - start
+    frames, seconds_per_frame = [], []
+    for first in range(0, windows.shape[0], batch):
+        before_batch()
+        start = time.perf_counter()
+        frames.append(render_batch(renderer, state, windows[first : first + batch], differences[first : first + batch]))
+        synchronize(device)
+        seconds_per_frame.append((time.perf_counter() - start) / frames[-1].shape[0])
+    return prepare_seconds, min(seconds_per_frame), torch.cat([frame.float().cpu() for frame in frames])
+
+
+@torch.inference_mode()
+def gflop_per_frame(renderer, image, source_coefficients, windows, differences, batch: int, plain: bool) -> float:
+    """Convolution/matmul GFLOPs of one frame: the per-frame work (``plain``: the baseline loop's, source work included)."""
     counter = FlopCounterMode(display=False)
+    if plain:
+        with exact_reductions(False), counter:
+            canonical = renderer.keypoint_detector(image)
+            source_window = source_coefficients[None, :, None].expand(1, -1, windows.shape[2])
+            kp_source = transform_keypoints(canonical, renderer.mapping(source_window))
+            kp_driving = transform_keypoints(canonical, renderer.mapping(windows[:1]))
+            renderer.generator(image, kp_source, kp_driving, differences[1:2])
+        return counter.get_total_flops() / 1e9
+    state = prepare(renderer, image, source_coefficients)
     with counter:
-        canonical = renderer.keypoint_detector(image)
-        kp_driving = transform_keypoints(canonical, renderer.mapping(windows[:1]))
-        renderer.generator(image, kp_driving, kp_driving, differences[1:2])
-    per_module = counter.get_flop_counts()
+        render_batch(renderer, state, windows[:batch], differences[:batch])
+    return counter.get_total_flops() / 1e9 / batch
 
-    def total(name: str) -> float:
-        return sum(per_module.get(name, {}).values()) / 1e9
 
-    return {
-        "keypoint_detector": total("KeypointDetector"),
-        "mapping": total("MappingNet"),
-        "generator": total("OcclusionAwareSPADEGenerator") - total("OcclusionAwareSPADEGenerator.fusion"),
-        "fusion": total("OcclusionAwareSPADEGenerator.fusion"),
-    }
+def psnr_db(frames: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR (dB) of frames in [0, 1] against reference frames; inf when identical."""
+    mse = (frames.double() - reference.double()).square().mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=4, help="frames rendered by the render path")
-    parser.add_argument("--loop-frames", type=int, default=2, help="frames rendered by the per-frame loop")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--json", action="store_true", help="one JSON line per configuration on stdout")
+    parser.add_argument("--dtypes", default=None, help="comma-separated (default: float32 plus bfloat16 on a CPU "
+                        "with bfloat16 kernels, float16 on CUDA)")
+    parser.add_argument("--batches", default="1,4", help="comma-separated batch sizes; 'auto': from free memory "
+                        "on CUDA (acceleration.choose_batch_size), 1 elsewhere")
+    parser.add_argument("--compile", action="store_true", help="render through torch.compile (eager fallback)")
+    parser.add_argument("--frames", type=int, default=8, help="timed frames per configuration (a multiple of each batch)")
+    parser.add_argument("--loop-frames", type=int, default=3, help="timed frames of the baseline loop")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=256, help="image side (256 or 512)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if args.dtypes is None:
+        names = ["float32"] + (["float16"] if device.type == "cuda" else ["bfloat16"] if cpu_supports_bfloat16() else [])
+    else:
+        names = args.dtypes.split(",")
 
-    renderer = build_renderer(args.batch_size)
-    image, source_coefficients, windows, differences = synthetic_inputs(max(args.frames, args.loop_frames, 2))
-    loop_seconds = per_frame_loop(renderer, image, source_coefficients, windows[: args.loop_frames], differences)
-    path_seconds = render_path(renderer, image, source_coefficients, windows[: args.frames], differences)
-    loop_fps, path_fps = args.loop_frames / loop_seconds, args.frames / path_seconds
-    flops = count_flops(renderer, image, source_coefficients, windows, differences)
+    renderer = build_renderer().to(device)
+    image, image_name = source_image(args.size)
+    image = image.to(device)
+    if args.batches == "auto":
+        source_coefficients, windows, differences = driving_inputs(1)
+        with torch.inference_mode():
+            state = prepare(renderer, image, source_coefficients)
+            batches = [choose_batch_size(lambda: render_batch(renderer, state, windows, differences), device)]
+        del state
+    else:
+        batches = [int(value) for value in args.batches.split(",")]
+    source_coefficients, windows, differences = driving_inputs(max(args.frames, args.loop_frames, max(batches)))
+    baseline_gflop = gflop_per_frame(renderer, image, source_coefficients, windows, differences, 1, plain=True)
 
-    parameters = {name: sum(p.numel() for p in module.parameters()) / 1e6 for name, module in renderer.named_children()}
-    fusion_parameters = sum(p.numel() for p in renderer.generator.fusion.parameters()) / 1e6
-    sadtalker_parameters = sum(parameters.values()) - fusion_parameters
-    sadtalker_gflops = flops["keypoint_detector"] + flops["mapping"] + flops["generator"]
+    reset_peak_rss()
+    baseline_seconds, reference = baseline_loop(
+        renderer, image, source_coefficients, windows[: args.loop_frames], differences
+    )
+    baseline_fps = 1 / baseline_seconds
+    baseline_row = {
+        "config": "baseline", "size": args.size, "device": device.type, "dtype": "float32", "batch": 1,
+        "frames": args.loop_frames, "frames_per_s": baseline_fps, "baseline_frames_per_s": baseline_fps,
+        "speedup": 1.0, "psnr_vs_fp32_db": math.inf, "peak_rss_mib": _status_mib("VmHWM"),
+        "gflop_per_frame": baseline_gflop, "achieved_gflop_per_s": baseline_gflop * baseline_fps,
+    }
+    emit(baseline_row, args, image_name)
+    for name in names:
+        dtype = DTYPES[name]
+        model = renderer if dtype == torch.float32 else copy.deepcopy(renderer).to(dtype)
+        if args.compile:
+            COMPILED_STEPS[id(model)] = CompiledStep(model.render, device, enabled=True)
+        for batch in batches:
+            baseline_samples = [baseline_seconds]
 
-    lines = [
-        f"renderer benchmark, {SIZE}x{SIZE}, CPU, {args.threads} thread(s), torch {torch.__version__}",
-        f"{'path':42s} {'frames':>6s} {'seconds':>8s} {'frames/s':>9s}",
-        f"{'per-frame loop (source work each frame, B=1)':42s} {args.loop_frames:6d} {loop_seconds:8.2f} {loop_fps:9.4f}",
-        f"{'render path (source once, B=' + str(args.batch_size) + ')':42s} {args.frames:6d} {path_seconds:8.2f} {path_fps:9.4f}",
-        f"speed-up (frames/s ratio): {path_fps / loop_fps:.3f}x",
-        "",
-        f"{'face renderer':24s} {'params (M)':>10s} {'GFLOPs':>9s} {'GMACs':>8s}   paper (M / G)",
-        f"{'SadTalker (no CERL)':24s} {sadtalker_parameters:10.3f} {sadtalker_gflops:9.2f} {sadtalker_gflops / 2:8.2f}"
-        f"   {PAPER['SadTalker'][0]} / {PAPER['SadTalker'][1]}",
-        f"{'TAVCE (with CERL)':24s} {sadtalker_parameters + fusion_parameters:10.3f} "
-        f"{sadtalker_gflops + flops['fusion']:9.2f} {(sadtalker_gflops + flops['fusion']) / 2:8.2f}"
-        f"   {PAPER['TAVCE'][0]} / {PAPER['TAVCE'][1]}",
-        "  parts (GFLOPs): " + ", ".join(f"{k} {v:.2f}" for k, v in flops.items()),
-        "  params (M): " + ", ".join(f"{k} {v:.3f}" for k, v in parameters.items()),
-        "  paper parameter totals include the audio-to-coefficient networks (and TAVCE's relationship",
-        "  encoder); this table counts the face renderer only (keypoint detector + MappingNet + generator).",
-    ]
-    for line in lines:
-        logger.info(line)
+            def time_baseline_frame() -> None:
+                seconds, _ = baseline_loop(renderer, image, source_coefficients, windows[:1], differences, warm_up=False)
+                baseline_samples.append(seconds)
+
+            gflop = gflop_per_frame(model, image, source_coefficients, windows, differences, batch, plain=False)
+            reset_peak_rss()
+            prepare_seconds, seconds, frames = render_frames(
+                model, image, source_coefficients, windows[: args.frames], differences, batch, time_baseline_frame
+            )
+            baseline_seconds = min(baseline_samples)
+            baseline_fps = 1 / baseline_seconds
+            compared = min(args.frames, args.loop_frames)
+            emit({
+                "config": "render", "size": args.size, "device": device.type, "dtype": name, "batch": batch,
+                "frames": args.frames, "frames_per_s": 1 / seconds, "baseline_frames_per_s": baseline_fps,
+                "speedup": baseline_seconds / seconds,
+                "psnr_vs_fp32_db": psnr_db(frames[:compared], reference[:compared]),
+                "peak_rss_mib": _status_mib("VmHWM"), "gflop_per_frame": gflop,
+                "achieved_gflop_per_s": gflop / seconds, "prepare_s": prepare_seconds,
+            }, args, image_name)
+        del model
+
+
+def emit(row: dict, args: argparse.Namespace, image_name: str) -> None:
+    """Write one configuration's figures: a JSON line on stdout (``--json``) or a log line."""
+    row |= {"threads": args.threads, "image": image_name, "torch": torch.__version__}
+    if args.json:
+        clean = {k: (round(v, 4) if math.isfinite(v) else None) if isinstance(v, float) else v for k, v in row.items()}
+        sys.stdout.write(json.dumps(clean) + "\n")
+        sys.stdout.flush()
+    else:
+        logger.info(
+            f"{row['config']:8s} {row['dtype']:8s} B={row['batch']:<2d} {row['frames_per_s']:7.4f} frames/s "
+            f"speed-up {row['speedup']:5.2f}x  PSNR {row['psnr_vs_fp32_db']:6.2f} dB  "
+            f"{row['gflop_per_frame']:7.1f} GFLOP/frame  {row['achieved_gflop_per_s']:6.1f} GFLOP/s  "
+            f"peak RSS {row['peak_rss_mib'] or float('nan'):7.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import torch
 from tavce.audio import frame_windows, load_audio
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.models.base import module_device
+from tavce.models.renderer.precision import cpu_supports_bfloat16
 from tavce.types import FPS, AudioClip, AudioWindows, MotionCoefficients
 
 if TYPE_CHECKING:
@@ -106,14 +107,6 @@ def default_device_and_dtype(device: str | torch.device | None, dtype: str | tor
         logger.warning("dtype=bfloat16: this CPU has no native bfloat16 support; rendering in float32 instead")
         dtype = torch.float32
     return device, dtype
-
-
-def cpu_supports_bfloat16() -> bool:
-    """Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16 / AMX): oneDNN's own check."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 class TalkingHeadResult:

@@ -19,17 +19,9 @@ from tavce.models.renderer.generator import (
     load_inference_generator,
 )
 from tavce.models.renderer.spectral import fold_spectral_norm
-from tests.models.tiny_generator import SIZE, TINY, recipe_weights, tiny_generator
+from tests.models.tiny_generator import TINY, inputs, recipe_weights, tiny_generator
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
-
-def inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    image = torch.rand(1, 3, SIZE, SIZE, generator=generator)
-    kp_source = torch.rand(1, TINY.num_keypoints, 3, generator=generator) * 1.2 - 0.6
-    kp_driving = kp_source + 0.05 * torch.randn(batch, TINY.num_keypoints, 3, generator=generator)
-    return image, kp_source, kp_driving
-
 
 def test_cerl_weights_from_differences_equal_the_matrix_form_including_tiny_and_zero_rows():
     differences = torch.randn(5, 4, dtype=torch.float64)

@@ -37,3 +37,11 @@ def tiny_generator(config: GeneratorConfig = TINY) -> OcclusionAwareSPADEGenerat
     """Recipe weights through the inference loader (spectral triples folded)."""
     training = OcclusionAwareSPADEGenerator(dataclasses.replace(config, spectral_norm=True))
     return load_inference_generator(recipe_weights(training), config)
+
+
+def inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.rand(1, 3, SIZE, SIZE, generator=generator)
+    kp_source = torch.rand(1, TINY.num_keypoints, 3, generator=generator) * 1.2 - 0.6
+    kp_driving = kp_source + 0.05 * torch.randn(batch, TINY.num_keypoints, 3, generator=generator)
+    return image, kp_source, kp_driving

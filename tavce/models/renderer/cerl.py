@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from tavce.errors import InvalidArgumentError
+from tavce.models.renderer.precision import Float32Weights
 
 NORMALIZE_EPS = 1e-12
 
@@ -63,11 +64,14 @@ def channel_weights(relationship: torch.Tensor, relationship_dim: int) -> torch.
     )
 
 
-class CERLFusion(nn.Module):
+class CERLFusion(Float32Weights, nn.Module):
     """The three 1x1 convs of CERL and the fusion of §5.3.
 
     ``proj_down`` (original ``proj1``) 512→128, ``proj_up`` (``proj2``) 128→512,
     ``output`` (``linear``) 512→512, all with bias.
+
+    Part of the generator's float32 volume path (generator.py): its weights stay float32
+    when the generator is cast to a half type, and it computes in its weights' dtype.
     """
 
     def __init__(self, config: CERLConfig) -> None:
@@ -87,6 +91,7 @@ class CERLFusion(nn.Module):
         Returns:
             (B, 512, h, w) fused feature F''.
         """
+        features = features.to(self.proj_down.weight.dtype)
         weights = channel_weights(relationship, self.config.relationship_dim).to(features.dtype)
         projected = self.proj_down(features)
         modulated = weights[:, :, None, None] * projected

@@ -7,6 +7,12 @@ identity grid by kp_source - kp_driving), combines them into a deformation field
 and predicts a 2-D occlusion map. Reproduced as the original computes it:
 mask entries < 1e-3 zeroed without renormalising (quirk 9), grids built with
 corner-aligned coordinates but sampled with ``align_corners=False`` (quirk 10).
+
+Precision (precision.py): whatever the module's dtype, coordinates, Gaussian heat-maps,
+sparse motions, the motion softmax, the deformation field, the trilinear sampling and
+the occlusion conv + sigmoid are computed in float32 (for half-precision modules); the
+3-D hourglass and the 7×7×7 mask conv run in the module's dtype. The up blocks of the
+hourglass convolve their nearest-upsampled input in polyphase form (fast_conv.py).
 """
 
 from __future__ import annotations
@@ -16,6 +22,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tavce.models.renderer.fast_conv import (
+    DerivedWeights,
+    clear_derived,
+    conv3x3_of_nearest_upsampled,
+    polyphase_weights,
+    reductions_enabled,
+)
+from tavce.models.renderer.precision import Float32Conv2d, accurate_dtype
 
 KEYPOINT_VARIANCE = 0.01
 MASK_THRESHOLD = 1e-3
@@ -35,11 +50,15 @@ def coordinate_grid_3d(depth: int, height: int, width: int, like: torch.Tensor) 
 def grid_sample_3d(volume: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """Trilinear ``grid_sample`` (zero padding, ``align_corners=False``, quirk 10) of a 5-D volume.
 
-    Apple's MPS backend has no 3-D grid sampler; there the sampling runs on the CPU
-    (in float32) and the result returns to the volume's device and dtype.
+    Half-precision volumes and grids are sampled in float32 (a bfloat16 coordinate is off by up
+    to a third of a voxel at 64 samples per axis); the result has the volume's dtype. Apple's
+    MPS backend has no 3-D grid sampler; there the sampling runs on the CPU (in float32) and the
+    result returns to the volume's device and dtype.
     """
+    dtype = accurate_dtype(torch.promote_types(volume.dtype, grid.dtype))
     if volume.device.type != "mps":
-        return F.grid_sample(volume, grid, align_corners=False)
+        sampled = F.grid_sample(volume.to(dtype), grid.to(dtype), align_corners=False)
+        return sampled.to(volume.dtype)
     sampled = F.grid_sample(volume.float().cpu(), grid.float().cpu(), align_corners=False)
     return sampled.to(device=volume.device, dtype=volume.dtype)
 
@@ -68,16 +87,31 @@ class DownBlock3d(nn.Module):
 
 
 class UpBlock3d(nn.Module):
-    """Nearest upsampling ×2 in height and width, then conv3³ + BatchNorm + ReLU."""
+    """Nearest upsampling ×2 in height and width, then conv3³ + BatchNorm + ReLU.
+
+    The conv runs on the input itself in polyphase form (fast_conv.py): the same numbers as
+    convolving the upsampled copy, with 2×2 instead of 3×3 taps in height and width per phase.
+    """
+
+    SCALES = (1, 2, 2)
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv3d(in_channels, out_channels, 3, padding=1)
         self.norm = nn.BatchNorm3d(out_channels)
+        self._derived = DerivedWeights()
+        self.register_load_state_dict_post_hook(clear_derived)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        features = F.interpolate(features, scale_factor=(1, 2, 2), mode="nearest")
-        return F.relu(self.norm(self.conv(features)))
+        """(B, C_in, D, H, W) → (B, C_out, D, 2H, 2W)."""
+        if not reductions_enabled():
+            upsampled = F.interpolate(features, scale_factor=self.SCALES, mode="nearest")
+            return F.relu(self.norm(self.conv(upsampled)))
+        weight, bias = self._derived.get(
+            "polyphase", (self.conv.weight, self.conv.bias),
+            lambda: polyphase_weights(self.conv.weight, self.conv.bias, self.SCALES),
+        )
+        return F.relu(self.norm(conv3x3_of_nearest_upsampled(features, weight, bias, self.SCALES)))
 
 
 class Hourglass3d(nn.Module):
@@ -155,11 +189,12 @@ class DenseMotionNetwork(nn.Module):
             motions * (config.compressed_channels + 1), config.base_channels, config.num_blocks, config.max_channels
         )
         self.mask = nn.Conv3d(self.hourglass.out_channels, motions, kernel_size=7, padding=3)
-        self.occlusion = nn.Conv2d(self.hourglass.out_channels * config.volume_depth, 1, kernel_size=7, padding=3)
+        # Float32 in half-precision modules: one output channel (cheap), followed by a sigmoid.
+        self.occlusion = Float32Conv2d(self.hourglass.out_channels * config.volume_depth, 1, kernel_size=7, padding=3)
 
     def compress_volume(self, volume: torch.Tensor) -> torch.Tensor:
         """(B, C, D, h, w) → (B, compressed, D, h, w); depends on the source only."""
-        return F.relu(self.compress_norm(self.compress(volume)))
+        return F.relu(self.compress_norm(self.compress(volume.to(self.compress.weight.dtype))))
 
     def forward(self, compressed: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> DenseMotion:
         """Predict the motion.
@@ -167,10 +202,15 @@ class DenseMotionNetwork(nn.Module):
         Args:
             compressed: (1 or B, compressed, D, h, w) output of :meth:`compress_volume`.
             kp_source, kp_driving: (B, K, 3) keypoints in [-1, 1] (x, y, z).
+
+        Half-precision modules return the mask, deformation and occlusion map in float32.
         """
         batch, num_kp = kp_driving.shape[:2]
         _, channels, depth, height, width = compressed.shape
-        grid = coordinate_grid_3d(depth, height, width, compressed)
+        dtype = compressed.dtype
+        accurate = accurate_dtype(dtype)
+        kp_source, kp_driving = kp_source.to(accurate), kp_driving.to(accurate)
+        grid = coordinate_grid_3d(depth, height, width, compressed.new_empty(0, dtype=accurate))
         # Motion k maps a driving-frame voxel to the source: grid - kp_driving_k + kp_source_k
         # (evaluated in this order, as the original does, for bit-level parity).
         keypoint_motions = grid - kp_driving[:, :, None, None, None, :] + kp_source[:, :, None, None, None, :]
@@ -184,10 +224,10 @@ class DenseMotionNetwork(nn.Module):
         heatmaps = keypoint_gaussians(kp_driving, grid) - keypoint_gaussians(kp_source, grid)
         background = torch.zeros_like(heatmaps[:, :1])
         heatmaps = torch.cat([background, heatmaps], dim=1).unsqueeze(2)
-        hourglass_input = torch.cat([heatmaps, deformed], dim=2).view(batch, -1, depth, height, width)
+        hourglass_input = torch.cat([heatmaps.to(dtype), deformed], dim=2).view(batch, -1, depth, height, width)
         prediction = self.hourglass(hourglass_input)
 
-        mask = F.softmax(self.mask(prediction), dim=1)
+        mask = F.softmax(self.mask(prediction).to(accurate), dim=1)
         kept = torch.where(mask < MASK_THRESHOLD, torch.zeros_like(mask), mask)
         deformation = (sparse_motions * kept.unsqueeze(-1)).sum(dim=1)
         occlusion_map = torch.sigmoid(self.occlusion(prediction.reshape(batch, -1, height, width)))

@@ -9,6 +9,10 @@ heat-map divided by the temperature (0.1). No Jacobians (``estimate_jacobian: Fa
 The low-pass kernel is a buffer stored in the checkpoints (``down.weight`` in the
 original naming), so it is loaded like a weight rather than recomputed; a new
 module starts from the analytic kernel :func:`gaussian_kernel`.
+
+In a half-precision module the keypoint head conv, the heat-map softmax (logits ×10 by
+the temperature) and the expectation run in float32, and the keypoints come out in
+float32 (precision.py); the encoder and the 3-D decoder run in the module's dtype.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tavce.errors import InvalidArgumentError, InvalidImageError
 from tavce.models.base import TavceModule
 from tavce.models.renderer.dense_motion import UpBlock3d, coordinate_grid_3d
 from tavce.models.renderer.generator import ConvNormAct2d
+from tavce.models.renderer.precision import Float32Conv3d
 
 __all__ = ["AntiAliasDownsample", "KeypointDetector", "KeypointDetectorConfig", "gaussian_kernel"]
 
@@ -118,10 +123,13 @@ class KeypointDetector(TavceModule):
         self.up_blocks = nn.ModuleList(
             UpBlock3d(config.level_channels(i + 1), config.level_channels(i)) for i in reversed(levels)
         )
-        self.keypoint_head = nn.Conv3d(config.base_channels, config.num_keypoints, kernel_size=3, padding=1)
+        self.keypoint_head = Float32Conv3d(config.base_channels, config.num_keypoints, kernel_size=3, padding=1)
 
     def heatmaps(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) → (B, K, depth, S·scale, S·scale) heat-maps, each a softmax over its volume."""
+        """(B, 3, S, S) → (B, K, depth, S·scale, S·scale) heat-maps, each a softmax over its volume.
+
+        Float32 for half-precision modules (float64 modules stay float64).
+        """
         if image.ndim != 4 or image.shape[1] != self.config.image_channels:
             raise InvalidImageError(
                 f"image: expected (B, {self.config.image_channels}, S, S) in [0, 1], got {tuple(image.shape)}."

@@ -3,6 +3,10 @@
 reference-pipeline.md §4.2. The head outputs are logits over 66 pose bins (decoded
 to degrees by :func:`tavce.models.renderer.keypoint_transform.bins_to_degrees`), a
 translation and per-keypoint expression deltas.
+
+The MappingNet is tiny and its outputs are softmax logits and keypoint offsets, so it
+keeps float32 weights when a renderer is cast to a half type (precision.py); its
+inputs are cast to its weights' dtype.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from torch import nn
 
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule
+from tavce.models.renderer.precision import Float32Weights
 
 __all__ = ["HeadMotion", "MappingNet", "MappingNetConfig", "MotionHeads"]
 
@@ -79,7 +84,7 @@ class MappingNetConfig:
         return 7 + 6 * self.num_layers
 
 
-class MappingNet(TavceModule):
+class MappingNet(Float32Weights, TavceModule):
     """(B, coeff_dim, window) coefficient windows → :class:`HeadMotion`.
 
     The first conv (kernel 7) shortens the window by 6 frames; each residual layer
@@ -109,7 +114,7 @@ class MappingNet(TavceModule):
                 f"MappingNet: expected coefficient windows (B, {expected[0]}, {expected[1]}), "
                 f"got {tuple(coefficient_windows.shape)}."
             )
-        hidden = self.input_conv(coefficient_windows)
+        hidden = self.input_conv(coefficient_windows.to(self.input_conv.weight.dtype))
         for layer in self.layers:
             hidden = layer(F.leaky_relu(hidden, 0.1)) + hidden[:, :, 3:-3]
         return self.heads(hidden.mean(dim=-1))

@@ -36,6 +36,7 @@ from tavce.models.renderer.generator import GeneratorConfig, OcclusionAwareSPADE
 from tavce.models.renderer.keypoint_detector import KeypointDetector, KeypointDetectorConfig
 from tavce.models.renderer.keypoint_transform import transform_keypoints
 from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
+from tavce.models.renderer.precision import accurate_dtype
 from tavce.types import AudioRelationship, MotionCoefficients
 
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ class CERLRenderer(TavceModule):
                 "pass 70 coefficients per frame (73 with crop parameters for the full-mode MappingNet)."
             )
         reference = self._parameter()
-        return values.narrow(len(leading), 0, dim).to(device=reference.device, dtype=reference.dtype)
+        return values.narrow(len(leading), 0, dim).to(device=reference.device, dtype=accurate_dtype(reference.dtype))
 
     # ------------------------------------------------------------------ Renderer interface
     def prepare_source(self, source: PreparedSource) -> SourceState:
@@ -338,7 +339,7 @@ class CERLRenderer(TavceModule):
                 f"relationship: {relationship.shape[0]} entries for {batch} driving windows; pass one per frame."
             )
         reference = self._parameter()
-        return relationship.to(device=reference.device, dtype=reference.dtype)
+        return relationship.to(device=reference.device, dtype=accurate_dtype(reference.dtype))
 
     @torch.inference_mode()
     def render_windows(

@@ -5,19 +5,87 @@ size) is both the decoder input and the "segmentation map" every SPADE layer is
 conditioned on. Spectral normalisation of the residual convs exists only for
 training (``spectral_norm=True``); inference networks hold folded plain weights
 (see spectral.py).
+
+Exact work reductions (fast_conv.py; the parameters and their names are unchanged,
+merged weights are derived and cached):
+
+* a SPADE layer's γ and β convs read the same hidden map: one conv with 2·C outputs;
+* every SPADE layer of a decoder stage (the 6 middle blocks, each up block) reads S
+  resized to the same size: their shared-MLP convs are one conv with 128·n outputs;
+* up-block stages see S nearest-upsampled ×2 / ×4: that shared conv runs on S itself in
+  polyphase form (2.25× fewer multiply-adds), never on the upsampled copy;
+* a block with a learned shortcut normalises its input once for both SPADE layers, and
+  folds its bias-free 1×1 shortcut conv into the shortcut SPADE's β conv (linear maps
+  compose), which then has f_out instead of f_in outputs.
+
+In half precision the decoder keeps its activations channels-last (oneDNN's fast
+bfloat16 convolutions read and write that layout without reorders) and computes the
+last conv and the sigmoid in float32.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tavce.models.renderer.fast_conv import (
+    DerivedWeights,
+    clear_derived,
+    concatenate_parameters,
+    concatenated_conv,
+    conv3x3_of_nearest_upsampled,
+    polyphase_weights,
+    reductions_enabled,
+)
+from tavce.models.renderer.precision import Float32Conv2d, preferred_memory_format
 from tavce.models.renderer.spectral import maybe_spectral
 
 LEAKY_SLOPE = 0.2
+
+
+def nearest_scale(low: Sequence[int], high: Sequence[int]) -> int | None:
+    """The common power-of-two factor s with high = s·low on every axis, or None.
+
+    Powers of two only: for them ``F.interpolate(mode='nearest')`` picks source index ⌊i/s⌋
+    exactly (its float scale 1/s is exact), which the polyphase form assumes.
+    """
+    ratios = {h // l if l and h % l == 0 else 0 for l, h in zip(low, high)}
+    if len(ratios) != 1:
+        return None
+    scale = ratios.pop()
+    return scale if scale >= 1 and scale & (scale - 1) == 0 else None
+
+
+def instance_norm(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Parameter-free InstanceNorm2d as a group norm with one channel per group.
+
+    The same statistics (biased variance over H, W per sample and channel, same eps);
+    unlike ``F.instance_norm`` it keeps a channels-last input channels-last and has fast
+    CPU kernels for it (statistics accumulated in float32 for half types).
+    """
+    return F.group_norm(features, features.shape[1], eps=eps)
+
+
+def shared_hidden(
+    condition: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, size: Sequence[int], folded: bool
+) -> torch.Tensor:
+    """ReLU(conv3x3(nearest-resize(condition, size))) with (possibly merged) shared-MLP weights.
+
+    ``folded``: ``weight``/``bias`` are the :func:`polyphase_weights` for the power-of-two
+    scale from ``condition`` to ``size`` (the conv then runs at the condition's resolution).
+    """
+    if folded:
+        scale = nearest_scale(condition.shape[2:], size)
+        return conv3x3_of_nearest_upsampled(condition, weight, bias, (scale, scale), relu=True)
+    else:
+        if tuple(condition.shape[2:]) != tuple(size):
+            condition = F.interpolate(condition, size=tuple(size), mode="nearest")
+        hidden = concatenated_conv(condition, weight, bias, padding=1)
+    return F.relu(hidden)
 
 
 class SPADE(nn.Module):
@@ -32,12 +100,46 @@ class SPADE(nn.Module):
         self.shared = nn.Sequential(nn.Conv2d(condition_channels, hidden_channels, 3, padding=1), nn.ReLU())
         self.gamma = nn.Conv2d(hidden_channels, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden_channels, channels, 3, padding=1)
+        self._derived = DerivedWeights()
+        self.register_load_state_dict_post_hook(clear_derived)
+
+    @property
+    def shared_conv(self) -> nn.Conv2d:
+        return self.shared[0]
+
+    def gamma_beta_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The merged γ/β conv: weight (2C, hidden, 3, 3), bias (2C,), γ first (derived, cached)."""
+        sources = (self.gamma.weight, self.gamma.bias, self.beta.weight, self.beta.bias)
+        return self._derived.get("gamma_beta", sources, lambda: concatenate_parameters((self.gamma, self.beta)))
+
+    def hidden(self, condition: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        """(B, hidden, *size): the shared MLP on the condition resized (nearest) to ``size``."""
+        conv = self.shared_conv
+        scale = nearest_scale(condition.shape[2:], size)
+        if scale is not None and scale > 1:
+            sources = (conv.weight, conv.bias)
+            weight, bias = self._derived.get(
+                f"shared_x{scale}", sources, lambda: polyphase_weights(conv.weight, conv.bias, (scale, scale))
+            )
+            return shared_hidden(condition, weight, bias, size, folded=True)
+        return shared_hidden(condition, conv.weight, conv.bias, size, folded=False)
+
+    def modulate(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """normalized·(1 + γ(hidden)) + β(hidden) for normalized (B, C, H, W) = InstanceNorm(x), hidden (B, 128, H, W)."""
+        weight, bias = self.gamma_beta_parameters()
+        gamma, beta = concatenated_conv(hidden, weight, bias, padding=1).chunk(2, dim=1)
+        return torch.addcmul(normalized + beta, normalized, gamma)
+
+    def plain_forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The textbook computation (reference for the reduced one, :func:`exact_reductions`)."""
+        hidden = self.shared(F.interpolate(condition, size=features.shape[2:], mode="nearest"))
+        return self.norm(features) * (1 + self.gamma(hidden)) + self.beta(hidden)
 
     def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) features, (B, condition_channels, h, w) condition → (B, C, H, W)."""
-        condition = F.interpolate(condition, size=features.shape[2:], mode="nearest")
-        hidden = self.shared(condition)
-        return self.norm(features) * (1 + self.gamma(hidden)) + self.beta(hidden)
+        if not reductions_enabled():
+            return self.plain_forward(features, condition)
+        return self.modulate(instance_norm(features, self.norm.eps), self.hidden(condition, features.shape[2:]))
 
 
 class SPADEResBlock(nn.Module):
@@ -61,13 +163,81 @@ class SPADEResBlock(nn.Module):
             self.norm_shortcut = SPADE(in_channels, condition_channels, spade_hidden)
             self.conv_shortcut = maybe_spectral(nn.Conv2d(in_channels, out_channels, 1, bias=False), spectral_norm)
 
-    def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def spade_layers(self) -> dict[str, SPADE]:
+        """The block's SPADE layers by attribute name, in the order their hidden maps are merged."""
+        names = ("norm_0", "norm_1") + (("norm_shortcut",) if self.learned_shortcut else ())
+        return {name: getattr(self, name) for name in names}
+
+    def shortcut_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shortcut SPADE's γ conv merged with (conv_shortcut ∘ β conv), derived and cached.
+
+        conv_shortcut is a bias-free 1×1 conv, hence linear: conv_shortcut(n·(1+γ) + β) =
+        conv_shortcut(n·(1+γ)) + (W_sc·W_β) ⋆ hidden + W_sc·b_β. The composed β conv has f_out
+        instead of f_in output channels (256→64 and 512→256 in the up blocks). Returns the weight
+        (f_in + f_out, hidden, 3, 3) and bias, γ first; composed in float64.
+        """
+        layer, conv = self.norm_shortcut, self.conv_shortcut
+        sources = (layer.gamma.weight, layer.gamma.bias, layer.beta.weight, layer.beta.bias, conv.weight)
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            projection = conv.weight[:, :, 0, 0].to(torch.float64)
+            composed_weight = torch.einsum("oc,chij->ohij", projection, layer.beta.weight.to(torch.float64))
+            composed_bias = projection @ layer.beta.bias.to(torch.float64)
+            dtype = layer.gamma.weight.dtype
+            return (
+                torch.cat([layer.gamma.weight, composed_weight.to(dtype)]),
+                torch.cat([layer.gamma.bias, composed_bias.to(dtype)]),
+            )
+
+        return layer._derived.get("shortcut", sources, build)
+
+    def _learned_shortcut(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """conv_shortcut(norm_shortcut(x)) from InstanceNorm(x) and the shortcut SPADE's hidden map."""
+        weight, bias = self.shortcut_parameters()
+        gamma, projected_beta = concatenated_conv(hidden, weight, bias, padding=1).split(
+            [normalized.shape[1], weight.shape[0] - normalized.shape[1]], dim=1
+        )
+        return self.conv_shortcut(torch.addcmul(normalized, normalized, gamma)) + projected_beta
+
+    def forward(
+        self, features: torch.Tensor, condition: torch.Tensor, hidden: Mapping[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """(B, f_in, H, W), condition (B, c, h, w) → (B, f_out, H, W).
+
+        ``hidden``: the shared-MLP outputs of the SPADE layers (by name, (B, 128, H, W)) when the
+        caller computed them together (:class:`SPADEDecoder`); otherwise each layer computes its own.
+        """
+        if not reductions_enabled():
+            shortcut = features
+            if self.learned_shortcut:
+                shortcut = self.conv_shortcut(self.norm_shortcut(features, condition))
+            hidden_features = self.conv_0(F.leaky_relu(self.norm_0(features, condition), LEAKY_SLOPE))
+            hidden_features = self.conv_1(F.leaky_relu(self.norm_1(hidden_features, condition), LEAKY_SLOPE))
+            return shortcut + hidden_features
+
+        def modulated(name: str, normalized: torch.Tensor) -> torch.Tensor:
+            layer = getattr(self, name)
+            layer_hidden = hidden[name] if hidden is not None else layer.hidden(condition, normalized.shape[2:])
+            return layer.modulate(normalized, layer_hidden)
+
+        # norm_0 and norm_shortcut are the same parameter-free InstanceNorm of the same input.
+        normalized = instance_norm(features, self.norm_0.norm.eps)
         shortcut = features
         if self.learned_shortcut:
-            shortcut = self.conv_shortcut(self.norm_shortcut(features, condition))
-        hidden = self.conv_0(F.leaky_relu(self.norm_0(features, condition), LEAKY_SLOPE))
-        hidden = self.conv_1(F.leaky_relu(self.norm_1(hidden, condition), LEAKY_SLOPE))
-        return shortcut + hidden
+            layer_hidden = (
+                hidden["norm_shortcut"] if hidden is not None else self.norm_shortcut.hidden(condition, features.shape[2:])
+            )
+            if hasattr(self.conv_shortcut, "weight_orig"):
+                # Spectral norm (training) recomputes the weight in the conv's own forward hook:
+                # nothing to fold before that call.
+                shortcut = self.conv_shortcut(self.norm_shortcut.modulate(normalized, layer_hidden))
+            else:
+                shortcut = self._learned_shortcut(normalized, layer_hidden)
+        hidden_features = self.conv_0(F.leaky_relu(modulated("norm_0", normalized), LEAKY_SLOPE))
+        hidden_features = self.conv_1(
+            F.leaky_relu(modulated("norm_1", instance_norm(hidden_features, self.norm_1.norm.eps)), LEAKY_SLOPE)
+        )
+        return shortcut + hidden_features
 
 
 @dataclass(frozen=True)
@@ -106,12 +276,54 @@ class SPADEDecoder(nn.Module):
             SPADEResBlock(channels[i], channels[i + 1], condition, config.spectral_norm, config.spade_hidden_channels)
             for i in range(len(config.up_channels))
         )
-        self.output_conv = nn.Conv2d(channels[-1], config.image_channels, 3, padding=1)
+        # Float32 whatever the decoder's dtype: 64→3 channels is cheap, and the sigmoid's input
+        # keeps its precision (the image is the output everyone compares).
+        self.output_conv = Float32Conv2d(channels[-1], config.image_channels, 3, padding=1)
+        self._derived = DerivedWeights()
+        self.register_load_state_dict_post_hook(clear_derived)
+
+    def stages(self) -> list[tuple[int, list[SPADEResBlock]]]:
+        """(upsampling factor of S, blocks) per stage: the middle blocks at ×1, then up block i at ×2^(i+1)."""
+        return [(1, list(self.middle_blocks))] + [(2 ** (i + 1), [block]) for i, block in enumerate(self.up_blocks)]
+
+    def _stage_hidden(
+        self, index: int, scale: int, blocks: list[SPADEResBlock], condition: torch.Tensor
+    ) -> list[dict[str, torch.Tensor]]:
+        """The shared-MLP outputs of every SPADE layer of a stage, from one conv (polyphase when scale > 1)."""
+        layers = [(block, name, layer) for block in blocks for name, layer in block.spade_layers().items()]
+        convs = [layer.shared_conv for _, _, layer in layers]
+        sources = [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
+
+        def build() -> tuple[torch.Tensor, torch.Tensor | None]:
+            weight, bias = concatenate_parameters(convs)
+            return polyphase_weights(weight, bias, (scale, scale)) if scale > 1 else (weight, bias)
+
+        weight, bias = self._derived.get(f"stage_{index}", sources, build)
+        size = [side * scale for side in condition.shape[2:]]
+        merged = shared_hidden(condition, weight, bias, size, folded=scale > 1)
+        splits = merged.split([conv.weight.shape[0] for conv in convs], dim=1)
+        per_block: list[dict[str, torch.Tensor]] = [{} for _ in blocks]
+        for (block, name, _), hidden in zip(layers, splits):
+            per_block[blocks.index(block)][name] = hidden
+        return per_block
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
+        """(B, input_channels, h, w) → (B, image_channels, 4h, 4w) in (0, 1), in the condition's dtype."""
+        condition = condition.to(self.input_conv.weight.dtype)
+        if not reductions_enabled():
+            features = self.input_conv(condition)
+            for block in self.middle_blocks:
+                features = block(features, condition)
+            for block in self.up_blocks:
+                features = block(F.interpolate(features, scale_factor=2, mode="nearest"), condition)
+            return torch.sigmoid(self.output_conv(F.leaky_relu(features, LEAKY_SLOPE))).to(condition.dtype)
+        condition = condition.contiguous(memory_format=preferred_memory_format(condition))
         features = self.input_conv(condition)
-        for block in self.middle_blocks:
-            features = block(features, condition)
-        for block in self.up_blocks:
-            features = block(F.interpolate(features, scale_factor=2, mode="nearest"), condition)
-        return torch.sigmoid(self.output_conv(F.leaky_relu(features, LEAKY_SLOPE)))
+        for index, (scale, blocks) in enumerate(self.stages()):
+            hidden = self._stage_hidden(index, scale, blocks, condition)
+            for block, block_hidden in zip(blocks, hidden):
+                if scale > 1:
+                    features = F.interpolate(features, scale_factor=2, mode="nearest")
+                features = block(features, condition, block_hidden)
+        image = torch.sigmoid(self.output_conv(F.leaky_relu(features, LEAKY_SLOPE)))
+        return image.to(condition.dtype).contiguous()

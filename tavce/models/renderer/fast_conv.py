@@ -1,0 +1,230 @@
+"""Exact reductions of convolution work used inside the renderer modules.
+
+Each helper computes exactly what the plain computation does (up to floating-point
+summation order), with fewer or larger kernel calls:
+
+* :func:`concatenated_conv` — several convs reading the same input become one conv whose
+  output channels are the concatenation (a SPADE layer's γ and β convs; the shared-MLP
+  convs of all SPADE layers reading the same segmentation map at one resolution).
+* :func:`polyphase_weights` / :func:`conv3x3_of_nearest_upsampled` — a 3×3 (or 3×3×3)
+  conv with padding 1 of a nearest-upsampled map, computed on the low-resolution map:
+  every output phase (position modulo the scale) sees at most two distinct input pixels
+  per upsampled axis, so the 3 taps of that axis fold into 2 (weights summed) and all
+  phases come out of one conv with 2 taps per upsampled axis. 2×2 instead of 3×3 taps on
+  a quarter of the pixels per phase: 4·4 = 16 instead of 9·4 = 36 multiply-adds per input
+  pixel and output channel at scale 2 (2.25× less), the same ratio at scale 4.
+* :class:`DerivedWeights` — the merged / folded weights are *derived* from the module's
+  own parameters and cached (never stored in the state dict), rebuilt when a source
+  parameter is replaced, modified in place (``load_state_dict``), moved or cast.
+
+Weights keep their original names and shapes, so converters and checkpoints are unaffected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+_state = threading.local()
+
+
+def reductions_enabled() -> bool:
+    """Whether the modules use the reduced computations (the default) or the plain ones."""
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def exact_reductions(enabled: bool) -> Iterator[None]:
+    """Switch the reduced computations off (``False``) or on in this thread, e.g. to time or check the plain path.
+
+    The plain path is the textbook computation (separate γ/β and shared convs, convs on
+    upsampled copies, contiguous layouts); both paths compute the same function.
+    """
+    previous = reductions_enabled()
+    _state.enabled = enabled
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+def _signature(tensors: Sequence[torch.Tensor]) -> tuple:
+    # Inference tensors (parameters created under torch.inference_mode) have no version
+    # counter; for them in-place loads are caught by the load_state_dict hook (clear_derived).
+    return tuple(
+        (t.data_ptr(), None if t.is_inference() else t._version, t.dtype, t.device, tuple(t.shape)) for t in tensors
+    )
+
+
+def clear_derived(module: torch.nn.Module, incompatible_keys: object = None) -> None:
+    """Drop every cached derived weight of ``module`` and its submodules.
+
+    Registered as a ``load_state_dict`` post-hook by the modules that own a
+    :class:`DerivedWeights`, so weights loaded in place are never served stale.
+    """
+    for submodule in module.modules():
+        derived = getattr(submodule, "_derived", None)
+        if isinstance(derived, DerivedWeights):
+            derived.clear()
+
+
+class DerivedWeights:
+    """A cache of tensors derived from parameters, keyed by the parameters' identity and version.
+
+    Not an ``nn.Module`` attribute of tensor type, so nothing derived lands in ``state_dict``.
+    While autograd records (training with parameters that require grad), the derived tensors
+    are rebuilt on every call so gradients flow to the original parameters.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple, tuple[torch.Tensor, ...]]] = {}
+
+    def get(
+        self, name: str, sources: Sequence[torch.Tensor], build: Callable[[], tuple[torch.Tensor, ...]]
+    ) -> tuple[torch.Tensor, ...]:
+        """``build()``, or its cached result while ``sources`` are the same unmodified tensors."""
+        if torch.is_grad_enabled() and any(source.requires_grad for source in sources):
+            return build()
+        signature = _signature(sources)
+        entry = self._entries.get(name)
+        if entry is None or entry[0] != signature:
+            with torch.no_grad():
+                entry = (signature, tuple(t.detach() for t in build()))
+            self._entries[name] = entry
+        return entry[1]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __deepcopy__(self, memo: dict) -> DerivedWeights:
+        return DerivedWeights()
+
+    def __getstate__(self) -> dict:
+        return {"_entries": {}}
+
+
+def concatenate_parameters(convs: Sequence[torch.nn.Module]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight, bias) of one conv equal to ``convs`` stacked along output channels (bias None if none have one)."""
+    weight = torch.cat([conv.weight for conv in convs])
+    if all(conv.bias is None for conv in convs):
+        return weight, None
+    bias = torch.cat(
+        [conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.weight.shape[0]) for conv in convs]
+    )
+    return weight, bias
+
+
+def concatenated_conv(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
+    """Stride-1 conv of ``input`` (B, C, *spatial) with merged weights; split the result with ``torch.split``."""
+    return _CONV[weight.ndim - 2](input, weight.to(input.dtype), None if bias is None else bias.to(input.dtype), padding=padding)
+
+
+def _axis_folds(scale: int) -> list[torch.Tensor]:
+    """Per phase t of one upsampled axis: the fold matrix (taps, 3) from the 3 kernel taps to the input taps.
+
+    With scale 1 the axis is not upsampled and its 3 taps stay (identity). With scale s ≥ 2,
+    index the output as Y = q·s + t − 1 (phase t, shifted by one so that every phase reads
+    the same two low-resolution pixels): a 3-tap conv (padding 1) at Y reads upsampled pixels
+    Y−1, Y, Y+1, i.e. low-resolution pixels q + ⌊(t−1+d)/s⌋ for d = −1, 0, 1, which are
+    always among q−1 and q. The fold matrix adds the kernel taps landing on the same pixel.
+    """
+    if scale == 1:
+        return [torch.eye(3, dtype=torch.float64)]
+    folds = []
+    for phase in range(scale):
+        fold = torch.zeros(2, 3, dtype=torch.float64)
+        for tap, delta in enumerate((-1, 0, 1)):
+            fold[(phase - 1 + delta) // scale + 1, tap] = 1
+        folds.append(fold)
+    return folds
+
+
+def polyphase_weights(
+    weight: torch.Tensor, bias: torch.Tensor | None, scales: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Fold a 3-tap conv weight (O, I, 3, …) for an input upsampled by ``scales`` (one per spatial axis).
+
+    Returns the weight (P·O, I, taps…) of all P = ∏scales phases stacked along output
+    channels (phase-major in ``itertools.product`` order of the per-axis phases, output
+    channel fastest; taps = 2 on upsampled axes, 3 elsewhere), summed in float64 and returned
+    in the weight's dtype, and the bias repeated P times.
+    """
+    if any(size != 3 for size in weight.shape[2:]) or len(scales) != weight.ndim - 2:
+        raise ValueError(f"polyphase_weights: need a 3-tap kernel with one scale per axis, got {tuple(weight.shape)}, {scales}")
+    per_axis = [_axis_folds(scale) for scale in scales]
+    letters = "abc"[: len(scales)]
+    kernel = "".join(letters)
+    folded_axes = "".join(letter.upper() for letter in letters)
+    equation = f"oi{kernel}," + ",".join(f"{upper}{lower}" for upper, lower in zip(folded_axes, letters)) + f"->oi{folded_axes}"
+    weight64 = weight.to(torch.float64)
+    phases = [
+        torch.einsum(equation, weight64, *(fold.to(weight.device) for fold in combination))
+        for combination in itertools.product(*per_axis)
+    ]
+    stacked = torch.cat(phases).to(weight.dtype)
+    return stacked, None if bias is None else bias.repeat(len(phases))
+
+
+def conv3x3_of_nearest_upsampled(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    scales: Sequence[int],
+    relu: bool = False,
+) -> torch.Tensor:
+    """``conv(interpolate(input, scale_factor=scales, mode='nearest'), w, b, padding=1)`` on the low-resolution input.
+
+    Args:
+        input: (B, I, *low) 4-D or 5-D, low-resolution map.
+        weight, bias: :func:`polyphase_weights` of the original (O, I, 3, …) weight for ``scales``.
+        scales: integer upsampling factor per spatial axis (1 = not upsampled).
+        relu: apply ReLU (on the phase outputs, before interleaving them: one pass less).
+
+    Returns:
+        (B, O, *(low·scales)), in ``input``'s memory format (channels-last stays channels-last);
+        possibly a strided view.
+    """
+    spatial = input.ndim - 2
+    count = 1
+    for scale in scales:
+        count *= scale
+    out_channels = weight.shape[0] // count
+    # Padding 1 everywhere: upsampled axes get low+1 outputs q = 0 … low (pixels q−1, q),
+    # the others low outputs (3 taps).
+    stacked = _CONV[spatial](
+        F.pad(input, (1, 1) * spatial), weight.to(input.dtype), None if bias is None else bias.to(input.dtype)
+    )
+    if relu:
+        stacked = stacked.relu_()
+    batch, sizes = input.shape[0], stacked.shape[2:]
+    memory_format = _memory_format_of(input)
+    full = torch.empty(
+        (batch, out_channels, *(size * scale for size, scale in zip(sizes, scales))),
+        dtype=stacked.dtype,
+        device=stacked.device,
+        memory_format=memory_format,
+    )
+    # stacked: (B, t₀, t₁, …, O, q₀, q₁, …) → full: (B, O, q₀, t₀, q₁, t₁, …) in one copy.
+    phases = stacked.view(batch, *scales, out_channels, *sizes)
+    order = [0, spatial + 1] + [axis for k in range(spatial) for axis in (spatial + 2 + k, 1 + k)]
+    full.view(batch, out_channels, *itertools.chain.from_iterable(zip(sizes, scales))).copy_(phases.permute(order))
+    # Output Y = q·s + t − 1: drop the first row of every upsampled axis.
+    crop = [slice(None), slice(None)] + [
+        slice(1, 1 + low * scale) if scale > 1 else slice(None) for low, scale in zip(input.shape[2:], scales)
+    ]
+    return full[tuple(crop)]
+
+
+def _memory_format_of(tensor: torch.Tensor) -> torch.memory_format:
+    if tensor.ndim == 4 and tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous():
+        return torch.channels_last
+    if tensor.ndim == 5 and tensor.is_contiguous(memory_format=torch.channels_last_3d) and not tensor.is_contiguous():
+        return torch.channels_last_3d
+    return torch.contiguous_format

@@ -1,0 +1,111 @@
+"""Precision policy of the renderer networks: what runs in half precision and what stays float32.
+
+The renderer modules run in whatever dtype they are cast to (``module.to(torch.bfloat16)``
+on a CPU with bfloat16 kernels, float16 or bfloat16 on a GPU). The bulk of the work — the
+convolutions of the SPADE decoder, the 3-D hourglass, the encoders — is well conditioned and
+runs in that dtype. A few steps are not, and are computed in float32 whatever the module's
+dtype (:func:`accurate_dtype`):
+
+* the keypoint heat-map softmax (logits divided by the 0.1 temperature amplify rounding ×10)
+  and the keypoint expectation over the coordinate grid;
+* the MappingNet (tiny; its outputs are softmax logits over pose bins and keypoint deltas);
+* coordinate grids, Gaussian heat-maps, sparse motions, the motion softmax and the
+  deformation field (grid coordinates need more than bfloat16's 8 mantissa bits: one
+  step of 2⁻⁸ in [-1, 1] is a third of a voxel at 64 samples);
+* the occlusion sigmoid and its 7×7 conv, the trilinear warps (``grid_sample``).
+
+Submodules whose weights must stay float32 mix in :class:`Float32Weights`: casting the
+parent to a half type leaves their floating-point parameters and buffers in float32 (a
+bfloat16 copy would already have lost the bits), while device moves still apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def is_half(dtype: torch.dtype) -> bool:
+    """Whether ``dtype`` is a 16-bit floating type (float16 or bfloat16)."""
+    return dtype in HALF_DTYPES
+
+
+def accurate_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype for numerically sensitive steps: float32 for half types, ``dtype`` otherwise (float64 stays)."""
+    return torch.float32 if is_half(dtype) else dtype
+
+
+def cpu_supports_bfloat16() -> bool:
+    """Whether this CPU has native bfloat16 convolution/matmul kernels (oneDNN avx512_bf16 / AMX).
+
+    Without them PyTorch emulates bfloat16 on the CPU, which is slower than float32; callers
+    should then render in float32.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # builds without oneDNN
+        return False
+
+
+CHANNELS_LAST_FLOAT32_CPU = True
+"""Whether float32 CPU activations are kept channels-last too (measured faster with oneDNN: benchmarks/renderer.py)."""
+
+
+def preferred_memory_format(tensor: torch.Tensor) -> torch.memory_format:
+    """The layout the convolution kernels prefer for a 4-D activation of this dtype/device.
+
+    Channels-last for half types (oneDNN's bfloat16 kernels and cuDNN's tensor-core kernels
+    read it without reorders) and for float32 on the CPU (:data:`CHANNELS_LAST_FLOAT32_CPU`);
+    float64 and other cases stay contiguous.
+    """
+    if tensor.ndim != 4:
+        return torch.contiguous_format
+    if is_half(tensor.dtype) or (tensor.dtype == torch.float32 and tensor.device.type == "cpu" and CHANNELS_LAST_FLOAT32_CPU):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def run_in_float32(function: Callable[..., torch.Tensor], *tensors: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    """``function(*tensors)`` with half-precision tensors promoted to float32; the result is returned in float32."""
+    promoted = [tensor.to(accurate_dtype(tensor.dtype)) if tensor.is_floating_point() else tensor for tensor in tensors]
+    return function(*promoted, **kwargs)
+
+
+class Float32Weights(nn.Module):
+    """Mixin: casting the module to float16/bfloat16 keeps its float32 parameters and buffers in float32.
+
+    ``Module.to``, ``.half()``, ``.bfloat16()`` all go through ``_apply``; this one lets a cast
+    happen only when it does not lower float32 to a half type (device moves and float64 casts
+    apply as usual). The module's forward must cast its inputs to its weights' dtype.
+    """
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> nn.Module:
+        def keep_float32(tensor: torch.Tensor) -> torch.Tensor:
+            result = fn(tensor)
+            if tensor.dtype == torch.float32 and is_half(result.dtype):
+                return tensor.to(device=result.device)
+            return result
+
+        return super()._apply(keep_float32, recurse)
+
+
+class Float32Conv2d(Float32Weights, nn.Conv2d):
+    """A Conv2d that stays float32 when its parent is cast to a half type; inputs are promoted to float32.
+
+    Same parameters and state-dict keys as ``nn.Conv2d``.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return super().forward(input.to(self.weight.dtype))
+
+
+class Float32Conv3d(Float32Weights, nn.Conv3d):
+    """A Conv3d that stays float32 when its parent is cast to a half type; inputs are promoted to float32."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return super().forward(input.to(self.weight.dtype))

@@ -1,0 +1,293 @@
+"""The renderer's exact work reductions equal the plain computation; half-precision paths run.
+
+Each reduction (fast_conv.py, spade.py, dense_motion.py) is compared in float64 with a
+plain re-implementation written here from the module's own parameters, so a wrong fold,
+a wrong merge order or a stale cached weight shows as a mismatch.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tavce.models.renderer.dense_motion import UpBlock3d
+from tavce.models.renderer.fast_conv import (
+    DerivedWeights,
+    conv3x3_of_nearest_upsampled,
+    polyphase_weights,
+)
+from tavce.models.renderer.keypoint_detector import KeypointDetector, KeypointDetectorConfig
+from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
+from tavce.models.renderer.precision import (
+    Float32Conv2d,
+    accurate_dtype,
+    cpu_supports_bfloat16,
+    run_in_float32,
+)
+from tavce.models.renderer.spade import SPADE, LEAKY_SLOPE, SPADEDecoder, SPADEDecoderConfig, SPADEResBlock
+from tests.models.tiny_generator import inputs, tiny_generator
+
+TINY_DECODER = SPADEDecoderConfig(
+    input_channels=6, hidden_channels=8, num_middle_blocks=2, up_channels=(8, 4), spade_hidden_channels=5
+)
+
+
+def randomized(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """``module`` in float64 with every parameter redrawn (non-zero biases, unit-scale weights)."""
+    generator = torch.Generator().manual_seed(seed)
+    module = module.double()
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator, dtype=torch.float64))
+    return module
+
+
+def plain_spade(layer: SPADE, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    conv = layer.shared[0]
+    resized = F.interpolate(condition, size=features.shape[2:], mode="nearest")
+    hidden = F.relu(F.conv2d(resized, conv.weight, conv.bias, padding=1))
+    gamma = F.conv2d(hidden, layer.gamma.weight, layer.gamma.bias, padding=1)
+    beta = F.conv2d(hidden, layer.beta.weight, layer.beta.bias, padding=1)
+    return F.instance_norm(features) * (1 + gamma) + beta
+
+
+def plain_block(block: SPADEResBlock, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    shortcut = features
+    if block.learned_shortcut:
+        shortcut = block.conv_shortcut(plain_spade(block.norm_shortcut, features, condition))
+    hidden = block.conv_0(F.leaky_relu(plain_spade(block.norm_0, features, condition), LEAKY_SLOPE))
+    hidden = block.conv_1(F.leaky_relu(plain_spade(block.norm_1, hidden, condition), LEAKY_SLOPE))
+    return shortcut + hidden
+
+
+def plain_decoder(decoder: SPADEDecoder, condition: torch.Tensor) -> torch.Tensor:
+    features = decoder.input_conv(condition)
+    for block in decoder.middle_blocks:
+        features = plain_block(block, features, condition)
+    for block in decoder.up_blocks:
+        features = plain_block(block, F.interpolate(features, scale_factor=2, mode="nearest"), condition)
+    conv = decoder.output_conv
+    return torch.sigmoid(F.conv2d(F.leaky_relu(features, LEAKY_SLOPE), conv.weight, conv.bias, padding=1))
+
+
+@pytest.mark.parametrize("scales", [(2, 2), (4, 4), (1, 2, 2), (2, 1, 2), (1, 1)])
+def test_polyphase_conv_equals_the_conv_of_the_nearest_upsampled_map(scales):
+    generator = torch.Generator().manual_seed(1)
+    low = (3, 4, 5)[: len(scales)]
+    x = torch.randn(2, 5, *low, generator=generator, dtype=torch.float64)
+    weight = torch.randn(7, 5, *(3,) * len(scales), generator=generator, dtype=torch.float64)
+    bias = torch.randn(7, generator=generator, dtype=torch.float64)
+    conv = F.conv2d if len(scales) == 2 else F.conv3d
+    expected = conv(F.interpolate(x, scale_factor=scales, mode="nearest"), weight, bias, padding=1)
+    folded_weight, folded_bias = polyphase_weights(weight, bias, scales)
+    assert folded_weight.shape[2:] == tuple(2 if scale > 1 else 3 for scale in scales)
+    torch.testing.assert_close(conv3x3_of_nearest_upsampled(x, folded_weight, folded_bias, scales), expected)
+
+
+def test_polyphase_conv_keeps_channels_last():
+    x = torch.randn(1, 4, 5, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(3, 4, 3, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    out = conv3x3_of_nearest_upsampled(x, *polyphase_weights(weight, bias, (2, 2)), (2, 2))
+    assert out.stride(1) == 1  # channels innermost (a cropped view of a channels-last tensor)
+    expected = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), weight, bias, padding=1)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("condition_size", [8, 4, 2])
+def test_spade_with_merged_gamma_beta_equals_the_plain_layer(condition_size):
+    layer = randomized(SPADE(channels=6, condition_channels=3, hidden_channels=5))
+    generator = torch.Generator().manual_seed(2)
+    features = torch.randn(2, 6, 8, 8, generator=generator, dtype=torch.float64)
+    condition = torch.randn(2, 3, condition_size, condition_size, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(layer(features, condition), plain_spade(layer, features, condition))
+
+
+def test_resblock_with_caller_computed_hidden_maps_equals_the_plain_block():
+    block = randomized(SPADEResBlock(6, 4, condition_channels=3, spectral_norm=False, spade_hidden=5))
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(1, 6, 8, 8, generator=generator, dtype=torch.float64)
+    condition = torch.randn(1, 3, 4, 4, generator=generator, dtype=torch.float64)
+    hidden = {name: layer.hidden(condition, (8, 8)) for name, layer in block.spade_layers().items()}
+    expected = plain_block(block, features, condition)
+    torch.testing.assert_close(block(features, condition), expected)
+    torch.testing.assert_close(block(features, condition, hidden), expected)
+
+
+def test_decoder_with_merged_shared_convs_equals_the_plain_decoder():
+    decoder = randomized(SPADEDecoder(TINY_DECODER)).eval()
+    condition = torch.randn(2, 6, 4, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    with torch.inference_mode():
+        torch.testing.assert_close(decoder(condition), plain_decoder(decoder, condition))
+
+
+def test_merged_weights_are_derived_not_stored_and_follow_loaded_weights():
+    decoder = randomized(SPADEDecoder(TINY_DECODER), seed=5).eval()
+    plain_keys = set(decoder.state_dict())
+    condition = torch.randn(1, 6, 4, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    with torch.inference_mode():
+        decoder(condition)  # fills the caches
+    assert set(decoder.state_dict()) == plain_keys
+    assert not any("derived" in key or "merged" in key for key in plain_keys)
+    # new weights loaded in place: the cached merged weights must not be reused
+    other = randomized(SPADEDecoder(TINY_DECODER), seed=7)
+    decoder.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(decoder(condition), plain_decoder(other.eval(), condition))
+    # a dtype cast replaces the parameters: the caches follow
+    with torch.inference_mode():
+        single = decoder.float()(condition.float())
+    torch.testing.assert_close(single.double(), plain_decoder(other, condition), rtol=0, atol=1e-5)
+
+
+def test_derived_weights_are_rebuilt_while_autograd_records():
+    cache = DerivedWeights()
+    weight = torch.ones(2, requires_grad=True)
+    (doubled,) = cache.get("doubled", [weight], lambda: (2 * weight,))
+    doubled.sum().backward()
+    assert torch.equal(weight.grad, torch.full((2,), 2.0))
+
+
+def test_decoder_gradients_equal_the_plain_decoder_gradients():
+    decoder = randomized(SPADEDecoder(TINY_DECODER), seed=8).train()
+    condition = torch.randn(1, 6, 4, 4, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    (fast,) = torch.autograd.grad(decoder(condition).square().sum(), [decoder.up_blocks[1].norm_1.gamma.weight])
+    (plain,) = torch.autograd.grad(plain_decoder(decoder, condition).square().sum(), [decoder.up_blocks[1].norm_1.gamma.weight])
+    torch.testing.assert_close(fast, plain)
+
+
+def test_polyphase_up_block_equals_upsample_then_conv():
+    block = randomized(UpBlock3d(3, 4)).eval()
+    with torch.no_grad():
+        block.norm.running_var.uniform_(0.5, 2.0)
+        block.norm.running_mean.normal_()
+    volume = torch.randn(2, 3, 3, 4, 5, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    upsampled = F.interpolate(volume, scale_factor=(1, 2, 2), mode="nearest")
+    expected = F.relu(block.norm(F.conv3d(upsampled, block.conv.weight, block.conv.bias, padding=1)))
+    torch.testing.assert_close(block(volume), expected)
+
+
+def test_precision_helpers():
+    assert accurate_dtype(torch.bfloat16) == torch.float32
+    assert accurate_dtype(torch.float16) == torch.float32
+    assert accurate_dtype(torch.float64) == torch.float64
+    assert isinstance(cpu_supports_bfloat16(), bool)
+    result = run_in_float32(torch.add, torch.ones(2, dtype=torch.bfloat16), torch.ones(2, dtype=torch.bfloat16))
+    assert result.dtype == torch.float32
+
+
+def test_float32_weights_survive_a_half_cast_but_follow_other_casts():
+    mapping = MappingNet(MappingNetConfig(coeff_dim=4, hidden_channels=8, num_layers=1, num_keypoints=2, window=13))
+    original = mapping.input_conv.weight.detach().clone()
+    mapping.to(torch.bfloat16)
+    assert mapping.input_conv.weight.dtype == torch.float32 and torch.equal(mapping.input_conv.weight, original)
+    assert mapping(torch.randn(2, 4, 13, dtype=torch.bfloat16)).yaw.dtype == torch.float32
+    assert mapping.to(torch.float64).input_conv.weight.dtype == torch.float64
+    conv = Float32Conv2d(2, 1, 3).bfloat16()
+    assert conv.weight.dtype == torch.float32 and conv(torch.randn(1, 2, 5, 5, dtype=torch.bfloat16)).dtype == torch.float32
+
+
+def test_keypoint_detector_in_bfloat16_returns_float32_keypoints_close_to_float32():
+    config = KeypointDetectorConfig(base_channels=4, max_channels=8, num_blocks=2, reshape_channels=32, reshape_depth=4, num_keypoints=3)
+    detector = randomized(KeypointDetector(config), seed=11).float().eval()
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(12))
+    with torch.inference_mode():
+        single = detector(image)
+        half = detector.to(torch.bfloat16)(image.bfloat16())
+    assert detector.keypoint_head.weight.dtype == torch.float32 and half.dtype == torch.float32
+    torch.testing.assert_close(half, single, rtol=0, atol=0.05)
+
+
+def test_generator_in_bfloat16_runs_and_stays_close_to_float32():
+    generator = tiny_generator().eval()
+    image, kp_source, kp_driving = inputs(2, seed=13)
+    args = (image.expand(2, -1, -1, -1), kp_source.expand(2, -1, -1), kp_driving, torch.randn(2, 4))
+    with torch.inference_mode():
+        single = generator(*args)
+        generator.to(torch.bfloat16)
+        half = generator(args[0].bfloat16(), *args[1:])
+    assert half.prediction.dtype == torch.bfloat16
+    assert half.mask.dtype == torch.float32 and half.occlusion_map.dtype == torch.float32
+    assert torch.isfinite(half.prediction).all()
+    torch.testing.assert_close(half.prediction.float(), single.prediction, rtol=0, atol=0.05)
+    torch.testing.assert_close(half.occlusion_map, single.occlusion_map, rtol=0, atol=0.05)
+
+
+def test_switching_the_reductions_off_gives_the_same_decoder_output():
+    from tavce.models.renderer.fast_conv import exact_reductions
+
+    decoder = randomized(SPADEDecoder(TINY_DECODER), seed=14).eval()
+    condition = torch.randn(1, 6, 4, 4, generator=torch.Generator().manual_seed(15), dtype=torch.float64)
+    with torch.inference_mode():
+        fast = decoder(condition)
+        with exact_reductions(False):
+            plain = decoder(condition)
+    torch.testing.assert_close(fast, plain)
+    torch.testing.assert_close(plain, plain_decoder(decoder, condition))
+
+
+def test_weights_loaded_in_place_under_inference_mode_are_not_served_stale():
+    # Parameters created under inference_mode have no version counter; the load hook clears the caches.
+    condition = torch.randn(1, 6, 4, 4, generator=torch.Generator().manual_seed(16), dtype=torch.float64)
+    other = randomized(SPADEDecoder(TINY_DECODER), seed=17).eval()
+    with torch.inference_mode():
+        decoder = randomized(SPADEDecoder(TINY_DECODER), seed=18).eval().float().double()
+        decoder(condition)
+        decoder.load_state_dict(other.state_dict())
+        torch.testing.assert_close(decoder(condition), plain_decoder(other, condition))
+
+
+def test_half_precision_generator_keeps_its_volume_path_in_float32():
+    generator = tiny_generator().to(torch.bfloat16)
+    float32_parts = [generator.fusion, generator.volume_blocks, generator.bottleneck, generator.bottleneck_projection]
+    assert all(p.dtype == torch.float32 for part in float32_parts for p in part.parameters())
+    assert generator.decoder.input_conv.weight.dtype == torch.bfloat16
+    assert generator.dense_motion.hourglass.out_conv.weight.dtype == torch.bfloat16
+    assert set(generator.state_dict()) == set(tiny_generator().state_dict())
+
+
+def test_batch_size_from_free_memory_keeps_a_reserve_and_clamps():
+    from tavce.models.renderer.acceleration import batch_size_from_free_memory
+
+    assert batch_size_from_free_memory(10 * 2**30, 2**30) == 8  # 80 % of 10 GiB at 1 GiB per frame
+    assert batch_size_from_free_memory(2**30, 4 * 2**30) == 1
+    assert batch_size_from_free_memory(2**40, 2**20, max_batch=16) == 16
+
+
+def test_choose_batch_size_on_the_cpu_is_the_default_without_rendering():
+    from tavce.models.renderer.acceleration import choose_batch_size
+
+    calls = []
+    assert choose_batch_size(lambda: calls.append(1), torch.device("cpu"), default=3) == 3
+    assert calls == []
+
+
+def test_compiled_step_falls_back_to_eager_once_when_compilation_fails():
+    from tavce.models.renderer.acceleration import CompiledStep
+
+    def failing_compiler(function, **options):
+        def compiled(*args):
+            raise RuntimeError("no compiler here")
+
+        return compiled
+
+    step = CompiledStep(lambda x: x + 1, torch.device("cpu"), enabled=True, compiler=failing_compiler)
+    assert step(torch.ones(1)).item() == 2 and step.fell_back
+    assert step(torch.ones(1)).item() == 2
+    # default on the CPU: eager, the compiler is never called
+    never = CompiledStep(lambda x: x * 2, torch.device("cpu"), compiler=failing_compiler)
+    assert not never.enabled and never(torch.ones(1)).item() == 2 and not never.fell_back
+
+
+def test_compiled_step_uses_the_compiled_function_when_it_works():
+    from tavce.models.renderer.acceleration import CompiledStep
+
+    seen = {}
+
+    def recording_compiler(function, **options):
+        seen.update(options)
+        return lambda *args: function(*args) * 10
+
+    step = CompiledStep(lambda x: x + 1, torch.device("cpu"), enabled=True, compiler=recording_compiler)
+    assert step(torch.ones(1)).item() == 20 and not step.fell_back
+    assert seen == {"mode": "default", "dynamic": False}
