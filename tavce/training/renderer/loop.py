@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from torch.utils.data import Dataset
 
 from tavce.errors import CheckpointError, InvalidArgumentError
 from tavce.models.base import config_to_dict
+from tavce.models.renderer.renderer import CERLRendererConfig
 from tavce.training.checkpoint import (
     capture_rng_state,
     find_checkpoint,
@@ -205,7 +207,29 @@ def build_trainer(config: RendererTrainingConfig, run: RendererRunConfig, device
         )
     metric = load_metric(run.metric).to(device) if needs_metric else None
     landmarker = _landmarker(run.landmarker) if (config.losses.car or config.losses.mouth) else None
-    return RendererTrainer.from_pretrained(list(run.init), metric, config, landmarker=landmarker, device=device)
+    return RendererTrainer.from_pretrained(
+        list(run.init),
+        metric,
+        config,
+        renderer_config=_renderer_config(run.init),
+        landmarker=landmarker,
+        device=device,
+    )
+
+
+def _renderer_config(sources: Sequence[str | tuple[str, str]]) -> CERLRendererConfig:
+    """The architecture to build: the last tavce folder's renderer's, else the official sizes."""
+    from tavce.components import read_pipeline_config
+    from tavce.models.base import resolve_component_class
+
+    folders = [Path(source) for source in sources if isinstance(source, str) and Path(source).is_dir()]
+    if not folders:
+        return CERLRendererConfig()
+    folder = folders[-1]
+    recorded = read_pipeline_config(folder).get("components", {})
+    if "renderer" not in recorded:
+        return CERLRendererConfig()
+    return resolve_component_class(recorded["renderer"], folder).from_pretrained(folder / "renderer").config
 
 
 def _move_trainer(trainer: RendererTrainer, device: torch.device) -> None:
