@@ -97,11 +97,20 @@ TAVC_OPTION_FIELDS = {field: option for _, option, field, _ in _TAVC_OPTIONS}
 """Config field -> command-line option."""
 
 
-def _add_tavc_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = TAVC_EPILOG
+def _add_stage_arguments(
+    parser: argparse.ArgumentParser,
+    epilog: str,
+    trained: str,
+    options: tuple[tuple[str, str, str, dict], ...],
+) -> argparse._ArgumentGroup:
+    """DATA, OUT, --config, --resume and the stage's option table (grouped; every default None = "not given").
+
+    Returns the ``run`` group, for stage-specific run options.
+    """
+    parser.epilog = epilog
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("data", metavar="DATA", help="dataset folder written by `tavce prepare-data`")
-    parser.add_argument("output", metavar="OUT", help="run folder (created): checkpoints, logs, the trained metric")
+    parser.add_argument("output", metavar="OUT", help=f"run folder (created): checkpoints, logs, {trained}")
     run = parser.add_argument_group("run")
     run.add_argument(
         "--config", metavar="FILE", help="settings file (.json, or .yaml with PyYAML); options given here override it"
@@ -113,16 +122,21 @@ def _add_tavc_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CHECKPOINT",
         help="continue from a checkpoint file, or without a value from OUT's newest checkpoint",
     )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for group, option, destination, keywords in options:
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        groups[group].add_argument(option, dest=destination.replace(".", "_"), default=None, **keywords)
+    return run
+
+
+def _add_tavc_arguments(parser: argparse.ArgumentParser) -> None:
+    run = _add_stage_arguments(parser, TAVC_EPILOG, "the trained metric", _TAVC_OPTIONS)
     run.add_argument(
         "--install-into",
         metavar="WEIGHTS",
         help="after training, write the metric as the `metric` component of this tavce weights folder",
     )
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for group, option, field, keywords in _TAVC_OPTIONS:
-        if group not in groups:
-            groups[group] = parser.add_argument_group(group)
-        groups[group].add_argument(option, dest=field, default=None, **keywords)
 
 
 RENDERER_EPILOG = """\
@@ -203,26 +217,7 @@ RENDERER_OPTION_FIELDS = {destination: option for _, option, destination, _ in _
 
 
 def _add_renderer_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = RENDERER_EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("data", metavar="DATA", help="dataset folder written by `tavce prepare-data`")
-    parser.add_argument("output", metavar="OUT", help="run folder (created): checkpoints, logs, the trained weights")
-    run = parser.add_argument_group("run")
-    run.add_argument(
-        "--config", metavar="FILE", help="training settings (.json, or .yaml with PyYAML); options given here override it"
-    )
-    run.add_argument(
-        "--resume",
-        nargs="?",
-        const="",
-        metavar="CHECKPOINT",
-        help="continue from a checkpoint file, or without a value from OUT's newest checkpoint",
-    )
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for group, option, destination, keywords in _RENDERER_OPTIONS:
-        if group not in groups:
-            groups[group] = parser.add_argument_group(group)
-        groups[group].add_argument(option, dest=destination.replace(".", "_"), default=None, **keywords)
+    _add_stage_arguments(parser, RENDERER_EPILOG, "the trained weights folder", _RENDERER_OPTIONS)
 
 
 def renderer_configs(arguments: argparse.Namespace):

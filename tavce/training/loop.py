@@ -21,14 +21,22 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tavce.errors import CheckpointError
+from tavce.training.checkpoint import capture_rng_state, find_checkpoint, load_checkpoint, save_checkpoint
 from tavce.training.distributed import DistributedContext
 from tavce.training.sampler import GlobalBatchSampler, SeededItems
+
+CHECKPOINTS_DIR = "checkpoints"
+METRICS_LOG = "metrics.jsonl"
+CONFIG_NAME = "training_config.json"
 
 __all__ = [
     "LoopPosition",
     "append_metrics",
     "autocast_dtype",
     "build_loader",
+    "load_resumable",
+    "write_checkpoint",
     "planned_steps",
     "run_steps",
     "seed_everything",
@@ -84,6 +92,42 @@ def append_metrics(log: Path, record: dict[str, Any]) -> None:
     """Append one JSON line to the figures log."""
     with log.open("a") as file:
         file.write(json.dumps(record) + "\n")
+
+
+def load_resumable(location: str | Path, *, stage: str, global_batch_size: int) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint to resume from at ``location`` and its contents, checked for this stage and global batch.
+
+    Raises:
+        CheckpointError: no checkpoint there, another stage's, or another number of items per step.
+    """
+    path = find_checkpoint(location)
+    state = load_checkpoint(path)
+    if state.get("stage") != stage:
+        raise CheckpointError(f"{path}: a {state.get('stage')!r} checkpoint, not a {stage!r} one; pass this stage's run")
+    if state["global_batch_size"] != global_batch_size:
+        raise CheckpointError(
+            f"{path}: written with {state['global_batch_size']} items per step (batch size × processes), this "
+            f"run has {global_batch_size}; resume with the same batch size and number of processes"
+        )
+    return path, state
+
+
+def write_checkpoint(
+    context: DistributedContext,
+    output: Path,
+    position: LoopPosition,
+    state: Callable[[], dict[str, Any]],
+) -> Path | None:
+    """Rank 0 writes ``state()`` + position + RNG states to ``OUT/checkpoints/step_<N>.pt``; every rank waits.
+
+    Returns the file written (None on other ranks).
+    """
+    path = None
+    if context.is_main:
+        contents = {**state(), "position": position.as_dict(), "rng": capture_rng_state()}
+        path = save_checkpoint(output / CHECKPOINTS_DIR / f"step_{position.global_step:08d}.pt", contents)
+    context.barrier()  # no rank runs ahead of a checkpoint being written
+    return path
 
 
 @dataclass

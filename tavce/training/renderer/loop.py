@@ -37,23 +37,21 @@ from torch.utils.data import Dataset
 from tavce.errors import CheckpointError, InvalidArgumentError
 from tavce.models.base import config_to_dict
 from tavce.models.renderer.renderer import CERLRendererConfig
-from tavce.training.checkpoint import (
-    capture_rng_state,
-    find_checkpoint,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from tavce.training.checkpoint import restore_rng_state
 from tavce.training.distributed import DistributedContext
 from tavce.training.loop import (
+    CONFIG_NAME,
+    METRICS_LOG,
     LoopPosition,
     append_metrics,
     autocast_dtype,
     build_loader,
+    load_resumable,
     planned_steps,
     run_steps,
     seed_everything,
     truncate_metrics_log,
+    write_checkpoint,
 )
 from tavce.training.renderer.config import RendererTrainingConfig, TrainingConfigError, save_training_config
 from tavce.training.renderer.trainer import RendererTrainer
@@ -62,10 +60,7 @@ __all__ = ["LOSS_TERMS", "RendererRunConfig", "RendererStepRecord", "RendererTra
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
 WEIGHTS_DIR = "weights"
-METRICS_LOG = "metrics.jsonl"
-CONFIG_NAME = "training_config.json"
 LANDMARKERS = ("auto", "insightface", "dlib")
 
 LOSS_TERMS = (
@@ -308,16 +303,9 @@ class _Run:
     # --- resume -----------------------------------------------------------------------------
 
     def resume(self, location: str | Path) -> None:
-        path = find_checkpoint(location)
-        state = load_checkpoint(path)
-        if state.get("stage") != "renderer":
-            raise CheckpointError(f"{path}: a {state.get('stage')!r} checkpoint, not a stage-2 (renderer) one")
-        global_batch = self.config.batch_size * self.context.world_size
-        if state["global_batch_size"] != global_batch:
-            raise CheckpointError(
-                f"{path}: written with {state['global_batch_size']} items per step (batch size × processes), this "
-                f"run has {global_batch}; resume with the same batch size and number of processes"
-            )
+        path, state = load_resumable(
+            location, stage="renderer", global_batch_size=self.config.batch_size * self.context.world_size
+        )
         saved, current = json.loads(state["config"]), config_to_dict(self.config)
         changed = sorted(name for name in set(saved) | set(current) if saved.get(name) != current.get(name))
         if changed:
@@ -338,20 +326,17 @@ class _Run:
 
     # --- checkpoints --------------------------------------------------------------------------
 
+    def _state(self) -> dict[str, Any]:
+        return {
+            "stage": "renderer",
+            "config": json.dumps(config_to_dict(self.config)),
+            "global_batch_size": self.config.batch_size * self.context.world_size,
+            "trainer": self.trainer.state_dict(),
+            "car_skipped_total": self.car_skipped_total,
+        }
+
     def save(self) -> None:
-        if self.context.is_main:
-            state = {
-                "stage": "renderer",
-                "config": json.dumps(config_to_dict(self.config)),
-                "global_batch_size": self.config.batch_size * self.context.world_size,
-                "trainer": self.trainer.state_dict(),
-                "position": self.position.as_dict(),
-                "car_skipped_total": self.car_skipped_total,
-                "rng": capture_rng_state(),
-            }
-            path = self.output / CHECKPOINTS_DIR / f"step_{self.position.global_step:08d}.pt"
-            self.last_checkpoint = save_checkpoint(path, state)
-        self.context.barrier()  # no rank runs ahead of a checkpoint being written
+        self.last_checkpoint = write_checkpoint(self.context, self.output, self.position, self._state)
 
     # --- training -----------------------------------------------------------------------------
 

@@ -30,23 +30,21 @@ from torch.utils.data import Dataset
 from tavce.errors import CheckpointError, IncompatibleWeightsError
 from tavce.models.base import load_state_dict_strict
 from tavce.models.tavc import MouthEncoder, TAVCAudioEncoder, TAVCAudioEncoderConfig, TAVCMetric, TAVCMetricConfig
-from tavce.training.checkpoint import (
-    capture_rng_state,
-    find_checkpoint,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from tavce.training.checkpoint import restore_rng_state
 from tavce.training.distributed import DistributedContext
 from tavce.training.loop import (
+    CONFIG_NAME,
+    METRICS_LOG,
     LoopPosition,
     append_metrics,
     autocast_dtype,
     build_loader,
+    load_resumable,
     planned_steps,
     run_steps,
     seed_everything,
     truncate_metrics_log,
+    write_checkpoint,
 )
 from tavce.training.tavc.config import TAVCTrainingConfig
 from tavce.training.tavc.losses import SimilarityAverage, StageOneLosses, embed_stage_one_batch, stage_one_objective
@@ -56,10 +54,7 @@ __all__ = ["StageOneModel", "StepRecord", "TAVCTrainingResult", "build_metric", 
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
 METRIC_DIR = "metric"
-METRICS_LOG = "metrics.jsonl"
-CONFIG_NAME = "training_config.json"
 # Settings a resumed run may change without changing what it computes (extending a run is the usual resume).
 RUN_LENGTH_AND_OUTPUT_FIELDS = frozenset(
     {"epochs", "max_steps", "progress", "log_every", "checkpoint_every", "num_workers", "device", "export_metric"}
@@ -270,16 +265,9 @@ class _Run:
     # --- resume -----------------------------------------------------------------------------
 
     def resume(self, location: str | Path) -> None:
-        path = find_checkpoint(location)
-        state = load_checkpoint(path)
-        if state.get("stage") != "tavc":
-            raise CheckpointError(f"{path}: a {state.get('stage')!r} checkpoint, not a stage-1 (tavc) one")
-        global_batch = self.config.batch_size * self.context.world_size
-        if state["global_batch_size"] != global_batch:
-            raise CheckpointError(
-                f"{path}: written with {state['global_batch_size']} items per step (batch size × processes), this "
-                f"run has {global_batch}; resume with the same batch size and number of processes"
-            )
+        path, state = load_resumable(
+            location, stage="tavc", global_batch_size=self.config.batch_size * self.context.world_size
+        )
         saved = TAVCTrainingConfig.from_dict(json.loads(state["config"]), source=str(path))
         changed = [
             field.name
@@ -309,23 +297,20 @@ class _Run:
 
     # --- checkpoints --------------------------------------------------------------------------
 
+    def _state(self) -> dict[str, Any]:
+        return {
+            "stage": "tavc",
+            "config": json.dumps(self.config.to_dict()),
+            "global_batch_size": self.config.batch_size * self.context.world_size,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "averages": {name: (average.value, average.updates) for name, average in self.averages.items()},
+        }
+
     def save(self) -> None:
-        if self.context.is_main:
-            state = {
-                "stage": "tavc",
-                "config": json.dumps(self.config.to_dict()),
-                "global_batch_size": self.config.batch_size * self.context.world_size,
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "averages": {name: (average.value, average.updates) for name, average in self.averages.items()},
-                "position": self.position.as_dict(),
-                "rng": capture_rng_state(),
-            }
-            path = self.output / CHECKPOINTS_DIR / f"step_{self.position.global_step:08d}.pt"
-            self.last_checkpoint = save_checkpoint(path, state)
-        self.context.barrier()  # no rank runs ahead of a checkpoint being written
+        self.last_checkpoint = write_checkpoint(self.context, self.output, self.position, self._state)
 
     # --- training -----------------------------------------------------------------------------
 
