@@ -22,7 +22,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tavce.errors import CheckpointError
-from tavce.training.checkpoint import capture_rng_state, find_checkpoint, load_checkpoint, save_checkpoint
+from tavce.training.checkpoint import (
+    capture_rng_state,
+    find_checkpoint,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from tavce.training.distributed import DistributedContext
 from tavce.training.sampler import GlobalBatchSampler, SeededItems
 
@@ -36,6 +42,7 @@ __all__ = [
     "autocast_dtype",
     "build_loader",
     "load_resumable",
+    "restore_position",
     "write_checkpoint",
     "planned_steps",
     "run_steps",
@@ -144,6 +151,19 @@ class LoopPosition:
     @classmethod
     def from_dict(cls, values: dict[str, int]) -> LoopPosition:
         return cls(int(values["epoch"]), int(values["step_in_epoch"]), int(values["global_step"]))
+
+
+def restore_position(path: Path, state: dict[str, Any], context: DistributedContext, output: Path) -> LoopPosition:
+    """The last step of a resumed run: the checkpoint's position and RNG states, the figures log cut back to it."""
+    position = LoopPosition.from_dict(state["position"])
+    restore_rng_state(state["rng"])
+    if context.is_main:
+        truncate_metrics_log(output / METRICS_LOG, position.global_step)
+    logger.info(
+        "resumed from %s at step %d (epoch %d, step %d)",
+        path, position.global_step, position.epoch, position.step_in_epoch,
+    )  # fmt: skip
+    return position
 
 
 def run_steps(

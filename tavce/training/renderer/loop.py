@@ -37,7 +37,6 @@ from torch.utils.data import Dataset
 from tavce.errors import CheckpointError, InvalidArgumentError
 from tavce.models.base import config_to_dict
 from tavce.models.renderer.renderer import CERLRendererConfig
-from tavce.training.checkpoint import restore_rng_state
 from tavce.training.distributed import DistributedContext
 from tavce.training.loop import (
     CONFIG_NAME,
@@ -47,10 +46,10 @@ from tavce.training.loop import (
     autocast_dtype,
     build_loader,
     load_resumable,
+    restore_position,
     planned_steps,
     run_steps,
     seed_everything,
-    truncate_metrics_log,
     write_checkpoint,
 )
 from tavce.training.renderer.config import RendererTrainingConfig, TrainingConfigError, save_training_config
@@ -314,15 +313,8 @@ class _Run:
             self.trainer.load_state_dict(state["trainer"])
         except (InvalidArgumentError, RuntimeError, KeyError) as error:
             raise CheckpointError(f"{path}: {error}; resume with the settings the checkpoint was written with") from None
-        self.position = LoopPosition.from_dict(state["position"])
         self.car_skipped_total = int(state["car_skipped_total"])
-        restore_rng_state(state["rng"])
-        if self.context.is_main:
-            truncate_metrics_log(self.output / METRICS_LOG, self.position.global_step)
-        logger.info(
-            "resumed from %s at step %d (epoch %d, step %d)",
-            path, self.position.global_step, self.position.epoch, self.position.step_in_epoch,
-        )  # fmt: skip
+        self.position = restore_position(path, state, self.context, self.output)
 
     # --- checkpoints --------------------------------------------------------------------------
 

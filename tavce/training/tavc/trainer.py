@@ -30,7 +30,6 @@ from torch.utils.data import Dataset
 from tavce.errors import CheckpointError, IncompatibleWeightsError
 from tavce.models.base import load_state_dict_strict
 from tavce.models.tavc import MouthEncoder, TAVCAudioEncoder, TAVCAudioEncoderConfig, TAVCMetric, TAVCMetricConfig
-from tavce.training.checkpoint import restore_rng_state
 from tavce.training.distributed import DistributedContext
 from tavce.training.loop import (
     CONFIG_NAME,
@@ -40,10 +39,10 @@ from tavce.training.loop import (
     autocast_dtype,
     build_loader,
     load_resumable,
+    restore_position,
     planned_steps,
     run_steps,
     seed_everything,
-    truncate_metrics_log,
     write_checkpoint,
 )
 from tavce.training.tavc.config import TAVCTrainingConfig
@@ -286,14 +285,7 @@ class _Run:
         self.scaler.load_state_dict(state["scaler"])
         for name, average in self.averages.items():
             average.value, average.updates = state["averages"][name]
-        self.position = LoopPosition.from_dict(state["position"])
-        restore_rng_state(state["rng"])
-        if self.context.is_main:
-            truncate_metrics_log(self.output / METRICS_LOG, self.position.global_step)
-        logger.info(
-            "resumed from %s at step %d (epoch %d, step %d)",
-            path, self.position.global_step, self.position.epoch, self.position.step_in_epoch,
-        )  # fmt: skip
+        self.position = restore_position(path, state, self.context, self.output)
 
     # --- checkpoints --------------------------------------------------------------------------
 
