@@ -288,6 +288,12 @@ class _Run:
         _move_trainer(trainer, self.device)
         self.trainer = trainer
         self.autocast_dtype = autocast_dtype(run.mixed_precision, self.device)
+        if self.autocast_dtype == torch.bfloat16 and self.device.type == "cpu":
+            # Measured with torch 2.13: the process aborts (SIGABRT) inside the generator step's backward pass.
+            raise TrainingConfigError(
+                "mixed_precision='bf16' on the CPU: torch's CPU kernels abort in the renderer's backward pass; "
+                "use fp16 or off on the CPU (bf16 is for GPUs)"
+            )
         trainer.use_mixed_precision(self.autocast_dtype)
         if context.distributed:
             _wrap_for_data_parallel(trainer, context)

@@ -87,6 +87,27 @@ def test_resumed_run_continues_with_identical_losses(prepared_clips: Path, tmp_p
                        trainer=loop_trainer(loop_config(batch_size=2)), resume=tmp_path / "parts")  # fmt: skip
 
 
+@pytest.mark.slow  # float16 convolutions are emulated on the CPU: about 30 s
+def test_mixed_precision_path_runs_on_cpu(prepared_clips: Path, tmp_path: Path) -> None:
+    """The GPU code path (float16 autocast + GradScaler) on the CPU: finite terms, close to float32, scaler saved."""
+    mode, config = "fp16", loop_config()
+    reference = train_renderer(config, prepared_clips, tmp_path / "fp32", run=run_config(max_steps=1),
+                               trainer=loop_trainer(config))  # fmt: skip
+    mixed = train_renderer(config, prepared_clips, tmp_path / mode, run=run_config(max_steps=1, mixed_precision=mode),
+                           trainer=loop_trainer(config))  # fmt: skip
+    assert all(math.isfinite(value) for value in mixed.history[0].losses.values())
+    np.testing.assert_allclose(_totals(mixed.history), _totals(reference.history), rtol=0.05)
+    scaler = load_checkpoint(mixed.checkpoint)["trainer"]["scalers"]["generator"]
+    assert 0 < scaler["scale"] <= 65536.0  # gradients scaled
+
+
+def test_bfloat16_on_the_cpu_is_refused_before_training(prepared_clips: Path, tmp_path: Path) -> None:
+    config = loop_config()
+    with pytest.raises(TrainingConfigError, match="bf16 on the CPU"):
+        train_renderer(config, prepared_clips, tmp_path, run=run_config(mixed_precision="bf16"),
+                       trainer=loop_trainer(config))  # fmt: skip
+
+
 def test_missing_initial_weights_and_metric_are_named(prepared_clips: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainingConfigError, match="needs initial weights"):
         train_renderer(loop_config(), prepared_clips, tmp_path, run=run_config())
