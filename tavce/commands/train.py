@@ -1,8 +1,10 @@
 """``tavce train <stage> DATA OUT``: train TAVCE's parts on a folder written by ``tavce prepare-data``.
 
-Stages: ``tavc`` (stage 1, the TAVC metric). Every option maps to a field of
-:class:`~tavce.training.tavc.TAVCTrainingConfig`; ``--config FILE`` reads them all from
-JSON/YAML and options given on the command line override the file.
+Stages: ``tavc`` (stage 1, the TAVC metric; every option maps to a field of
+:class:`~tavce.training.tavc.TAVCTrainingConfig`) and ``renderer`` (stage 2, the renderer
+with CERL + CAR; options map to :class:`~tavce.training.renderer.RendererTrainingConfig`
+and :class:`~tavce.training.renderer.RendererRunConfig`). ``--config FILE`` reads the
+training settings from JSON/YAML and options given on the command line override the file.
 """
 
 from __future__ import annotations
@@ -95,11 +97,20 @@ TAVC_OPTION_FIELDS = {field: option for _, option, field, _ in _TAVC_OPTIONS}
 """Config field -> command-line option."""
 
 
-def _add_tavc_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = TAVC_EPILOG
+def _add_stage_arguments(
+    parser: argparse.ArgumentParser,
+    epilog: str,
+    trained: str,
+    options: tuple[tuple[str, str, str, dict], ...],
+) -> argparse._ArgumentGroup:
+    """DATA, OUT, --config, --resume and the stage's option table (grouped; every default None = "not given").
+
+    Returns the ``run`` group, for stage-specific run options.
+    """
+    parser.epilog = epilog
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("data", metavar="DATA", help="dataset folder written by `tavce prepare-data`")
-    parser.add_argument("output", metavar="OUT", help="run folder (created): checkpoints, logs, the trained metric")
+    parser.add_argument("output", metavar="OUT", help=f"run folder (created): checkpoints, logs, {trained}")
     run = parser.add_argument_group("run")
     run.add_argument(
         "--config", metavar="FILE", help="settings file (.json, or .yaml with PyYAML); options given here override it"
@@ -111,16 +122,143 @@ def _add_tavc_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CHECKPOINT",
         help="continue from a checkpoint file, or without a value from OUT's newest checkpoint",
     )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for group, option, destination, keywords in options:
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        groups[group].add_argument(option, dest=destination.replace(".", "_"), default=None, **keywords)
+    return run
+
+
+def _add_tavc_arguments(parser: argparse.ArgumentParser) -> None:
+    run = _add_stage_arguments(parser, TAVC_EPILOG, "the trained metric", _TAVC_OPTIONS)
     run.add_argument(
         "--install-into",
         metavar="WEIGHTS",
         help="after training, write the metric as the `metric` component of this tavce weights folder",
     )
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for group, option, field, keywords in _TAVC_OPTIONS:
-        if group not in groups:
-            groups[group] = parser.add_argument_group(group)
-        groups[group].add_argument(option, dest=field, default=None, **keywords)
+
+
+RENDERER_EPILOG = """\
+The run folder OUT gets training_config.json (the resolved settings), metrics.jsonl (loss terms and CAR's
+skipped batches every --log-every steps), checkpoints/step_<N>.pt (after every epoch, every
+--checkpoint-every steps and at the end; checkpoints/latest names the newest) and weights/ (a tavce
+weights folder: TalkingHeadPipeline.from_pretrained("OUT/weights") renders with the trained renderer).
+
+Defaults are the paper's (facerender.yaml): batch 4, 5 epochs of 200 identities x 50 repeats (12,500
+iterations), Adam betas (0.5, 0.999), lr 2e-5 (generator, discriminator) and 2e-4 (MappingNet, x0.1 after
+epoch 4), weights perceptual 10 x5, GAN 1, feature matching 10 x4, L1 20, expression 5, CAR 0.1. TAVCE's start:
+  tavce train renderer data/ runs/stage2 \\
+      --init 00000189-checkpoint.pth.tar facevid2vid_00189-model.pth.tar --init mapping_00229-model.pth.tar \\
+      --metric runs/tavc-weights --vgg19 vgg19-dcbb9e9d.pth --base tavce-weights/
+Table IV ablations (same command): --ablation no-cerl | no-car | none. Several GPUs (batch per process):
+  torchrun --nproc_per_node 4 -m tavce train renderer data/ runs/stage2 --batch-size 1 ...
+Continue an interrupted run exactly where its last checkpoint left it: add --resume.
+
+Only in --config FILE: losses, trainable, optimizer, schedule (milestones, gamma), data (window,
+identity_sampling), discriminator, equivariance_transform, head_pose_estimator. Write a full file with
+  python -c "from tavce.training.renderer import *; save_training_config(RendererTrainingConfig(), 's2.json')"
+"""
+
+RENDERER_CONFIG_FILE_ONLY = (
+    "variant", "cerl", "losses", "trainable", "optimizer", "schedule", "data", "discriminator",
+    "equivariance_transform", "head_pose_estimator",
+)  # fmt: skip
+"""RendererTrainingConfig fields without a command-line option of their own (``variant`` / ``cerl``: --ablation)."""
+
+# (group, option, destination, argparse keywords); destination "config.X" is RendererTrainingConfig.X
+# (schedule.epochs for "config.epochs"), "run.X" is RendererRunConfig.X.
+_RENDERER_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
+    ("model", "--ablation", "config.variant", {"choices": ("full", "no-cerl", "no-car", "none"),
+        "help": "Table IV variant: full (CERL + CAR, default), no-cerl (w/o CERL), no-car (w/o CAR), none (neither)"}),
+    ("model", "--init", "run.init", {"nargs": "+", "action": "append", "metavar": "SOURCE",
+        "help": "initial weights, repeatable: an official file (SadTalker_V0.0.2_256.safetensors, "
+        "mapping_00229-model.pth.tar, facevid2vid_00189-model.pth.tar), `FILE OFFICIAL_NAME` for a renamed one, "
+        "or a tavce weights folder (its renderer's sizes are used); later sources fill what earlier ones lack"}),
+    ("model", "--metric", "run.metric", {"metavar": "SOURCE",
+        "help": "frozen stage-1 metric for CERL and CAR: a tavce folder with a metric component, or TAVCE's "
+        "correlation checkpoint"}),
+    ("model", "--vgg19", "config.vgg19_weights", {"metavar": "FILE",
+        "help": "torchvision's vgg19-dcbb9e9d.pth (or safetensors) for the perceptual loss (default: random, tests only)"}),
+    ("model", "--landmarker", "run.landmarker", {"choices": ("auto", "insightface", "dlib"),
+        "help": "finds the mouth on generated frames for CAR: auto (insightface if its models are present, else "
+        "dlib; default)"}),
+    ("optimisation", "--epochs", "config.epochs", {"type": int, "metavar": "N",
+        "help": "passes over the data (default 5; the learning-rate milestones count epochs)"}),
+    ("optimisation", "--max-steps", "run.max_steps", {"type": int, "metavar": "N",
+        "help": "stop after N steps, whichever of --epochs / --max-steps comes first (default: none)"}),
+    ("optimisation", "--batch-size", "config.batch_size", {"type": int, "metavar": "N",
+        "help": "items per process and step (default 4)"}),
+    ("optimisation", "--repeats", "config.repeats", {"type": int, "metavar": "N",
+        "help": "visits of each identity per epoch (default 50)"}),
+    ("optimisation", "--seed", "config.seed", {"type": int, "metavar": "N",
+        "help": "seed of fresh layers, data order, every item's draws and the equivariance warps (default 2024)"}),
+    ("compute", "--device", "run.device", {"metavar": "DEVICE",
+        "help": "auto (this process's GPU, else CPU), cpu, cuda, cuda:1 (default auto)"}),
+    ("compute", "--workers", "run.num_workers", {"type": int, "metavar": "N",
+        "help": "data-loading processes per training process (default 4)"}),
+    ("compute", "--mixed-precision", "run.mixed_precision", {"choices": ("auto", "off", "fp16", "bf16"),
+        "help": "auto: float16 autocast with gradient scaling on CUDA, off on CPU (default auto)"}),
+    ("output", "--base", "run.base", {"metavar": "WEIGHTS",
+        "help": "tavce weights folder whose preprocessor and Audio2Coeff go into OUT/weights (default: the "
+        "first --init folder)"}),
+    ("output", "--log-every", "run.log_every", {"type": int, "metavar": "N",
+        "help": "log and record the loss terms every N steps (default 10)"}),
+    ("output", "--checkpoint-every", "run.checkpoint_every", {"type": int, "metavar": "N",
+        "help": "also checkpoint every N steps (default: after each epoch and at the end only)"}),
+    ("output", "--no-export", "run.export", {"action": "store_const", "const": False,
+        "help": "do not write the trained weights folder OUT/weights"}),
+    ("output", "--no-progress", "run.progress", {"action": "store_const", "const": False,
+        "help": "hide the progress bar"}),
+)  # fmt: skip
+
+RENDERER_OPTION_FIELDS = {destination: option for _, option, destination, _ in _RENDERER_OPTIONS}
+"""``config.<field>`` / ``run.<field>`` -> command-line option."""
+
+
+def _add_renderer_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_stage_arguments(parser, RENDERER_EPILOG, "the trained weights folder", _RENDERER_OPTIONS)
+
+
+def renderer_configs(arguments: argparse.Namespace):
+    """The (:class:`RendererTrainingConfig`, :class:`RendererRunConfig`) of the parsed options.
+
+    Raises:
+        TrainingConfigError: a bad settings file, or an ``--init`` with more than two values.
+    """
+    from tavce.training.renderer import (
+        RendererRunConfig,
+        RendererTrainingConfig,
+        TrainingConfigError,
+        ablation_config,
+        load_training_config,
+    )
+
+    given = {
+        destination: getattr(arguments, destination.replace(".", "_"))
+        for destination in RENDERER_OPTION_FIELDS
+        if getattr(arguments, destination.replace(".", "_")) is not None
+    }
+    config = load_training_config(arguments.config) if arguments.config else RendererTrainingConfig()
+    if "config.variant" in given:
+        config = ablation_config(given.pop("config.variant"), config)
+    changes = {name.removeprefix("config."): value for name, value in given.items() if name.startswith("config.")}
+    if "epochs" in changes:
+        changes["schedule"] = dataclasses.replace(config.schedule, epochs=changes.pop("epochs"))
+    if "repeats" in changes:
+        changes["data"] = dataclasses.replace(config.data, repeats=changes.pop("repeats"))
+    config = dataclasses.replace(config, **changes)
+    run_changes = {name.removeprefix("run."): value for name, value in given.items() if name.startswith("run.")}
+    if "init" in run_changes:
+        sources = []
+        for values in run_changes["init"]:
+            if len(values) > 2:
+                raise TrainingConfigError(
+                    f"--init {' '.join(values)}: one source per --init (a path, or a path and its official name)"
+                )
+            sources.append(values[0] if len(values) == 1 else (values[0], values[1]))
+        run_changes["init"] = tuple(sources)
+    return config, RendererRunConfig(**run_changes)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +269,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Stage 1 of TAVCE: train the TAVC metric's audio and mouth encoders on adjacent video frames.",
     )
     _add_tavc_arguments(tavc)
+    renderer = stages.add_parser(
+        "renderer",
+        help="stage 2: the renderer with CERL + CAR (MappingNet fine-tuned)",
+        description="Stage 2 of TAVCE: train the face renderer with the CERL fusion layers and the CAR regulariser.",
+    )
+    _add_renderer_arguments(renderer)
 
 
 def tavc_config(arguments: argparse.Namespace):
@@ -153,10 +297,16 @@ def run(arguments: argparse.Namespace) -> int:
 
     from tavce.training.tavc import install_metric, train_tavc
 
-    config = tavc_config(arguments)
     if int(os.environ.get("RANK", "0")) != 0:
         logging.getLogger("tavce").setLevel(logging.WARNING)  # rank 0 reports for the job
     resume = None if arguments.resume is None else (arguments.resume or arguments.output)
+    if arguments.stage == "renderer":
+        from tavce.training.renderer import train_renderer
+
+        config, run_config = renderer_configs(arguments)
+        train_renderer(config, arguments.data, arguments.output, run=run_config, resume=resume)
+        return 0
+    config = tavc_config(arguments)
     result = train_tavc(arguments.data, arguments.output, config, resume=resume)
     if arguments.install_into and result.metric_folder is not None:
         install_metric(arguments.install_into, result.metric_folder)
@@ -165,7 +315,7 @@ def run(arguments: argparse.Namespace) -> int:
 
 SUBCOMMAND = Subcommand(
     name="train",
-    help="train TAVCE's parts on data prepared by `tavce prepare-data` (stage: tavc)",
+    help="train TAVCE's parts on data prepared by `tavce prepare-data` (stages: tavc, renderer)",
     add_arguments=add_arguments,
     run=run,
 )

@@ -20,6 +20,7 @@ or a ``.pth`` read with ``weights_only=True``) holding either
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,14 @@ from torch import nn
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.models.base import load_state_dict_strict
 
-__all__ = ["PerceptualDistance", "PerceptualDistanceConfig", "load_perceptual_distance"]
+__all__ = [
+    "FrozenFeatureNetwork",
+    "PerceptualDistance",
+    "PerceptualDistanceConfig",
+    "load_perceptual_distance",
+    "read_feature_weights",
+    "vgg_feature_layers",
+]
 
 # LPIPS's ScalingLayer: inputs in [−1, 1] are mapped to roughly ImageNet-normalised values.
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
@@ -54,7 +62,61 @@ class PerceptualDistanceConfig:
             raise InvalidArgumentError("PerceptualDistanceConfig: stage_channels and convs_per_stage differ in length")
 
 
-class PerceptualDistance(nn.Module):
+def vgg_feature_layers(
+    stage_channels: Sequence[int], convs_per_stage: Sequence[int], *, pool_after_last: bool
+) -> tuple[nn.Sequential, list[list[int]]]:
+    """A VGG ``features`` stack numbered as torchvision's (so its weight files load by name).
+
+    Each stage is ``convs`` × (3×3 conv + ReLU) at ``channels``, stages separated by a 2×2
+    max-pool (and one after the last stage when ``pool_after_last``, as torchvision's
+    ``vgg19().features``). Returns the stack and, per stage, the indices of its ReLUs in it.
+    """
+    layers: list[nn.Module] = []
+    relus: list[list[int]] = []
+    in_channels = 3
+    for stage, (channels, convs) in enumerate(zip(stage_channels, convs_per_stage)):
+        if stage > 0:
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        relus.append([])
+        for _ in range(convs):
+            layers += [nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU()]
+            relus[-1].append(len(layers) - 1)
+            in_channels = channels
+    if pool_after_last:
+        layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers), relus
+
+
+class FrozenFeatureNetwork(nn.Module):
+    """Base of the fixed networks the losses measure with: no parameter trains, always in eval mode.
+
+    Gradients still flow to the inputs. Subclasses call :meth:`freeze` at the end of ``__init__``.
+    """
+
+    def freeze(self) -> None:
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FrozenFeatureNetwork:
+        """Always in eval mode (a fixed measure, whatever the trainer sets)."""
+        return super().train(False)
+
+
+def read_feature_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file: safetensors, or a pickle read with ``weights_only=True`` (no code runs).
+
+    Raises:
+        WeightsNotFoundError: no such file.
+        IncompatibleWeightsError: unreadable or unsafe.
+    """
+    from tavce.hub import load_legacy_checkpoint, load_safetensors
+
+    path = Path(path)
+    state = load_safetensors(path) if path.suffix == ".safetensors" else load_legacy_checkpoint(path)
+    return {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
+
+
+class PerceptualDistance(FrozenFeatureNetwork):
     """LPIPS distance: images (B, 3, H, W) in [−1, 1] -> (B,) distances (0 for equal images).
 
     Frozen: every parameter has ``requires_grad=False``; gradients still flow to the inputs.
@@ -63,26 +125,14 @@ class PerceptualDistance(nn.Module):
     def __init__(self, config: PerceptualDistanceConfig | None = None) -> None:
         super().__init__()
         self.config = config or PerceptualDistanceConfig()
-        layers: list[nn.Module] = []
-        self.taps: list[int] = []  # index in ``features`` of each stage's last ReLU
-        in_channels = 3
-        for stage, (channels, convs) in enumerate(zip(self.config.stage_channels, self.config.convs_per_stage)):
-            if stage > 0:
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            for _ in range(convs):
-                layers += [nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU()]
-                in_channels = channels
-            self.taps.append(len(layers) - 1)
-        self.features = nn.Sequential(*layers)
+        self.features, relus = vgg_feature_layers(
+            self.config.stage_channels, self.config.convs_per_stage, pool_after_last=False
+        )
+        self.taps = [stage[-1] for stage in relus]  # index in ``features`` of each stage's last ReLU
         self.linear = nn.ModuleList(nn.Conv2d(channels, 1, 1, bias=False) for channels in self.config.stage_channels)
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> PerceptualDistance:
-        """Always in eval mode (a fixed measure, whatever the trainer sets)."""
-        return super().train(False)
+        self.freeze()
 
     def _stage_outputs(self, images: torch.Tensor) -> list[torch.Tensor]:
         outputs, features = [], (images - self.shift) / self.scale
@@ -140,11 +190,8 @@ def load_perceptual_distance(path: str | Path, config: PerceptualDistanceConfig 
         WeightsNotFoundError: no such file.
         IncompatibleWeightsError: unreadable, unsafe, or keys / shapes that do not fit ``config``.
     """
-    from tavce.hub import load_legacy_checkpoint, load_safetensors
-
     path = Path(path)
-    state = load_safetensors(path) if path.suffix == ".safetensors" else load_legacy_checkpoint(path)
-    state = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
+    state = read_feature_weights(path)
     distance = PerceptualDistance(config)
     load_state_dict_strict(distance, _to_own_names(state, str(path)), source=f"{path} (LPIPS weights)")
     return distance

@@ -12,10 +12,9 @@ reference-training.md §3. One concept per module:
 * :mod:`~tavce.training.renderer.weights` — initial weights (official files, tavce folders), non-strict;
 * :mod:`~tavce.training.renderer.model` — the networks and the training forward pass;
 * :mod:`~tavce.training.renderer.trainer` — :class:`RendererTrainer`: generator / discriminator
-  steps, optimisers, schedules, export to a tavce weights folder.
-
-The loop around the steps (data loading, DDP, logging, checkpoints, resume, the CLI) is the
-shared training infrastructure's.
+  steps, optimisers, schedules, mixed precision, export to a tavce weights folder;
+* :mod:`~tavce.training.renderer.loop` — :func:`train_renderer`: the steps on the shared
+  training infrastructure (data order, DDP, logging, checkpoints, exact resume, export).
 """
 
 from tavce.training.renderer.config import (
@@ -31,6 +30,14 @@ from tavce.training.renderer.config import (
     load_training_config,
     save_training_config,
 )
+from tavce.training.renderer.loop import (
+    LOSS_TERMS,
+    RendererRunConfig,
+    RendererStepRecord,
+    RendererTrainingResult,
+    build_trainer,
+    train_renderer,
+)
 from tavce.training.renderer.model import RendererForward, RendererTrainingModules
 from tavce.training.renderer.perceptual import PerceptualPyramidLoss, VGG19Config, VGG19Features, load_vgg19_weights
 from tavce.training.renderer.trainer import NonFiniteLossError, RendererTrainer
@@ -38,6 +45,7 @@ from tavce.training.renderer.weights import InitialWeightsReport, load_metric, r
 
 __all__ = [
     "ABLATION_VARIANTS",
+    "LOSS_TERMS",
     "EquivarianceTransformConfig",
     "InitialWeightsReport",
     "LossWeights",
@@ -45,18 +53,23 @@ __all__ = [
     "OptimizerConfig",
     "PerceptualPyramidLoss",
     "RendererForward",
+    "RendererRunConfig",
+    "RendererStepRecord",
     "RendererTrainer",
     "RendererTrainingConfig",
     "RendererTrainingModules",
+    "RendererTrainingResult",
     "ScheduleConfig",
     "TrainableModules",
     "TrainingConfigError",
     "VGG19Config",
     "VGG19Features",
     "ablation_config",
+    "build_trainer",
     "load_metric",
     "load_training_config",
     "load_vgg19_weights",
     "read_renderer_parts",
     "save_training_config",
+    "train_renderer",
 ]

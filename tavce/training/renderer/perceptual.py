@@ -7,7 +7,8 @@ L_perc = Σ_scales Σ_layers w_l · mean|φ_l(pyramid_s(prediction)) − φ_l(py
 1, ½, ¼, ⅛ made by Gaussian anti-aliased subsampling (σ = (1/s − 1)/2, the keypoint
 detector's :class:`~tavce.models.renderer.keypoint_detector.AntiAliasDownsample`), w_l = 10.
 
-:class:`VGG19Features` is written here (torchvision is not a dependency) with
+:class:`VGG19Features` is built by the stage-1 module's :func:`~tavce.training.perceptual.vgg_feature_layers`
+(torchvision is not a dependency) with
 torchvision's parameter names, ``features.<index>.weight``, so the ImageNet weights a
 user already has (``vgg19-dcbb9e9d.pth``, or a safetensors copy) load through
 :func:`load_vgg19_weights`, which never unpickles code (``torch.load(weights_only=True)``).
@@ -26,6 +27,7 @@ from torch import nn
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, InvalidImageError
 from tavce.models.base import load_state_dict_strict
 from tavce.models.renderer.keypoint_detector import AntiAliasDownsample
+from tavce.training.perceptual import FrozenFeatureNetwork, read_feature_weights, vgg_feature_layers
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -42,8 +44,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Convolutions per block of VGG19 (torchvision configuration "E"); a max-pool follows each block.
 _CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
-# End (exclusive) of each slice in ``features``: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
-_SLICE_ENDS = (2, 7, 12, 21, 30)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class VGG19Config:
             raise InvalidArgumentError(f"VGG19Config.widths={self.widths!r}: five positive block widths")
 
 
-class VGG19Features(nn.Module):
+class VGG19Features(FrozenFeatureNetwork):
     """torchvision's ``vgg19().features`` (same layer indices and state-dict keys), frozen, returning 5 activations.
 
     Input (B, 3, H, W) RGB in [0, 1] (normalised here with the ImageNet mean / std, as the
@@ -69,22 +69,12 @@ class VGG19Features(nn.Module):
     def __init__(self, config: VGG19Config = VGG19Config()) -> None:
         super().__init__()
         self.config = config
-        layers: list[nn.Module] = []
-        in_channels = 3
-        for width, convs in zip(config.widths, _CONVS_PER_BLOCK):
-            for _ in range(convs):
-                layers += [nn.Conv2d(in_channels, width, kernel_size=3, padding=1), nn.ReLU()]
-                in_channels = width
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        self.features = nn.Sequential(*layers)
+        self.features, relus = vgg_feature_layers(config.widths, _CONVS_PER_BLOCK, pool_after_last=True)
+        # End (exclusive) of each slice in ``features``: relu1_1 … relu5_1 (2, 7, 12, 21, 30 in torchvision).
+        self.slice_ends = tuple(block[0] + 1 for block in relus)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> VGG19Features:
-        """Always eval (no dropout / norm layers here, but the frozen network must not change)."""
-        return super().train(False)
+        self.freeze()
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         if image.ndim != 4 or image.shape[1] != 3:
@@ -92,7 +82,7 @@ class VGG19Features(nn.Module):
         hidden = (image - self.mean) / self.std
         activations = []
         start = 0
-        for end in _SLICE_ENDS:
+        for end in self.slice_ends:
             for layer in self.features[start:end]:
                 hidden = layer(hidden)
             activations.append(hidden)
@@ -112,10 +102,8 @@ def load_vgg19_weights(path: str | Path, config: VGG19Config = VGG19Config()) ->
         WeightsNotFoundError: no such file.
         IncompatibleWeightsError: unsafe / corrupt file, or not VGG19 ``features`` weights.
     """
-    from tavce.hub import load_legacy_checkpoint, load_safetensors
-
     path = Path(path)
-    state = load_safetensors(path) if path.suffix == ".safetensors" else load_legacy_checkpoint(path)
+    state = read_feature_weights(path)
     features = {key: value for key, value in state.items() if key.startswith("features.")}
     if not features:
         raise IncompatibleWeightsError(

@@ -152,6 +152,12 @@ class RendererTrainer:
                 "(dense_motion, fusion, mapping, keypoint_detector, generator_rest)"
             )
         self.random = torch.Generator().manual_seed(config.seed)
+        # What the steps call: the modules themselves, or the loop's DDP wrappers (wrap_for_data_parallel).
+        self.forward_module: nn.Module = modules
+        self.discriminator_forward: nn.Module | None = modules.discriminator
+        # Mixed precision (use_mixed_precision): autocast dtype and one gradient scaler per backward pass.
+        self.autocast_dtype: torch.dtype | None = None
+        self.scalers = {name: torch.amp.GradScaler("cpu", enabled=False) for name in ("generator", "discriminator")}
         self.step = 0
         self.epoch = 0
         self.last_prediction: torch.Tensor | None = None
@@ -286,6 +292,24 @@ class RendererTrainer:
         parts, read = read_renderer_parts(sources)
         return cls._build(renderer_config, parts, read, metric, config, **options)
 
+    # ------------------------------------------------------------------ loop hooks
+    def use_mixed_precision(self, dtype: torch.dtype | None) -> None:
+        """Run the forward passes under ``torch.autocast(dtype)``; float16 also scales the gradients (GradScaler).
+
+        None switches back to float32. The loss sums and the non-finite check stay in float32.
+        """
+        self.autocast_dtype = dtype
+        device_type = self.device.type
+        self.scalers = {
+            name: torch.amp.GradScaler(device_type, enabled=dtype == torch.float16)
+            for name in ("generator", "discriminator")
+        }
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
+        )
+
     # ------------------------------------------------------------------ helpers
     @property
     def device(self) -> torch.device:
@@ -315,7 +339,8 @@ class RendererTrainer:
             raise NonFiniteLossError(
                 f"non-finite loss terms {bad}; lower the learning rates (config.optimizer) or check the batch's data"
             )
-        return sum(terms.values(), next(iter(terms.values())).new_zeros(()))
+        # Summed in float32 whatever the autocast dtype of the terms.
+        return sum((value.float() for value in terms.values()), next(iter(terms.values())).new_zeros((), dtype=torch.float32))
 
     # ------------------------------------------------------------------ steps
     def generator_losses(self, batch: Mapping[str, torch.Tensor], forward: RendererForward) -> dict[str, torch.Tensor]:
@@ -392,13 +417,16 @@ class RendererTrainer:
         names = [name for name in self.optimizers if name != "discriminator"]
         self._zero_grad(names)
         needs_relationship = self.car is not None
-        forward = self.modules(batch, with_relationship=needs_relationship)
         skipped_before = self.car.skipped_batches if self.car is not None else 0
-        terms = self.generator_losses(batch, forward)
+        with self._autocast():
+            forward = self.forward_module(batch, with_relationship=needs_relationship)
+            terms = self.generator_losses(batch, forward)
         total = self._checked(terms)
-        total.backward()
+        scaler = self.scalers["generator"]
+        scaler.scale(total).backward()
         for name in names:
-            self.optimizers[name].step()
+            scaler.step(self.optimizers[name])
+        scaler.update()
         self.step += 1
         self.last_prediction = forward.prediction.detach()
         losses = {name: float(value.detach()) for name, value in terms.items()}
@@ -424,14 +452,17 @@ class RendererTrainer:
         batch = self._to_device(batch)
         self.modules.train()
         self._zero_grad(["discriminator"])
-        discriminator = self.modules.discriminator
-        loss = hinge_discriminator_loss(
-            discriminator(batch["driving_image"]),
-            discriminator(prediction.detach()),
-            self.config.losses.discriminator_gan,
-        )
-        self._checked({"discriminator_gan": loss}).backward()
-        self.optimizers["discriminator"].step()
+        discriminator = self.discriminator_forward or self.modules.discriminator
+        with self._autocast():
+            loss = hinge_discriminator_loss(
+                discriminator(batch["driving_image"]),
+                discriminator(prediction.detach()),
+                self.config.losses.discriminator_gan,
+            )
+        scaler = self.scalers["discriminator"]
+        scaler.scale(self._checked({"discriminator_gan": loss})).backward()
+        scaler.step(self.optimizers["discriminator"])
+        scaler.update()
         return {"discriminator_gan": float(loss.detach())}
 
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -459,11 +490,12 @@ class RendererTrainer:
 
     # ------------------------------------------------------------------ state for checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Networks (all but the frozen metric), optimisers, schedulers, counters and the trainer's random state."""
+        """Networks (all but the frozen metric), optimisers, schedulers, gradient scalers, counters and the trainer's random state."""
         return {
             "modules": {name: module.state_dict() for name, module in self.modules.named_trained_modules()},
             "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
             "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
+            "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
             "counters": {"step": self.step, "epoch": self.epoch, **{f"car_{k}": v for k, v in self.car_counts.items()}},
             "random": self.random.get_state(),
             "config": dataclasses.asdict(self.config),
@@ -483,6 +515,10 @@ class RendererTrainer:
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
+        for name, scaler in self.scalers.items():
+            saved = state.get("scalers", {}).get(name)
+            if scaler.is_enabled() and saved:  # a disabled scaler has no state (float32 or bfloat16 runs)
+                scaler.load_state_dict(saved)
         counters = state["counters"]
         self.step, self.epoch = int(counters["step"]), int(counters["epoch"])
         if self.car is not None:

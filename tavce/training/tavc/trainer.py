@@ -18,29 +18,33 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from tavce.errors import CheckpointError, IncompatibleWeightsError
 from tavce.models.base import load_state_dict_strict
 from tavce.models.tavc import MouthEncoder, TAVCAudioEncoder, TAVCAudioEncoderConfig, TAVCMetric, TAVCMetricConfig
-from tavce.training.checkpoint import (
-    capture_rng_state,
-    find_checkpoint,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
 from tavce.training.distributed import DistributedContext
-from tavce.training.sampler import GlobalBatchSampler, SeededItems
+from tavce.training.loop import (
+    CONFIG_NAME,
+    METRICS_LOG,
+    LoopPosition,
+    append_metrics,
+    autocast_dtype,
+    build_loader,
+    load_resumable,
+    restore_position,
+    planned_steps,
+    run_steps,
+    seed_everything,
+    write_checkpoint,
+)
 from tavce.training.tavc.config import TAVCTrainingConfig
 from tavce.training.tavc.losses import SimilarityAverage, StageOneLosses, embed_stage_one_batch, stage_one_objective
 from tavce.training.tavc.reconstruction import ReconstructionLoss
@@ -49,10 +53,7 @@ __all__ = ["StageOneModel", "StepRecord", "TAVCTrainingResult", "build_metric", 
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
 METRIC_DIR = "metric"
-METRICS_LOG = "metrics.jsonl"
-CONFIG_NAME = "training_config.json"
 # Settings a resumed run may change without changing what it computes (extending a run is the usual resume).
 RUN_LENGTH_AND_OUTPUT_FIELDS = frozenset(
     {"epochs", "max_steps", "progress", "log_every", "checkpoint_every", "num_workers", "device", "export_metric"}
@@ -185,18 +186,6 @@ class TAVCTrainingResult:
     metric_folder: Path | None
 
 
-def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    if mode == "auto":
-        return torch.float16 if device.type == "cuda" else None
-    return {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[mode]
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
 class _Run:
     """State of one training call; split into methods so that each concern reads on its own."""
 
@@ -213,7 +202,7 @@ class _Run:
 
         self.config, self.context, self.output = config, context, Path(output)
         self.device = context.device
-        _seed_everything(config.seed)
+        seed_everything(config.seed)
         self.dataset = (
             dataset
             if dataset is not None
@@ -262,37 +251,22 @@ class _Run:
             weight_decay=config.weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.lr_step_epochs, config.lr_gamma)
-        self.autocast_dtype = _autocast_dtype(config.mixed_precision, self.device)
+        self.autocast_dtype = autocast_dtype(config.mixed_precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
-        self.sampler = GlobalBatchSampler(
-            self.dataset, config.batch_size, num_replicas=context.world_size, rank=context.rank, seed=config.seed
-        )
-        self.loader = DataLoader(
-            SeededItems(self.dataset, config.seed),
-            batch_size=config.batch_size,
-            sampler=self.sampler,
-            num_workers=config.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=config.num_workers > 0,
+        self.sampler, self.loader = build_loader(
+            self.dataset, config.batch_size, context, seed=config.seed, num_workers=config.num_workers
         )
         self.averages = {"positive": SimilarityAverage(), "negative": SimilarityAverage()}
-        self.epoch = self.step_in_epoch = self.global_step = 0
+        self.position = LoopPosition()
         self.history: list[StepRecord] = []
         self.last_checkpoint: Path | None = None
 
     # --- resume -----------------------------------------------------------------------------
 
     def resume(self, location: str | Path) -> None:
-        path = find_checkpoint(location)
-        state = load_checkpoint(path)
-        if state.get("stage") != "tavc":
-            raise CheckpointError(f"{path}: a {state.get('stage')!r} checkpoint, not a stage-1 (tavc) one")
-        global_batch = self.config.batch_size * self.context.world_size
-        if state["global_batch_size"] != global_batch:
-            raise CheckpointError(
-                f"{path}: written with {state['global_batch_size']} items per step (batch size × processes), this "
-                f"run has {global_batch}; resume with the same batch size and number of processes"
-            )
+        path, state = load_resumable(
+            location, stage="tavc", global_batch_size=self.config.batch_size * self.context.world_size
+        )
         saved = TAVCTrainingConfig.from_dict(json.loads(state["config"]), source=str(path))
         changed = [
             field.name
@@ -311,55 +285,26 @@ class _Run:
         self.scaler.load_state_dict(state["scaler"])
         for name, average in self.averages.items():
             average.value, average.updates = state["averages"][name]
-        self.epoch, self.step_in_epoch, self.global_step = (
-            state["position"]["epoch"],
-            state["position"]["step_in_epoch"],
-            state["position"]["global_step"],
-        )
-        restore_rng_state(state["rng"])
-        self._truncate_metrics_log()
-        logger.info(
-            "resumed from %s at step %d (epoch %d, step %d)", path, self.global_step, self.epoch, self.step_in_epoch
-        )
-
-    def _truncate_metrics_log(self) -> None:
-        """Drop records an interrupted run wrote after the checkpoint (they will be written again)."""
-        log = self.output / METRICS_LOG
-        if self.context.is_main and log.is_file():
-            kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= self.global_step]
-            log.write_text("".join(line + "\n" for line in kept))
+        self.position = restore_position(path, state, self.context, self.output)
 
     # --- checkpoints --------------------------------------------------------------------------
 
+    def _state(self) -> dict[str, Any]:
+        return {
+            "stage": "tavc",
+            "config": json.dumps(self.config.to_dict()),
+            "global_batch_size": self.config.batch_size * self.context.world_size,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "averages": {name: (average.value, average.updates) for name, average in self.averages.items()},
+        }
+
     def save(self) -> None:
-        if self.context.is_main:
-            state = {
-                "stage": "tavc",
-                "config": json.dumps(self.config.to_dict()),
-                "global_batch_size": self.config.batch_size * self.context.world_size,
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "averages": {name: (average.value, average.updates) for name, average in self.averages.items()},
-                "position": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step},
-                "rng": capture_rng_state(),
-            }
-            path = self.output / CHECKPOINTS_DIR / f"step_{self.global_step:08d}.pt"
-            self.last_checkpoint = save_checkpoint(path, state)
-        self.context.barrier()  # no rank runs ahead of a checkpoint being written
+        self.last_checkpoint = write_checkpoint(self.context, self.output, self.position, self._state)
 
     # --- training -----------------------------------------------------------------------------
-
-    def _finished(self) -> bool:
-        config = self.config
-        return (config.max_steps is not None and self.global_step >= config.max_steps) or (
-            config.epochs is not None and self.epoch >= config.epochs
-        )
-
-    def _planned_steps(self) -> int:
-        by_epochs = None if self.config.epochs is None else self.config.epochs * self.sampler.steps_per_epoch
-        return min(steps for steps in (by_epochs, self.config.max_steps) if steps is not None)
 
     def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         mels = batch["mels"].to(self.device, non_blocking=True)
@@ -405,8 +350,8 @@ class _Run:
             figures
         )
         record = StepRecord(
-            step=self.global_step,
-            epoch=self.epoch,
+            step=self.position.global_step,
+            epoch=self.position.epoch,
             learning_rate=learning_rate,
             loss=total,
             positive_loss=positive,
@@ -420,7 +365,7 @@ class _Run:
             smoothed_negative=self.averages["negative"].update(logged_negative),
         )
         self.history.append(record)
-        if self.global_step % self.config.log_every == 0:
+        if self.position.global_step % self.config.log_every == 0:
             logger.info(
                 "step %d epoch %d lr %.2e | loss %.4f (positive %.4f, negative %.4f%s) | similarity positive %.3f "
                 "negative %.3f (flattened cosine %.3f / %.3f)",
@@ -429,54 +374,39 @@ class _Run:
                 "" if record.reconstruction_loss is None else f", reconstruction {record.reconstruction_loss:.4f}",
                 record.smoothed_positive, record.smoothed_negative, record.cos_positive, record.cos_negative,
             )  # fmt: skip
-            with (self.output / METRICS_LOG).open("a") as log:
-                log.write(json.dumps(dataclasses.asdict(record)) + "\n")
+            append_metrics(self.output / METRICS_LOG, dataclasses.asdict(record))
+
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> None:
+        learning_rate = self.optimizer.param_groups[0]["lr"]
+        output = self._step(batch)
+        figures = self._global_figures(output)
+        if self.context.is_main:
+            self._record(output, figures, learning_rate)
 
     def train(self) -> None:
-        from tqdm.auto import tqdm
-
         if self.context.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             self.config.save(self.output / CONFIG_NAME)
-        steps_per_epoch = self.sampler.steps_per_epoch
+        config = self.config
         logger.info(
             "stage 1: %d items, %d steps per epoch of %d × %d process(es), %d steps planned, on %s%s",
-            len(self.dataset), steps_per_epoch, self.config.batch_size, self.context.world_size,
-            self._planned_steps(), self.device,
+            len(self.dataset), self.sampler.steps_per_epoch, config.batch_size, self.context.world_size,
+            planned_steps(config.epochs, config.max_steps, self.sampler.steps_per_epoch), self.device,
             "" if self.autocast_dtype is None else f" with {self.autocast_dtype} autocast",
         )  # fmt: skip
-        progress = tqdm(
-            total=self._planned_steps(),
-            initial=self.global_step,
-            desc="stage 1",
-            unit="step",
-            disable=not (self.context.is_main and self.config.progress),
+        run_steps(
+            loader=self.loader,
+            sampler=self.sampler,
+            position=self.position,
+            epochs=config.epochs,
+            max_steps=config.max_steps,
+            step=self._train_step,
+            end_epoch=self.scheduler.step,  # stepped per epoch, as the original
+            save=self.save,
+            checkpoint_every=config.checkpoint_every,
+            progress=self.context.is_main and config.progress,
+            description="stage 1",
         )
-        saved_at = self.global_step
-        with progress:
-            while not self._finished():
-                self.sampler.set_position(self.epoch, self.step_in_epoch)
-                for batch in self.loader:
-                    learning_rate = self.optimizer.param_groups[0]["lr"]
-                    output = self._step(batch)
-                    self.global_step += 1
-                    self.step_in_epoch += 1
-                    figures = self._global_figures(output)
-                    if self.context.is_main:
-                        self._record(output, figures, learning_rate)
-                    progress.update(1)
-                    epoch_ended = self.step_in_epoch == steps_per_epoch
-                    if epoch_ended:
-                        self.scheduler.step()  # stepped per epoch, as the original
-                        self.epoch, self.step_in_epoch = self.epoch + 1, 0
-                    every = self.config.checkpoint_every
-                    if epoch_ended or (every is not None and self.global_step % every == 0) or self._finished():
-                        self.save()
-                        saved_at = self.global_step
-                    if self._finished():
-                        break
-        if saved_at != self.global_step:
-            self.save()
 
     def export(self) -> Path | None:
         self.metric.eval()
@@ -530,7 +460,7 @@ def train_tavc(
         return TAVCTrainingResult(
             metric=run.metric,
             history=run.history,
-            steps=run.global_step,
+            steps=run.position.global_step,
             checkpoint=run.last_checkpoint,
             metric_folder=folder,
         )
