@@ -47,7 +47,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--still", action="store_true", help="keep each photo's head pose; only the face moves")
     parser.add_argument("--seed", type=int, default=None, help="same seed, same videos (default: random)")
-    parser.add_argument("--batch-size", type=int, default=4, help="frames rendered together (default: %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None,
+        help="frames rendered together (default: from free GPU memory on CUDA, 1 on the CPU)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: cuda when available)")
     parser.add_argument("--overwrite", action="store_true", help="render videos that already exist again")
     return parser.parse_args(argv)

@@ -47,7 +47,9 @@ class GenerationOptions:
         pose_style: head-motion style, 0..45.
         expression_scale: multiplies the expression coefficients (0 = neutral, 1 = as predicted).
         seed: seed of the pose noise and blink placement; None draws a fresh one.
-        batch_size: frames rendered together (memory grows with it, not with the clip length).
+        batch_size: frames rendered together (memory grows with it, not with the clip length); None
+            chooses for the device: as many as free GPU memory allows on CUDA, 1 elsewhere (batching
+            does not speed up a CPU).
         face_box: (x0, y0, x1, y1) face box in photo pixels; skips face detection.
         ref_pose: (T_ref, 6) head-pose sequence whose motion is added to the generated pose.
         ref_eyeblink: (T_ref, 64) expression sequence replacing the reference expression (blinks).
@@ -60,7 +62,7 @@ class GenerationOptions:
     pose_style: int = 0
     expression_scale: float = 1.0
     seed: int | None = None
-    batch_size: int = 4
+    batch_size: int | None = None
     face_box: tuple[float, float, float, float] | None = None
     ref_pose: torch.Tensor | None = None
     ref_eyeblink: torch.Tensor | None = None
@@ -70,7 +72,7 @@ class GenerationOptions:
     def __post_init__(self) -> None:
         if self.mode not in CROP_MODES:
             raise InvalidArgumentError(f"mode={self.mode!r}: must be one of {', '.join(CROP_MODES)}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise InvalidArgumentError(f"batch_size={self.batch_size}: must be at least 1")
         if self.face_box is not None:
             x0, y0, x1, y1 = (float(v) for v in self.face_box)
@@ -412,9 +414,15 @@ class TalkingHeadPipeline:
     def _render(self, result: TalkingHeadResult) -> Iterator[np.ndarray]:
         from tqdm.auto import tqdm
 
+        from tavce.models.renderer.acceleration import choose_batch_size
+
         total, batch = result.num_frames, result.options.batch_size
         with torch.inference_mode():
             state = self.renderer.prepare_source(result.source)
+            if batch is None:
+                batch = choose_batch_size(
+                    lambda: self.renderer.render(state, result.coefficients, 0, 1, result.relationship), self.device
+                )
         with tqdm(total=total, unit="frame", disable=not result.options.progress, desc="rendering") as bar:
             for start in range(0, total, batch):
                 stop = min(start + batch, total)

@@ -60,7 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=_DTYPES,
         help="network precision (default: float16 on CUDA, float32 elsewhere; bfloat16 is optional on CPU)",
     )
-    compute.add_argument("--batch-size", type=int, default=4, help="frames rendered together (default 4)")
+    compute.add_argument(
+        "--batch-size", type=int, default=None,
+        help="frames rendered together (default: as many as free GPU memory allows on CUDA, 1 on the CPU)",
+    )
     compute.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -84,7 +87,7 @@ def run(arguments: argparse.Namespace) -> int:
             "frame at 256x256 on 2 cores; 25 frames per second of audio); use --device cuda for speed"
         )
     logger.info("device %s, dtype %s", device, str(dtype).replace("torch.", ""))
-    if arguments.batch_size < 1:
+    if arguments.batch_size is not None and arguments.batch_size < 1:
         raise InvalidArgumentError(f"--batch-size {arguments.batch_size}: must be at least 1")
     pipe = TalkingHeadPipeline.from_pretrained(
         arguments.weights,
