@@ -52,6 +52,10 @@ MAX_ABS_VALUE = 4.0
 AMPLITUDE_FLOOR = 10.0 ** (MIN_LEVEL_DB / 20.0)  # 1e-5
 
 
+MEL_CHUNK_FRAMES = 2000
+"""Mel frames (20 s of audio) computed together by :func:`mel_spectrogram`: bounds its memory."""
+
+
 def num_mel_frames(num_samples: int) -> int:
     """Frames of the centred STFT: ``1 + num_samples // 200``."""
     return 1 + num_samples // HOP_LENGTH
@@ -74,18 +78,19 @@ def preemphasis(samples: np.ndarray | torch.Tensor, *, dtype: torch.dtype = torc
     return emphasized
 
 
-def stft_magnitude(emphasized: torch.Tensor) -> torch.Tensor:
-    """|STFT| (401, M) of a 1-D waveform: periodic Hann 800, hop 200, 400 zeros padded each side."""
+def stft_magnitude(emphasized: torch.Tensor, *, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """|STFT| (401, stop − start) of frames start … stop − 1 of a 1-D waveform.
+
+    Periodic Hann 800, hop 200, 400 zeros padded each side (the centred STFT); frame m
+    reads padded samples [200·m, 200·m + 800), so any frame range is computed exactly
+    from its own samples.
+    """
+    stop = num_mel_frames(emphasized.shape[0]) if stop is None else stop
+    padded = torch.nn.functional.pad(emphasized, (N_FFT // 2, N_FFT // 2))
+    segment = padded[start * HOP_LENGTH : (stop - 1) * HOP_LENGTH + N_FFT]
     window = torch.hann_window(N_FFT, periodic=True, dtype=emphasized.dtype)
     spectrum = torch.stft(
-        emphasized,
-        n_fft=N_FFT,
-        hop_length=HOP_LENGTH,
-        win_length=N_FFT,
-        window=window,
-        center=True,
-        pad_mode="constant",
-        return_complex=True,
+        segment, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=N_FFT, window=window, center=False, return_complex=True
     )
     return spectrum.abs()
 
@@ -165,5 +170,15 @@ def mel_spectrogram(samples: np.ndarray | torch.Tensor, *, dtype: torch.dtype = 
     """
     if dtype not in (torch.float32, torch.float64):
         raise InvalidArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    magnitude = stft_magnitude(preemphasis(samples, dtype=dtype))
-    return normalize(amplitude_to_db(mel_basis().to(dtype) @ magnitude))
+    emphasized = preemphasis(samples, dtype=dtype)
+    basis = mel_basis().to(dtype)
+    frames = num_mel_frames(emphasized.shape[0])
+    # In chunks of frames: the complex spectrum of a whole long clip (float64) would make memory
+    # grow with its length; each frame depends only on its own samples, so chunks are exact.
+    return torch.cat(
+        [
+            normalize(amplitude_to_db(basis @ stft_magnitude(emphasized, start=start, stop=min(start + MEL_CHUNK_FRAMES, frames))))
+            for start in range(0, frames, MEL_CHUNK_FRAMES)
+        ],
+        dim=1,
+    )

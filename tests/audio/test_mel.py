@@ -67,3 +67,16 @@ def test_bad_arguments() -> None:
         mel_spectrogram(np.zeros(800, dtype=np.int16))
     with pytest.raises(InvalidArgumentError, match="dtype"):
         mel_spectrogram(np.zeros(800, dtype=np.float32), dtype=torch.float16)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mel_in_chunks_equals_the_whole_clip_at_once(monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype) -> None:
+    from tavce.audio import mel as mel_module
+
+    samples = np.random.default_rng(5).uniform(-0.5, 0.5, 16000 * 9 + 123).astype(np.float32)
+    monkeypatch.setattr(mel_module, "MEL_CHUNK_FRAMES", 10**9)
+    whole = mel_module.mel_spectrogram(samples, dtype=dtype)
+    monkeypatch.setattr(mel_module, "MEL_CHUNK_FRAMES", 301)  # chunk edges fall anywhere
+    chunked = mel_module.mel_spectrogram(samples, dtype=dtype)
+    assert chunked.shape == whole.shape == (80, 1 + len(samples) // 200)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-5)
