@@ -8,29 +8,18 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from tavce import TalkingHeadPipeline
 from tavce.models.renderer import CERLRenderer
-from tavce.training.data import PrepareConfig, RendererDataset, RendererDatasetConfig, prepare_dataset
+from tavce.training.data import RendererDataset, RendererDatasetConfig
 from tavce.training.renderer import RendererTrainer, VGG19Features
-from tests.helpers import SyntheticFaceLandmarker, tiny_face_recon
+from tests.helpers import SyntheticFaceLandmarker
 from tests.training.renderer.conftest import TINY_VGG, cached_tiny_components, tiny_training_config
 
 
-@pytest.fixture(scope="module")
-def prepared(synthetic_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("prepared")
-    prepare_dataset(
-        synthetic_clips, output, face_recon=tiny_face_recon(), landmarker=SyntheticFaceLandmarker(),
-        config=PrepareConfig(crop_mode="resize"), progress=False,
-    )  # fmt: skip
-    return output
-
-
-def test_trained_folder_renders_through_the_pipeline(prepared: Path, portrait, speech: Path, tmp_path: Path) -> None:
+def test_trained_folder_renders_through_the_pipeline(prepared_clips: Path, portrait, speech: Path, tmp_path: Path) -> None:
     components = cached_tiny_components(0)
     config = tiny_training_config()
     trainer = RendererTrainer.from_renderer(
@@ -38,7 +27,7 @@ def test_trained_folder_renders_through_the_pipeline(prepared: Path, portrait, s
         landmarker=SyntheticFaceLandmarker(), perceptual_network=VGG19Features(TINY_VGG),
     )  # fmt: skip
     torch.manual_seed(0)
-    loader = DataLoader(RendererDataset(prepared, RendererDatasetConfig(repeats=2)), batch_size=1, shuffle=True)
+    loader = DataLoader(RendererDataset(prepared_clips, RendererDatasetConfig(repeats=2)), batch_size=1, shuffle=True)
     for batch in itertools.islice(loader, 2):
         losses = trainer.train_step(batch)
         assert "car" in losses and all(math.isfinite(value) for value in losses.values())
