@@ -16,6 +16,7 @@ from tavce.models.renderer.fast_conv import (
     DerivedWeights,
     conv3x3_of_nearest_upsampled,
     polyphase_weights,
+    single_output_conv2d,
 )
 from tavce.models.renderer.keypoint_detector import KeypointDetector, KeypointDetectorConfig
 from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
@@ -83,6 +84,19 @@ def test_polyphase_conv_equals_the_conv_of_the_nearest_upsampled_map(scales):
     folded_weight, folded_bias = polyphase_weights(weight, bias, scales)
     assert folded_weight.shape[2:] == tuple(2 if scale > 1 else 3 for scale in scales)
     torch.testing.assert_close(conv3x3_of_nearest_upsampled(x, folded_weight, folded_bias, scales), expected)
+
+
+@pytest.mark.parametrize("kernel_size, batch, channels_last", [(7, 2, False), (3, 1, True), (1, 1, False)])
+def test_single_output_conv_equals_the_direct_conv(kernel_size, batch, channels_last):
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(batch, 6, 5, 7, generator=generator, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(1, 6, kernel_size, kernel_size, generator=generator, dtype=torch.float64)
+    bias = torch.randn(1, generator=generator, dtype=torch.float64)
+    padding = kernel_size // 2
+    expected = F.conv2d(x, weight, bias, padding=padding)
+    torch.testing.assert_close(single_output_conv2d(x, weight, bias, padding), expected)
 
 
 def test_polyphase_conv_keeps_channels_last():
@@ -211,6 +225,20 @@ def test_generator_in_bfloat16_runs_and_stays_close_to_float32():
     assert torch.isfinite(half.prediction).all()
     torch.testing.assert_close(half.prediction.float(), single.prediction, rtol=0, atol=0.05)
     torch.testing.assert_close(half.occlusion_map, single.occlusion_map, rtol=0, atol=0.05)
+
+
+def test_switching_the_reductions_off_gives_the_same_generator_output():
+    from tavce.models.renderer.fast_conv import exact_reductions
+
+    generator = tiny_generator().double().eval()
+    image, kp_source, kp_driving = (tensor.double() for tensor in inputs(2, seed=16))
+    args = (image.expand(2, -1, -1, -1), kp_source.expand(2, -1, -1), kp_driving, torch.randn(2, 4).double())
+    with torch.inference_mode():
+        fast = generator(*args)
+        with exact_reductions(False):
+            plain = generator(*args)
+    for name in ("prediction", "mask", "occlusion_map"):
+        torch.testing.assert_close(getattr(fast, name), getattr(plain, name))
 
 
 def test_switching_the_reductions_off_gives_the_same_decoder_output():

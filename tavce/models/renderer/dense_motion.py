@@ -29,6 +29,7 @@ from tavce.models.renderer.fast_conv import (
     conv3x3_of_nearest_upsampled,
     polyphase_weights,
     reductions_enabled,
+    single_output_conv2d,
 )
 from tavce.models.renderer.precision import Float32Conv2d, accurate_dtype
 
@@ -196,6 +197,13 @@ class DenseMotionNetwork(nn.Module):
         """(B, C, D, h, w) → (B, compressed, D, h, w); depends on the source only."""
         return F.relu(self.compress_norm(self.compress(volume.to(self.compress.weight.dtype))))
 
+    def _occlusion_logits(self, features: torch.Tensor) -> torch.Tensor:
+        if not reductions_enabled():
+            return self.occlusion(features)
+        conv = self.occlusion
+        features = features.to(conv.weight.dtype)
+        return single_output_conv2d(features, conv.weight, conv.bias, conv.padding[0])
+
     def forward(self, compressed: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> DenseMotion:
         """Predict the motion.
 
@@ -230,5 +238,5 @@ class DenseMotionNetwork(nn.Module):
         mask = F.softmax(self.mask(prediction).to(accurate), dim=1)
         kept = torch.where(mask < MASK_THRESHOLD, torch.zeros_like(mask), mask)
         deformation = (sparse_motions * kept.unsqueeze(-1)).sum(dim=1)
-        occlusion_map = torch.sigmoid(self.occlusion(prediction.reshape(batch, -1, height, width)))
+        occlusion_map = torch.sigmoid(self._occlusion_logits(prediction.reshape(batch, -1, height, width)))
         return DenseMotion(mask=mask, deformation=deformation, occlusion_map=occlusion_map)

@@ -13,6 +13,10 @@ summation order), with fewer or larger kernel calls:
   phases come out of one conv with 2 taps per upsampled axis. 2×2 instead of 3×3 taps on
   a quarter of the pixels per phase: 4·4 = 16 instead of 9·4 = 36 multiply-adds per input
   pixel and output channel at scale 2 (2.25× less), the same ratio at scale 4.
+* :func:`single_output_conv2d` — a k×k conv with one output channel and many input
+  channels (the occlusion conv: 1792 channels, 7×7) as one matrix product giving each
+  tap's map, then a sum of the k² shifted maps. oneDNN runs the direct form at a few
+  GFLOP/s (one output channel leaves its kernels idle); the product runs near peak.
 * :class:`DerivedWeights` — the merged / folded weights are *derived* from the module's
   own parameters and cached (never stored in the state dict), rebuilt when a source
   parameter is replaced, modified in place (``load_state_dict``), moved or cast.
@@ -220,6 +224,27 @@ def conv3x3_of_nearest_upsampled(
         slice(1, 1 + low * scale) if scale > 1 else slice(None) for low, scale in zip(input.shape[2:], scales)
     ]
     return full[tuple(crop)]
+
+
+def _tap_selector(kernel_size: int, like: torch.Tensor) -> torch.Tensor:
+    """(1, k², k, k) weight whose conv sums channel a·k+b shifted by (a, b): 0/1 entries, so the sum is exact."""
+    taps = kernel_size * kernel_size
+    selector = like.new_zeros(taps, taps)
+    selector.fill_diagonal_(1)
+    return selector.view(1, taps, kernel_size, kernel_size)
+
+
+def single_output_conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
+    """``F.conv2d(input, weight, bias, padding=padding)`` for a (1, C, k, k) weight, stride 1.
+
+    Each of the k² taps' maps comes out of one (k², C) × (C, H·W) product; the conv of those
+    maps with a 0/1 tap selector adds them shifted into place (same result up to summation order).
+    """
+    batch, channels, height, width = input.shape
+    kernel_size = weight.shape[-1]
+    per_tap = torch.matmul(weight.reshape(channels, -1).t(), input.reshape(batch, channels, height * width))
+    per_tap = per_tap.view(batch, -1, height, width)
+    return F.conv2d(per_tap, _tap_selector(kernel_size, per_tap), bias, padding=padding)
 
 
 def _memory_format_of(tensor: torch.Tensor) -> torch.memory_format:
