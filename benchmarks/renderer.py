@@ -28,8 +28,12 @@ configuration's frames against the baseline loop's float32 frames, the frames bo
 rendered, pixels in [0, 1]), ``peak_rss_mib`` (the process's resident peak while that
 configuration ran, its interleaved baseline frames included, Linux), ``gflop_per_frame``
 (convolutions and matmuls, 2 FLOPs per multiply-add, of the per-frame work as that
-configuration runs it), and
-``achieved_gflop_per_s``. The CPU may be shared with other work, so every frame of the
+configuration runs it),
+``achieved_gflop_per_s``, ``matmul_peak_gflop_per_s`` (this machine's 4096² matrix product in
+that dtype, fastest of several, measured in the same run: the practical ceiling of the
+convolution kernels), ``fraction_of_peak`` (achieved / peak) and ``speedup_at_peak`` (the
+speed-up this configuration would reach if every FLOP ran at the matmul peak: a target
+above it needs less work, not faster kernels). The CPU may be shared with other work, so every frame of the
 baseline and every batch of a configuration is timed on its own and the *fastest* one
 counts (the least disturbed); one baseline frame is timed right before every timed batch of
 every configuration, and ``baseline_frames_per_s`` is the fastest baseline frame so far
@@ -221,6 +225,23 @@ def gflop_per_frame(renderer, image, source_coefficients, windows, differences, 
     return counter.get_total_flops() / 1e9 / batch
 
 
+@torch.inference_mode()
+def matmul_peak_gflop_per_s(dtype: torch.dtype, device: torch.device, size: int = 4096, repeats: int = 5) -> float:
+    """GFLOP/s of the fastest of ``repeats`` (size × size) @ (size × size) products in ``dtype`` after a warm-up."""
+    generator = torch.Generator().manual_seed(0)
+    left = torch.randn(size, size, generator=generator).to(device, dtype)
+    right = torch.randn(size, size, generator=generator).to(device, dtype)
+    left @ right
+    fastest = math.inf
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        left @ right
+        synchronize(device)
+        fastest = min(fastest, time.perf_counter() - start)
+    return 2 * size**3 / fastest / 1e9
+
+
 def psnr_db(frames: torch.Tensor, reference: torch.Tensor) -> float:
     """PSNR (dB) of frames in [0, 1] against reference frames; inf when identical."""
     mse = (frames.double() - reference.double()).square().mean().item()
@@ -268,11 +289,13 @@ def main() -> None:
         renderer, image, source_coefficients, windows[: args.loop_frames], differences
     )
     baseline_fps = 1 / baseline_seconds
+    peaks = {name: matmul_peak_gflop_per_s(DTYPES[name], device) for name in {"float32", *names}}
     baseline_row = {
         "config": "baseline", "size": args.size, "device": device.type, "dtype": "float32", "batch": 1,
         "frames": args.loop_frames, "frames_per_s": baseline_fps, "baseline_frames_per_s": baseline_fps,
         "speedup": 1.0, "psnr_vs_fp32_db": math.inf, "peak_rss_mib": _status_mib("VmHWM"),
         "gflop_per_frame": baseline_gflop, "achieved_gflop_per_s": baseline_gflop * baseline_fps,
+        **against_peak(baseline_gflop, baseline_fps, baseline_fps, peaks["float32"]),
     }
     emit(baseline_row, args, image_name)
     for name in names:
@@ -302,8 +325,18 @@ def main() -> None:
                 "psnr_vs_fp32_db": psnr_db(frames[:compared], reference[:compared]),
                 "peak_rss_mib": _status_mib("VmHWM"), "gflop_per_frame": gflop,
                 "achieved_gflop_per_s": gflop / seconds, "prepare_s": prepare_seconds,
+                **against_peak(gflop, 1 / seconds, baseline_fps, peaks[name]),
             }, args, image_name)
         del model
+
+
+def against_peak(gflop_per_frame: float, frames_per_s: float, baseline_fps: float, peak: float) -> dict:
+    """The peak-related columns of one configuration (see the module docstring)."""
+    return {
+        "matmul_peak_gflop_per_s": peak,
+        "fraction_of_peak": gflop_per_frame * frames_per_s / peak,
+        "speedup_at_peak": peak / gflop_per_frame / baseline_fps,
+    }
 
 
 def emit(row: dict, args: argparse.Namespace, image_name: str) -> None:
@@ -317,7 +350,8 @@ def emit(row: dict, args: argparse.Namespace, image_name: str) -> None:
         logger.info(
             f"{row['config']:8s} {row['dtype']:8s} B={row['batch']:<2d} {row['frames_per_s']:7.4f} frames/s "
             f"speed-up {row['speedup']:5.2f}x  PSNR {row['psnr_vs_fp32_db']:6.2f} dB  "
-            f"{row['gflop_per_frame']:7.1f} GFLOP/frame  {row['achieved_gflop_per_s']:6.1f} GFLOP/s  "
+            f"{row['gflop_per_frame']:7.1f} GFLOP/frame  {row['achieved_gflop_per_s']:6.1f} GFLOP/s "
+            f"({100 * row['fraction_of_peak']:3.0f} % of peak, {row['speedup_at_peak']:4.2f}x at peak)  "
             f"peak RSS {row['peak_rss_mib'] or float('nan'):7.0f} MiB"
         )
 

@@ -19,13 +19,14 @@ import os
 import pickle
 import tempfile
 from collections.abc import Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, OutputError, WeightsNotFoundError
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, OutputError, TavceError, WeightsNotFoundError
 
 __all__ = ["save_safetensors", "load_safetensors", "load_legacy_checkpoint", "resolve_weights"]
 
@@ -83,6 +84,24 @@ def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         ) from error
 
 
+def torch_load_weights_only(path: Path, error: type[TavceError], *, unsafe_fix: str, corrupt_fix: str) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU; a refused or unreadable file raises ``error``.
+
+    Only tensors and plain containers are unpickled: a file whose pickle would import or
+    call code is refused before anything runs. The message names the file, the problem
+    and the caller's fix (``unsafe_fix`` / ``corrupt_fix``).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as failure:
+        raise error(
+            f"{path}: refused for safety: the file contains objects that would run arbitrary code when "
+            f"loaded ({str(failure).splitlines()[0]}); nothing from it was executed. {unsafe_fix}"
+        ) from failure
+    except (RuntimeError, EOFError, OSError, ValueError) as failure:
+        raise error(f"{path}: cannot be read as a PyTorch checkpoint ({failure}); {corrupt_fix}") from failure
+
+
 def load_legacy_checkpoint(path: str | Path) -> dict:
     """The dictionary stored in an original ``.pth`` / ``.pth.tar`` checkpoint.
 
@@ -96,19 +115,12 @@ def load_legacy_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"{path}: checkpoint not found; check the path or download it again")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise IncompatibleWeightsError(
-            f"{path}: refused for safety: the checkpoint contains objects that would run arbitrary code when "
-            f"loaded ({str(error).splitlines()[0]}); nothing from it was executed. Use the official checkpoint "
-            "or convert it to safetensors where you trust it"
-        ) from error
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise IncompatibleWeightsError(
-            f"{path}: cannot be read as a PyTorch checkpoint ({error}); the file is corrupt or incomplete, "
-            "download it again"
-        ) from error
+    checkpoint = torch_load_weights_only(
+        path,
+        IncompatibleWeightsError,
+        unsafe_fix="Use the official checkpoint or convert it to safetensors where you trust it",
+        corrupt_fix="the file is corrupt or incomplete, download it again",
+    )
     if not isinstance(checkpoint, dict):
         raise IncompatibleWeightsError(
             f"{path}: holds a {type(checkpoint).__name__}, expected a dictionary of tensors (a state dict)"

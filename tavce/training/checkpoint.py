@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from tavce.errors import CheckpointError
+from tavce.hub import torch_load_weights_only
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -126,18 +126,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; check the path given to --resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"{path}: refused: the file holds objects that would run code when loaded "
-            f"({str(error).splitlines()[0]}); it was not written by a tavce trainer"
-        ) from error
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CheckpointError(
-            f"{path}: cannot be read ({error}); the file is truncated or corrupt, resume from an earlier "
-            "checkpoint in the same folder"
-        ) from error
+    state = torch_load_weights_only(
+        path,
+        CheckpointError,
+        unsafe_fix="It was not written by a tavce trainer.",
+        corrupt_fix="the file is truncated or corrupt, resume from an earlier checkpoint in the same folder",
+    )
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(
