@@ -7,6 +7,8 @@ a wrong merge order or a stale cached weight shows as a mismatch.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -72,7 +74,7 @@ def plain_decoder(decoder: SPADEDecoder, condition: torch.Tensor) -> torch.Tenso
     return torch.sigmoid(F.conv2d(F.leaky_relu(features, LEAKY_SLOPE), conv.weight, conv.bias, padding=1))
 
 
-@pytest.mark.parametrize("scales", [(2, 2), (4, 4), (1, 2, 2), (2, 1, 2), (1, 1)])
+@pytest.mark.parametrize("scales", [(2, 2), (4, 4), (3, 2), (8, 1), (1, 2, 2), (2, 1, 2), (4, 1, 4), (1, 1)])
 def test_polyphase_conv_equals_the_conv_of_the_nearest_upsampled_map(scales):
     generator = torch.Generator().manual_seed(1)
     low = (3, 4, 5)[: len(scales)]
@@ -81,9 +83,13 @@ def test_polyphase_conv_equals_the_conv_of_the_nearest_upsampled_map(scales):
     bias = torch.randn(7, generator=generator, dtype=torch.float64)
     conv = F.conv2d if len(scales) == 2 else F.conv3d
     expected = conv(F.interpolate(x, scale_factor=scales, mode="nearest"), weight, bias, padding=1)
-    folded_weight, folded_bias = polyphase_weights(weight, bias, scales)
-    assert folded_weight.shape[2:] == tuple(2 if scale > 1 else 3 for scale in scales)
-    torch.testing.assert_close(conv3x3_of_nearest_upsampled(x, folded_weight, folded_bias, scales), expected)
+    folded = polyphase_weights(weight, bias, scales)
+    # Per upsampled axis two taps for phases 0 and 1 and one for phases 2 … s−1 (s + 2 in all); 3 elsewhere.
+    taps_per_axis = [3 if scale == 1 else scale + 2 for scale in scales]
+    assert sum(weight.numel() for weight in folded[0::2]) == 7 * 5 * math.prod(taps_per_axis)
+    torch.testing.assert_close(conv3x3_of_nearest_upsampled(x, folded, scales), expected)
+    without_bias = conv(F.interpolate(x, scale_factor=scales, mode="nearest"), weight, None, padding=1)
+    torch.testing.assert_close(conv3x3_of_nearest_upsampled(x, polyphase_weights(weight, None, scales), scales), without_bias)
 
 
 @pytest.mark.parametrize("kernel_size, batch, channels_last", [(7, 2, False), (3, 1, True), (1, 1, False)])
@@ -102,9 +108,9 @@ def test_single_output_conv_equals_the_direct_conv(kernel_size, batch, channels_
 def test_polyphase_conv_keeps_channels_last():
     x = torch.randn(1, 4, 5, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     weight, bias = torch.randn(3, 4, 3, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
-    out = conv3x3_of_nearest_upsampled(x, *polyphase_weights(weight, bias, (2, 2)), (2, 2))
+    out = conv3x3_of_nearest_upsampled(x, polyphase_weights(weight, bias, (4, 4)), (4, 4))
     assert out.stride(1) == 1  # channels innermost (a cropped view of a channels-last tensor)
-    expected = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), weight, bias, padding=1)
+    expected = F.conv2d(F.interpolate(x, scale_factor=4, mode="nearest"), weight, bias, padding=1)
     torch.testing.assert_close(out, expected)
 
 

@@ -108,11 +108,11 @@ class UpBlock3d(nn.Module):
         if not reductions_enabled():
             upsampled = F.interpolate(features, scale_factor=self.SCALES, mode="nearest")
             return F.relu(self.norm(self.conv(upsampled)))
-        weight, bias = self._derived.get(
+        folded = self._derived.get(
             "polyphase", (self.conv.weight, self.conv.bias),
             lambda: polyphase_weights(self.conv.weight, self.conv.bias, self.SCALES),
         )
-        return F.relu(self.norm(conv3x3_of_nearest_upsampled(features, weight, bias, self.SCALES)))
+        return F.relu(self.norm(conv3x3_of_nearest_upsampled(features, folded, self.SCALES)))
 
 
 class Hourglass3d(nn.Module):

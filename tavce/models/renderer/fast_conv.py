@@ -150,15 +150,45 @@ def _axis_folds(scale: int) -> list[torch.Tensor]:
     return folds
 
 
+def _axis_groups(scale: int) -> list[tuple[range, int, int]]:
+    """Phases of one axis grouped by the input taps they read: (phases, first tap, tap count).
+
+    At scale 2 both phases read q−1 and q; from scale 3 on, phases 2 … s−1 read q alone
+    (their fold has an empty row), so they need one tap, not two: at scale 4 that is
+    (2·2 + 2·1)² / (4·2)² = 56 % of the multiply-adds of the two-tap form in 2-D.
+    """
+    if scale == 1:
+        return [(range(1), 0, 3)]
+    used = [tuple(int(row) for row in torch.nonzero(fold.sum(dim=1)).flatten()) for fold in _axis_folds(scale)]
+    groups: list[tuple[range, int, int]] = []
+    for phase, rows in enumerate(used):
+        first, count = rows[0], len(rows)
+        if groups and (groups[-1][1], groups[-1][2]) == (first, count):
+            groups[-1] = (range(groups[-1][0].start, phase + 1), first, count)
+        else:
+            groups.append((range(phase, phase + 1), first, count))
+    return groups
+
+
+def _phase_groups(scales: Sequence[int]) -> list[tuple[tuple[tuple[range, int, int], ...], list[tuple[int, ...]]]]:
+    """The phase groups of all axes: per group its per-axis (phases, first tap, count) and its phases in product order."""
+    return [
+        (axes, list(itertools.product(*(phases for phases, _, _ in axes))))
+        for axes in itertools.product(*(_axis_groups(scale) for scale in scales))
+    ]
+
+
 def polyphase_weights(
     weight: torch.Tensor, bias: torch.Tensor | None, scales: Sequence[int]
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, ...]:
     """Fold a 3-tap conv weight (O, I, 3, …) for an input upsampled by ``scales`` (one per spatial axis).
 
-    Returns the weight (P·O, I, taps…) of all P = ∏scales phases stacked along output
-    channels (phase-major in ``itertools.product`` order of the per-axis phases, output
-    channel fastest; taps = 2 on upsampled axes, 3 elsewhere), summed in float64 and returned
-    in the weight's dtype, and the bias repeated P times.
+    Returns ``(weight₀, bias₀, weight₁, bias₁, …)``, one pair per group of phases that read
+    the same input taps (:func:`_axis_groups`; one group at scale 2): the group's phases
+    stacked along output channels (``itertools.product`` order, output channel fastest),
+    with as many taps per axis as the group reads (2 or 1 on upsampled axes, 3 elsewhere),
+    summed in float64 and returned in the weight's dtype; the bias repeated per phase (zeros
+    when ``bias`` is None). :func:`conv3x3_of_nearest_upsampled` takes the tuple as it is.
     """
     if any(size != 3 for size in weight.shape[2:]) or len(scales) != weight.ndim - 2:
         raise ValueError(f"polyphase_weights: need a 3-tap kernel with one scale per axis, got {tuple(weight.shape)}, {scales}")
@@ -168,26 +198,26 @@ def polyphase_weights(
     folded_axes = "".join(letter.upper() for letter in letters)
     equation = f"oi{kernel}," + ",".join(f"{upper}{lower}" for upper, lower in zip(folded_axes, letters)) + f"->oi{folded_axes}"
     weight64 = weight.to(torch.float64)
-    phases = [
-        torch.einsum(equation, weight64, *(fold.to(weight.device) for fold in combination))
-        for combination in itertools.product(*per_axis)
-    ]
-    stacked = torch.cat(phases).to(weight.dtype)
-    return stacked, None if bias is None else bias.repeat(len(phases))
+    bias = weight.new_zeros(weight.shape[0]) if bias is None else bias
+    parameters: list[torch.Tensor] = []
+    for axes, phases in _phase_groups(scales):
+        taps = tuple(slice(first, first + count) for _, first, count in axes)
+        folded = [
+            torch.einsum(equation, weight64, *(per_axis[axis][t].to(weight.device) for axis, t in enumerate(phase)))
+            for phase in phases
+        ]
+        parameters += [torch.cat([fold[(..., *taps)] for fold in folded]).to(weight.dtype), bias.repeat(len(phases))]
+    return tuple(parameters)
 
 
 def conv3x3_of_nearest_upsampled(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    scales: Sequence[int],
-    relu: bool = False,
+    input: torch.Tensor, folded: Sequence[torch.Tensor], scales: Sequence[int], relu: bool = False
 ) -> torch.Tensor:
     """``conv(interpolate(input, scale_factor=scales, mode='nearest'), w, b, padding=1)`` on the low-resolution input.
 
     Args:
         input: (B, I, *low) 4-D or 5-D, low-resolution map.
-        weight, bias: :func:`polyphase_weights` of the original (O, I, 3, …) weight for ``scales``.
+        folded: :func:`polyphase_weights` of the original (O, I, 3, …) weight and bias for ``scales``.
         scales: integer upsampling factor per spatial axis (1 = not upsampled).
         relu: apply ReLU (on the phase outputs, before interleaving them: one pass less).
 
@@ -196,32 +226,36 @@ def conv3x3_of_nearest_upsampled(
         possibly a strided view.
     """
     spatial = input.ndim - 2
-    count = 1
-    for scale in scales:
-        count *= scale
-    out_channels = weight.shape[0] // count
+    batch, low = input.shape[0], input.shape[2:]
     # Padding 1 everywhere: upsampled axes get low+1 outputs q = 0 … low (pixels q−1, q),
     # the others low outputs (3 taps).
-    stacked = _CONV[spatial](
-        F.pad(input, (1, 1) * spatial), weight.to(input.dtype), None if bias is None else bias.to(input.dtype)
-    )
-    if relu:
-        stacked = stacked.relu_()
-    batch, sizes = input.shape[0], stacked.shape[2:]
-    memory_format = _memory_format_of(input)
+    padded = F.pad(input, (1, 1) * spatial)
+    sizes = [size + 1 if scale > 1 else size for size, scale in zip(low, scales)]
+    groups = _phase_groups(scales)
+    out_channels = folded[0].shape[0] // len(groups[0][1])
     full = torch.empty(
         (batch, out_channels, *(size * scale for size, scale in zip(sizes, scales))),
-        dtype=stacked.dtype,
-        device=stacked.device,
-        memory_format=memory_format,
+        dtype=input.dtype,
+        device=input.device,
+        memory_format=_memory_format_of(input),
     )
-    # stacked: (B, t₀, t₁, …, O, q₀, q₁, …) → full: (B, O, q₀, t₀, q₁, t₁, …) in one copy.
-    phases = stacked.view(batch, *scales, out_channels, *sizes)
-    order = [0, spatial + 1] + [axis for k in range(spatial) for axis in (spatial + 2 + k, 1 + k)]
-    full.view(batch, out_channels, *itertools.chain.from_iterable(zip(sizes, scales))).copy_(phases.permute(order))
+    interleaved = full.view(batch, out_channels, *itertools.chain.from_iterable(zip(sizes, scales)))
+    for (axes, phases), weight, bias in zip(groups, folded[0::2], folded[1::2]):
+        window = tuple(slice(first, first + size + count - 1) for (_, first, count), size in zip(axes, sizes))
+        stacked = _CONV[spatial](padded[(..., *window)], weight.to(input.dtype), bias.to(input.dtype))
+        if relu:
+            stacked = stacked.relu_()
+        # stacked: (B, t₀, t₁, …, O, q₀, q₁, …) → interleaved (B, O, q₀, t₀, q₁, t₁, …), this group's phases.
+        counts = [len(group_phases) for group_phases, _, _ in axes]
+        phase_maps = stacked.view(batch, *counts, out_channels, *sizes)
+        order = [0, spatial + 1] + [axis for k in range(spatial) for axis in (spatial + 2 + k, 1 + k)]
+        target = (slice(None), slice(None)) + tuple(
+            part for group_phases, _, _ in axes for part in (slice(None), slice(group_phases.start, group_phases.stop))
+        )
+        interleaved[target].copy_(phase_maps.permute(order))
     # Output Y = q·s + t − 1: drop the first row of every upsampled axis.
     crop = [slice(None), slice(None)] + [
-        slice(1, 1 + low * scale) if scale > 1 else slice(None) for low, scale in zip(input.shape[2:], scales)
+        slice(1, 1 + size * scale) if scale > 1 else slice(None) for size, scale in zip(low, scales)
     ]
     return full[tuple(crop)]
 

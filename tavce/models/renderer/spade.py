@@ -71,21 +71,21 @@ def instance_norm(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 def shared_hidden(
-    condition: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, size: Sequence[int], folded: bool
+    condition: torch.Tensor, parameters: Sequence[torch.Tensor | None], size: Sequence[int], folded: bool
 ) -> torch.Tensor:
     """ReLU(conv3x3(nearest-resize(condition, size))) with (possibly merged) shared-MLP weights.
 
-    ``folded``: ``weight``/``bias`` are the :func:`polyphase_weights` for the power-of-two
-    scale from ``condition`` to ``size`` (the conv then runs at the condition's resolution).
+    ``parameters``: (weight, bias), or with ``folded`` the :func:`polyphase_weights` for the
+    power-of-two scale from ``condition`` to ``size`` (the conv then runs at the condition's
+    resolution).
     """
     if folded:
         scale = nearest_scale(condition.shape[2:], size)
-        return conv3x3_of_nearest_upsampled(condition, weight, bias, (scale, scale), relu=True)
-    else:
-        if tuple(condition.shape[2:]) != tuple(size):
-            condition = F.interpolate(condition, size=tuple(size), mode="nearest")
-        hidden = concatenated_conv(condition, weight, bias, padding=1)
-    return F.relu(hidden)
+        return conv3x3_of_nearest_upsampled(condition, parameters, (scale, scale), relu=True)
+    if tuple(condition.shape[2:]) != tuple(size):
+        condition = F.interpolate(condition, size=tuple(size), mode="nearest")
+    weight, bias = parameters
+    return F.relu(concatenated_conv(condition, weight, bias, padding=1))
 
 
 class SPADE(nn.Module):
@@ -118,11 +118,11 @@ class SPADE(nn.Module):
         scale = nearest_scale(condition.shape[2:], size)
         if scale is not None and scale > 1:
             sources = (conv.weight, conv.bias)
-            weight, bias = self._derived.get(
+            parameters = self._derived.get(
                 f"shared_x{scale}", sources, lambda: polyphase_weights(conv.weight, conv.bias, (scale, scale))
             )
-            return shared_hidden(condition, weight, bias, size, folded=True)
-        return shared_hidden(condition, conv.weight, conv.bias, size, folded=False)
+            return shared_hidden(condition, parameters, size, folded=True)
+        return shared_hidden(condition, (conv.weight, conv.bias), size, folded=False)
 
     def modulate(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """normalized·(1 + γ(hidden)) + β(hidden) for normalized (B, C, H, W) = InstanceNorm(x), hidden (B, 128, H, W)."""
@@ -294,13 +294,13 @@ class SPADEDecoder(nn.Module):
         convs = [layer.shared_conv for _, _, layer in layers]
         sources = [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
 
-        def build() -> tuple[torch.Tensor, torch.Tensor | None]:
+        def build() -> tuple[torch.Tensor | None, ...]:
             weight, bias = concatenate_parameters(convs)
             return polyphase_weights(weight, bias, (scale, scale)) if scale > 1 else (weight, bias)
 
-        weight, bias = self._derived.get(f"stage_{index}", sources, build)
+        parameters = self._derived.get(f"stage_{index}", sources, build)
         size = [side * scale for side in condition.shape[2:]]
-        merged = shared_hidden(condition, weight, bias, size, folded=scale > 1)
+        merged = shared_hidden(condition, parameters, size, folded=scale > 1)
         splits = merged.split([conv.weight.shape[0] for conv in convs], dim=1)
         per_block: list[dict[str, torch.Tensor]] = [{} for _ in blocks]
         for (block, name, _), hidden in zip(layers, splits):

@@ -15,7 +15,7 @@ from tavce.training.renderer import (
     VGG19Features,
 )
 from tests.helpers import SyntheticFaceLandmarker
-from tests.training.renderer.conftest import TINY_VGG, cached_tiny_components, tiny_training_config
+from tests.training.renderer.tiny import TINY_VGG, cached_tiny_components, tiny_training_config
 
 
 def loop_config(variant: str = "full", **changes) -> RendererTrainingConfig:

@@ -16,7 +16,7 @@ from tavce.models.renderer import CERLRenderer
 from tavce.training.data import RendererDataset, RendererDatasetConfig
 from tavce.training.renderer import RendererTrainer, VGG19Features
 from tests.helpers import SyntheticFaceLandmarker
-from tests.training.renderer.conftest import TINY_VGG, cached_tiny_components, tiny_training_config
+from tests.training.renderer.tiny import TINY_VGG, cached_tiny_components, tiny_training_config
 
 
 def test_trained_folder_renders_through_the_pipeline(prepared_clips: Path, portrait, speech: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from tavce.errors import CheckpointError
 from tavce.hub import load_safetensors
 from tavce.training.checkpoint import load_checkpoint
 from tavce.training.renderer import TrainingConfigError, train_renderer
-from tests.training.renderer.conftest import cached_tiny_components
+from tests.training.renderer.tiny import cached_tiny_components
 from tests.training.renderer.loop_tiny import loop_config, loop_trainer, run_config
 
 REPOSITORY = Path(__file__).resolve().parents[3]

@@ -15,7 +15,7 @@ from tavce.training.renderer import (
     VGG19Features,
 )
 from tests.helpers import SyntheticFaceLandmarker
-from tests.training.renderer.conftest import (
+from tests.training.renderer.tiny import (
     SIZE,
     TINY_VGG,
     cached_tiny_components,

@@ -21,7 +21,7 @@ from tavce.training.renderer import (
 )
 from tavce.training.renderer.weights import load_part, unfold_spectral_norm
 from tests.helpers import SyntheticFaceLandmarker
-from tests.training.renderer.conftest import TINY_VGG, cached_tiny_components, tiny_batch, tiny_training_config
+from tests.training.renderer.tiny import TINY_VGG, cached_tiny_components, tiny_batch, tiny_training_config
 
 
 def test_folded_weights_unfold_to_the_same_effective_weight() -> None:
