@@ -199,6 +199,8 @@ _RENDERER_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
         "help": "data-loading processes per training process (default 4)"}),
     ("compute", "--mixed-precision", "run.mixed_precision", {"choices": ("auto", "off", "fp16", "bf16"),
         "help": "auto: float16 autocast with gradient scaling on CUDA, off on CPU (default auto)"}),
+    ("compute", "--no-sync-batch-norm", "run.sync_batch_norm", {"action": "store_const", "const": False,
+        "help": "under torchrun on GPUs keep per-process BatchNorm statistics (default: synchronised)"}),
     ("output", "--base", "run.base", {"metavar": "WEIGHTS",
         "help": "tavce weights folder whose preprocessor and Audio2Coeff go into OUT/weights (default: the "
         "first --init folder)"}),

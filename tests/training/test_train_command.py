@@ -120,13 +120,13 @@ def test_renderer_options_override_the_config_file(tmp_path: Path) -> None:
     arguments = _renderer_parser().parse_args(
         ["d", "o", "--config", str(path), "--ablation", "no-car", "--epochs", "2", "--repeats", "3", "--seed", "1",
          "--init", "a.pth.tar", "facevid2vid_00189-model.pth.tar", "--init", "weights/", "--max-steps", "9",
-         "--no-export", "--landmarker", "dlib"]
+         "--no-export", "--landmarker", "dlib", "--no-sync-batch-norm"]
     )  # fmt: skip
     config, run = renderer_configs(arguments)
     assert (config.variant, config.cerl, config.losses.car) == ("no-car", True, 0.0)
     assert (config.schedule.epochs, config.data.repeats, config.seed, config.batch_size) == (2, 3, 1, 3)
     assert run.init == (("a.pth.tar", "facevid2vid_00189-model.pth.tar"), "weights/")
-    assert (run.max_steps, run.export, run.landmarker) == (9, False, "dlib")
+    assert (run.max_steps, run.export, run.landmarker, run.sync_batch_norm) == (9, False, "dlib", False)
     with pytest.raises(TrainingConfigError, match="one source per --init"):
         renderer_configs(_renderer_parser().parse_args(["d", "o", "--init", "a", "b", "c"]))
 

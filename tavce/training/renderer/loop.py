@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
@@ -99,6 +100,8 @@ class RendererRunConfig:
         mixed_precision: ``auto`` (float16 autocast + gradient scaling on CUDA, off on CPU), ``off``,
             ``fp16``, ``bf16``.
         num_workers: data-loading processes per training process.
+        sync_batch_norm: under DDP on CUDA, BatchNorm statistics over the global batch (the dense
+            motion network's and the encoder's); off, or on CPUs (gloo), each process keeps its own.
         log_every: log and record the loss terms every N steps.
         checkpoint_every: also checkpoint every N steps (None: after each epoch and at the end only).
         progress: show the progress bar (rank 0).
@@ -113,6 +116,7 @@ class RendererRunConfig:
     device: str = "auto"
     mixed_precision: str = "auto"
     num_workers: int = 4
+    sync_batch_norm: bool = True
     log_every: int = 10
     checkpoint_every: int | None = None
     progress: bool = True
@@ -233,8 +237,11 @@ def _move_trainer(trainer: RendererTrainer, device: torch.device) -> None:
         trainer.perceptual.to(device)
 
 
-def _wrap_for_data_parallel(trainer: RendererTrainer, context: DistributedContext) -> None:
+def _wrap_for_data_parallel(trainer: RendererTrainer, context: DistributedContext, sync_batch_norm: bool) -> None:
     """DDP-wrap the generator side and the discriminator separately (each has its own backward pass).
+
+    With ``sync_batch_norm`` on CUDA the BatchNorm layers become SyncBatchNorm first, in
+    place (same parameters and buffers, so optimisers, checkpoints and exports are unchanged).
 
     The generator-side wrapper ignores the discriminator (trained by its own wrapper) and the
     head-pose estimator (used outside the forward pass, by the equivariance term);
@@ -253,6 +260,8 @@ def _wrap_for_data_parallel(trainer: RendererTrainer, context: DistributedContex
         if getattr(modules, name) is not None
         for key in [*dict(getattr(modules, name).named_parameters()), *dict(getattr(modules, name).named_buffers())]
     ]
+    if sync_batch_norm and context.device.type == "cuda":
+        nn.SyncBatchNorm.convert_sync_batchnorm(modules)
     DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(modules, ignored)
     device_ids = [context.device.index] if context.device.type == "cuda" else None
     trainer.forward_module = DistributedDataParallel(modules, device_ids=device_ids, find_unused_parameters=True)
@@ -296,7 +305,7 @@ class _Run:
             )
         trainer.use_mixed_precision(self.autocast_dtype)
         if context.distributed:
-            _wrap_for_data_parallel(trainer, context)
+            _wrap_for_data_parallel(trainer, context, run.sync_batch_norm)
         self.sampler, self.loader = build_loader(
             self.dataset, config.batch_size, context, seed=config.seed, num_workers=run.num_workers
         )

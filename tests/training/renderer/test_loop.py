@@ -150,3 +150,42 @@ def test_two_gloo_processes_train_in_step_and_near_the_doubled_batch(prepared_cl
     np.testing.assert_allclose(
         [r["expression"] for r in distributed], [r.losses["expression"] for r in single.history], rtol=1e-2
     )
+
+
+@pytest.mark.parametrize("device, sync_batch_norm, synchronised", [("cuda", True, True), ("cuda", False, False), ("cpu", True, False)])
+def test_data_parallel_wrapping_synchronises_batch_norm_on_gpus_only(
+    monkeypatch: pytest.MonkeyPatch, device: str, sync_batch_norm: bool, synchronised: bool
+) -> None:
+    from tavce.training.distributed import DistributedContext
+    from tavce.training.renderer import loop
+    from tests.training.renderer.tiny import tiny_trainer
+
+    wrapped = []
+    monkeypatch.setattr(loop, "DistributedDataParallel", _RecordingDataParallel(wrapped))
+    trainer = tiny_trainer()
+    parameters = dict(trainer.modules.named_parameters())
+    keys = list(trainer.modules.state_dict())
+    context = DistributedContext(rank=0, world_size=2, local_rank=0, device=torch.device(device), initialised=False)
+    loop._wrap_for_data_parallel(trainer, context, sync_batch_norm)
+    found = {type(module) for module in trainer.modules.generator.modules()}
+    assert (torch.nn.SyncBatchNorm in found) == synchronised
+    assert (torch.nn.BatchNorm3d in found) != synchronised
+    # Converted in place: the optimisers' parameters and the checkpoint keys are the same.
+    assert all(parameter is parameters[name] for name, parameter in trainer.modules.named_parameters())
+    assert list(trainer.modules.state_dict()) == keys
+    assert wrapped[0] is trainer.modules
+
+
+class _RecordingDataParallel:
+    """Stands in for DistributedDataParallel (no process group on a test machine): records what it wraps."""
+
+    def __init__(self, wrapped: list) -> None:
+        self.wrapped = wrapped
+
+    def __call__(self, module, **options):
+        self.wrapped.append(module)
+        return module
+
+    @staticmethod
+    def _set_params_and_buffers_to_ignore_for_model(module, ignored) -> None:
+        pass
