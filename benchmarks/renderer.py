@@ -3,7 +3,7 @@
 A script, not a test::
 
     python benchmarks/renderer.py [--json] [--dtypes float32,bfloat16] [--batches 1,4] [--frames 4]
-                                  [--loop-frames 2] [--threads 2] [--device cpu] [--size 256]
+                                  [--loop-frames 2] [--threads 2] [--device cpu] [--size 256] [--tiny]
 
 Weights: the deterministic recipe (:func:`tavce.testing.reference_state_dict`) under the
 official TAVCE face-render layout, read from
@@ -26,7 +26,9 @@ Per configuration one JSON line (``--json``) or one table row: ``frames_per_s``,
 ``baseline_frames_per_s``, ``speedup`` (their ratio), ``psnr_vs_fp32_db`` (this
 configuration's frames against the baseline loop's float32 frames, the frames both
 rendered, pixels in [0, 1]), ``peak_rss_mib`` (the process's resident peak while that
-configuration ran, its interleaved baseline frames included, Linux), ``gflop_per_frame``
+configuration ran, its interleaved baseline frames included, Linux), ``peak_device_mib``
+(CUDA: the peak allocated device memory while that configuration ran; null on the CPU),
+``gflop_per_frame``
 (convolutions and matmuls, 2 FLOPs per multiply-add, of the per-frame work as that
 configuration runs it),
 ``achieved_gflop_per_s``, ``kernel_peak_gflop_per_s`` (the faster of a 4096² matrix product
@@ -95,8 +97,12 @@ COMPILED_STEPS: dict[int, CompiledStep] = {}
 """``--compile``: the renderer's step through torch.compile (CUDA graphs on CUDA), eager fallback."""
 
 
-def build_renderer() -> CERLRenderer:
-    """The TAVCE renderer (with CERL) holding recipe weights under the official layout."""
+def build_renderer(tiny: bool = False) -> CERLRenderer:
+    """The TAVCE renderer (with CERL) holding recipe weights under the official layout; ``tiny``: tavce.testing's."""
+    if tiny:
+        from tavce.testing import tiny_components
+
+        return tiny_components(0)["renderer"].eval()
     manifest = json.loads(MANIFEST.read_text())
     shapes = {key: entry["shape"] for key, entry in manifest.items() if isinstance(entry.get("shape"), list)}
     original = reference_state_dict(shapes, salt=0)
@@ -124,11 +130,11 @@ def source_image(size: int) -> tuple[torch.Tensor, str]:
     return torch.rand(1, 3, size, size, generator=generator), "synthetic"
 
 
-def driving_inputs(frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source coefficients (70,), windows (frames, 70, 27), relationship differences (frames, 128), frame 0's = 0."""
+def driving_inputs(frames: int, relationship_dim: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source coefficients (70,), windows (frames, 70, 27), relationship differences (frames, D), frame 0's = 0."""
     generator = torch.Generator().manual_seed(0)
     coefficients = 0.1 * torch.randn(frames + 1, 70, generator=generator)
-    embeddings = torch.randn(frames + 1, 128, generator=generator)
+    embeddings = torch.randn(frames + 1, relationship_dim, generator=generator)
     differences = embeddings[:-1] - embeddings[1:]
     differences[0] = 0
     return coefficients[0], semantic_windows(coefficients[1:]), differences[:frames]
@@ -144,12 +150,20 @@ def _status_mib(field: str) -> float | None:
     return None
 
 
-def reset_peak_rss() -> None:
-    """Reset VmHWM to the current resident size (Linux ≥ 4.0; ignored elsewhere)."""
+def reset_peak_memory(device: torch.device) -> None:
+    """Reset VmHWM to the current resident size (Linux ≥ 4.0; ignored elsewhere) and CUDA's peak statistics."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device) -> dict:
+    """``peak_rss_mib`` (host) and ``peak_device_mib`` (CUDA's peak allocation; None elsewhere) since the reset."""
+    device_mib = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {"peak_rss_mib": _status_mib("VmHWM"), "peak_device_mib": device_mib}
 
 
 def synchronize(device: torch.device) -> None:
@@ -271,7 +285,10 @@ def main() -> None:
     parser.add_argument("--loop-frames", type=int, default=3, help="timed frames of the baseline loop")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--size", type=int, default=256, help="image side (256 or 512)")
+    parser.add_argument("--size", type=int, default=None, help="image side (default 256; 512 for the 512 renderer's "
+                        "input size; 64 with --tiny)")
+    parser.add_argument("--tiny", action="store_true", help="tavce.testing's tiny random renderer instead of the "
+                        "full-size one: checks the script in seconds, its figures mean nothing")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     torch.set_num_threads(args.threads)
@@ -281,21 +298,23 @@ def main() -> None:
     else:
         names = args.dtypes.split(",")
 
-    renderer = build_renderer().to(device)
+    args.size = args.size or (64 if args.tiny else 256)
+    renderer = build_renderer(args.tiny).to(device)
+    relationship_dim = renderer.generator.config.relationship_dim
     image, image_name = source_image(args.size)
     image = image.to(device)
     if args.batches == "auto":
-        source_coefficients, windows, differences = driving_inputs(1)
+        source_coefficients, windows, differences = driving_inputs(1, relationship_dim)
         with torch.inference_mode():
             state = prepare(renderer, image, source_coefficients)
             batches = [choose_batch_size(lambda: render_batch(renderer, state, windows, differences), device)]
         del state
     else:
         batches = [int(value) for value in args.batches.split(",")]
-    source_coefficients, windows, differences = driving_inputs(max(args.frames, args.loop_frames, max(batches)))
+    source_coefficients, windows, differences = driving_inputs(max(args.frames, args.loop_frames, max(batches)), relationship_dim)
     baseline_gflop = gflop_per_frame(renderer, image, source_coefficients, windows, differences, 1, plain=True)
 
-    reset_peak_rss()
+    reset_peak_memory(device)
     baseline_seconds, reference = baseline_loop(
         renderer, image, source_coefficients, windows[: args.loop_frames], differences
     )
@@ -304,7 +323,7 @@ def main() -> None:
     baseline_row = {
         "config": "baseline", "size": args.size, "device": device.type, "dtype": "float32", "batch": 1,
         "frames": args.loop_frames, "frames_per_s": baseline_fps, "baseline_frames_per_s": baseline_fps,
-        "speedup": 1.0, "psnr_vs_fp32_db": math.inf, "peak_rss_mib": _status_mib("VmHWM"),
+        "speedup": 1.0, "psnr_vs_fp32_db": math.inf, **peak_memory(device),
         "gflop_per_frame": baseline_gflop, "achieved_gflop_per_s": baseline_gflop * baseline_fps,
         **against_peak(baseline_gflop, baseline_fps, baseline_fps, peaks["float32"]),
     }
@@ -313,7 +332,7 @@ def main() -> None:
         dtype = DTYPES[name]
         model = renderer if dtype == torch.float32 else copy.deepcopy(renderer).to(dtype)
         if args.compile:
-            COMPILED_STEPS[id(model)] = CompiledStep(model.render, device, enabled=True)
+            COMPILED_STEPS[id(model)] = CompiledStep(model.render_windows, device, enabled=True)
         for batch in batches:
             baseline_samples = [baseline_seconds]
 
@@ -322,7 +341,7 @@ def main() -> None:
                 baseline_samples.append(seconds)
 
             gflop = gflop_per_frame(model, image, source_coefficients, windows, differences, batch, plain=False)
-            reset_peak_rss()
+            reset_peak_memory(device)
             prepare_seconds, seconds, frames = render_frames(
                 model, image, source_coefficients, windows[: args.frames], differences, batch, time_baseline_frame
             )
@@ -334,7 +353,7 @@ def main() -> None:
                 "frames": args.frames, "frames_per_s": 1 / seconds, "baseline_frames_per_s": baseline_fps,
                 "speedup": baseline_seconds / seconds,
                 "psnr_vs_fp32_db": psnr_db(frames[:compared], reference[:compared]),
-                "peak_rss_mib": _status_mib("VmHWM"), "gflop_per_frame": gflop,
+                **peak_memory(device), "gflop_per_frame": gflop,
                 "achieved_gflop_per_s": gflop / seconds, "prepare_s": prepare_seconds,
                 **against_peak(gflop, 1 / seconds, baseline_fps, peaks[name]),
             }, args, image_name)

@@ -27,6 +27,7 @@ Weights keep their original names and shapes, so converters and checkpoints are 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -150,32 +151,35 @@ def _axis_folds(scale: int) -> list[torch.Tensor]:
     return folds
 
 
-def _axis_groups(scale: int) -> list[tuple[range, int, int]]:
+@functools.cache
+def _axis_groups(scale: int) -> tuple[tuple[range, int, int], ...]:
     """Phases of one axis grouped by the input taps they read: (phases, first tap, tap count).
 
-    At scale 2 both phases read q−1 and q; from scale 3 on, phases 2 … s−1 read q alone
-    (their fold has an empty row), so they need one tap, not two: at scale 4 that is
-    (2·2 + 2·1)² / (4·2)² = 56 % of the multiply-adds of the two-tap form in 2-D.
+    Tap 0 is pixel q−1, tap 1 pixel q (see :func:`_axis_folds`). At scale 2 both phases read
+    both; from scale 3 on, phases 2 … s−1 read q alone, so they need one tap, not two: at
+    scale 4 that is (2·2 + 2·1)² / (4·2)² = 56 % of the multiply-adds of the two-tap form in 2-D.
+    Plain integers (no tensors): the grouping runs in every forward.
     """
     if scale == 1:
-        return [(range(1), 0, 3)]
-    used = [tuple(int(row) for row in torch.nonzero(fold.sum(dim=1)).flatten()) for fold in _axis_folds(scale)]
+        return ((range(1), 0, 3),)
     groups: list[tuple[range, int, int]] = []
-    for phase, rows in enumerate(used):
-        first, count = rows[0], len(rows)
+    for phase in range(scale):
+        taps = sorted({(phase - 1 + delta) // scale + 1 for delta in (-1, 0, 1)})
+        first, count = taps[0], len(taps)
         if groups and (groups[-1][1], groups[-1][2]) == (first, count):
             groups[-1] = (range(groups[-1][0].start, phase + 1), first, count)
         else:
             groups.append((range(phase, phase + 1), first, count))
-    return groups
+    return tuple(groups)
 
 
-def _phase_groups(scales: Sequence[int]) -> list[tuple[tuple[tuple[range, int, int], ...], list[tuple[int, ...]]]]:
+@functools.cache
+def _phase_groups(scales: tuple[int, ...]) -> tuple[tuple[tuple[tuple[range, int, int], ...], tuple[tuple[int, ...], ...]], ...]:
     """The phase groups of all axes: per group its per-axis (phases, first tap, count) and its phases in product order."""
-    return [
-        (axes, list(itertools.product(*(phases for phases, _, _ in axes))))
+    return tuple(
+        (axes, tuple(itertools.product(*(phases for phases, _, _ in axes))))
         for axes in itertools.product(*(_axis_groups(scale) for scale in scales))
-    ]
+    )
 
 
 def polyphase_weights(
@@ -200,7 +204,7 @@ def polyphase_weights(
     weight64 = weight.to(torch.float64)
     bias = weight.new_zeros(weight.shape[0]) if bias is None else bias
     parameters: list[torch.Tensor] = []
-    for axes, phases in _phase_groups(scales):
+    for axes, phases in _phase_groups(tuple(scales)):
         taps = tuple(slice(first, first + count) for _, first, count in axes)
         folded = [
             torch.einsum(equation, weight64, *(per_axis[axis][t].to(weight.device) for axis, t in enumerate(phase)))
@@ -231,7 +235,7 @@ def conv3x3_of_nearest_upsampled(
     # the others low outputs (3 taps).
     padded = F.pad(input, (1, 1) * spatial)
     sizes = [size + 1 if scale > 1 else size for size, scale in zip(low, scales)]
-    groups = _phase_groups(scales)
+    groups = _phase_groups(tuple(scales))
     out_channels = folded[0].shape[0] // len(groups[0][1])
     full = torch.empty(
         (batch, out_channels, *(size * scale for size, scale in zip(sizes, scales))),

@@ -1,0 +1,33 @@
+"""The renderer benchmark script runs and reports every field the speed issue asks for (on the tiny renderer)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+FIELDS = {
+    "size", "device", "dtype", "batch", "frames_per_s", "baseline_frames_per_s", "speedup", "psnr_vs_fp32_db",
+    "peak_rss_mib", "peak_device_mib", "gflop_per_frame", "achieved_gflop_per_s", "kernel_peak_gflop_per_s",
+    "fraction_of_peak", "speedup_at_peak",
+}  # fmt: skip
+
+
+def test_renderer_benchmark_prints_one_json_line_per_configuration() -> None:
+    command = [sys.executable, "benchmarks/renderer.py", "--tiny", "--json", "--dtypes", "float32",
+               "--batches", "1,2", "--frames", "2", "--loop-frames", "1", "--threads", "1"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(row["config"], row["batch"]) for row in rows] == [("baseline", 1), ("render", 1), ("render", 2)]
+    for row in rows:
+        assert FIELDS <= set(row), FIELDS - set(row)
+        assert row["speedup"] == pytest.approx(row["frames_per_s"] / row["baseline_frames_per_s"], rel=1e-3)
+        assert row["achieved_gflop_per_s"] == pytest.approx(row["gflop_per_frame"] * row["frames_per_s"], rel=2e-3)
+    # The render path computes the baseline's frames (float32, same weights and inputs).
+    assert all(row["psnr_vs_fp32_db"] is None or row["psnr_vs_fp32_db"] > 80 for row in rows)
+    assert rows[1]["gflop_per_frame"] < rows[0]["gflop_per_frame"]  # source work once, reductions on
