@@ -35,6 +35,8 @@ __all__ = ["GenerationOptions", "TalkingHeadPipeline", "TalkingHeadResult"]
 logger = logging.getLogger(__name__)
 
 CROP_MODES = ("crop", "extcrop", "resize", "full", "extfull")
+RENDER_AHEAD_BATCHES = 2
+"""Rendered batches that may wait for the paste-back and the encoder (tavce.background.iterate_ahead)."""
 
 
 @dataclass(frozen=True)
@@ -414,6 +416,7 @@ class TalkingHeadPipeline:
     def _render(self, result: TalkingHeadResult) -> Iterator[np.ndarray]:
         from tqdm.auto import tqdm
 
+        from tavce.background import iterate_ahead
         from tavce.models.renderer.acceleration import choose_batch_size
 
         total, batch = result.num_frames, result.options.batch_size
@@ -423,10 +426,19 @@ class TalkingHeadPipeline:
                 batch = choose_batch_size(
                     lambda: self.renderer.render(state, result.coefficients, 0, 1, result.relationship), self.device
                 )
-        with tqdm(total=total, unit="frame", disable=not result.options.progress, desc="rendering") as bar:
+
+        def rendered_batches() -> Iterator[torch.Tensor]:
+            # Runs in a background thread, a batch or two ahead of the paste-back and the encoder.
             for start in range(0, total, batch):
-                stop = min(start + batch, total)
                 with torch.inference_mode():
-                    frames = self.renderer.render(state, result.coefficients, start, stop, result.relationship)
+                    frames = self.renderer.render(
+                        state, result.coefficients, start, min(start + batch, total), result.relationship
+                    )
+                    # Copied here, not by the consumer: on a GPU a copy issued from the other thread
+                    # would wait for the next batch's kernels, queued meanwhile on the same stream.
+                    yield frames.cpu()
+
+        with tqdm(total=total, unit="frame", disable=not result.options.progress, desc="rendering") as bar:
+            for frames in iterate_ahead(rendered_batches(), depth=RENDER_AHEAD_BATCHES, name="tavce-render"):
                 yield from self.preprocessor.restore_frames(frames, result.source)
-                bar.update(stop - start)
+                bar.update(frames.shape[0])
