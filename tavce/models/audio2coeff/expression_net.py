@@ -17,8 +17,9 @@ from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
 
 # Windows sent through the audio encoder at once: bounds memory on long clips
-# (about 40 MB of activations per batch) without changing any result.
-ENCODER_BATCH = 256
+# (about 10 MB of activations per batch; at 256 the 40 MB batches left glibc holding
+# 100-170 MiB more at the planning peak, varying run to run) without changing any result.
+ENCODER_BATCH = 64
 
 
 def encode_windows(encoder: AudioEncoder, windows: torch.Tensor, batch: int = ENCODER_BATCH) -> torch.Tensor:

@@ -25,7 +25,7 @@ from tavce.models.tavc.relationship import flattened_cosine, relationship_factor
 from tavce.types import AudioRelationship, AudioWindows
 
 DEFAULT_ALPHA = 1.0
-RELATIONSHIP_BATCH = 256
+RELATIONSHIP_BATCH = 64
 """Frames per encoder call in :meth:`TemporalCorrelationMetric.audio_relationships`: bounds memory on long clips."""
 
 
