@@ -19,8 +19,8 @@ import os
 import pickle
 import tempfile
 from collections.abc import Mapping, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -90,6 +90,13 @@ def torch_load_weights_only(path: Path, error: type[TavceError], *, unsafe_fix: 
     Only tensors and plain containers are unpickled: a file whose pickle would import or
     call code is refused before anything runs. The message names the file, the problem
     and the caller's fix (``unsafe_fix`` / ``corrupt_fix``).
+
+    Returns:
+        Whatever the file holds (the callers check that it is a dictionary).
+
+    Raises:
+        error: the pickle needs code to load (unsafe), or the file is truncated, corrupt or
+            not a PyTorch checkpoint.
     """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -431,12 +431,14 @@ class TalkingHeadPipeline:
             # Runs in a background thread, a batch or two ahead of the paste-back and the encoder.
             for start in range(0, total, batch):
                 with torch.inference_mode():
+                    # Copied to the CPU here, not by the consumer: on a GPU a copy issued from the other
+                    # thread would wait for the next batch's kernels, queued meanwhile on the same stream.
                     frames = self.renderer.render(
                         state, result.coefficients, start, min(start + batch, total), result.relationship
-                    )
-                    # Copied here, not by the consumer: on a GPU a copy issued from the other thread
-                    # would wait for the next batch's kernels, queued meanwhile on the same stream.
-                    yield frames.cpu()
+                    ).cpu()
+                # Yielded outside inference_mode: closing this generator from the consumer's thread must
+                # not run the mode's exit (and reset its state) there.
+                yield frames
 
         with tqdm(total=total, unit="frame", disable=not result.options.progress, desc="rendering") as bar:
             for frames in iterate_ahead(rendered_batches(), depth=RENDER_AHEAD_BATCHES, name="tavce-render"):

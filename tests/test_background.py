@@ -92,3 +92,20 @@ def test_the_pipeline_renders_the_next_batch_while_the_last_one_is_pasted_back(
     frames = list(result.frames)
     assert overlapped == [True]
     assert len(frames) == len(expected) and all((a == b).all() for a, b in zip(frames, expected))
+
+
+def test_stopping_the_frames_early_leaves_the_callers_inference_mode_alone(tiny_weights: Path, portrait, speech) -> None:
+    import torch
+
+    pipe = TalkingHeadPipeline.from_pretrained(tiny_weights)
+    photo, box = portrait
+    result = pipe(photo, speech, face_box=box, seed=0, batch_size=1, progress=False)
+    with torch.inference_mode():
+        frames = result.frames
+        next(frames)
+        frames.close()  # closes the render generator from this thread
+        assert torch.is_inference_mode_enabled()
+    frames = result.frames
+    next(frames)
+    frames.close()
+    assert not torch.is_inference_mode_enabled()

@@ -244,15 +244,15 @@ def conv3x3_of_nearest_upsampled(
         memory_format=_memory_format_of(input),
     )
     interleaved = full.view(batch, out_channels, *itertools.chain.from_iterable(zip(sizes, scales)))
-    for (axes, phases), weight, bias in zip(groups, folded[0::2], folded[1::2]):
+    # A group's maps (B, t₀, t₁, …, O, q₀, q₁, …) → interleaved (B, O, q₀, t₀, q₁, t₁, …).
+    order = [0, spatial + 1] + [axis for k in range(spatial) for axis in (spatial + 2 + k, 1 + k)]
+    for (axes, _), weight, bias in zip(groups, folded[0::2], folded[1::2]):
         window = tuple(slice(first, first + size + count - 1) for (_, first, count), size in zip(axes, sizes))
         stacked = _CONV[spatial](padded[(..., *window)], weight.to(input.dtype), bias.to(input.dtype))
         if relu:
             stacked = stacked.relu_()
-        # stacked: (B, t₀, t₁, …, O, q₀, q₁, …) → interleaved (B, O, q₀, t₀, q₁, t₁, …), this group's phases.
         counts = [len(group_phases) for group_phases, _, _ in axes]
         phase_maps = stacked.view(batch, *counts, out_channels, *sizes)
-        order = [0, spatial + 1] + [axis for k in range(spatial) for axis in (spatial + 2 + k, 1 + k)]
         target = (slice(None), slice(None)) + tuple(
             part for group_phases, _, _ in axes for part in (slice(None), slice(group_phases.start, group_phases.stop))
         )
@@ -277,6 +277,13 @@ def single_output_conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.
 
     Each of the k² taps' maps comes out of one (k², C) × (C, H·W) product; the conv of those
     maps with a 0/1 tap selector adds them shifted into place (same result up to summation order).
+
+    Args:
+        input: (B, C, H, W), any memory format; weight (1, C, k, k) with k odd; bias (1,) or None.
+        padding: zero padding on every side, k // 2 for a same-size output.
+
+    Returns:
+        (B, 1, H + 2·padding − k + 1, W + 2·padding − k + 1) in ``input``'s dtype.
     """
     batch, channels, height, width = input.shape
     kernel_size = weight.shape[-1]

@@ -100,8 +100,9 @@ class RendererRunConfig:
         mixed_precision: ``auto`` (float16 autocast + gradient scaling on CUDA, off on CPU), ``off``,
             ``fp16``, ``bf16``.
         num_workers: data-loading processes per training process.
-        sync_batch_norm: under DDP on CUDA, BatchNorm statistics over the global batch (the dense
-            motion network's and the encoder's); off, or on CPUs (gloo), each process keeps its own.
+        sync_batch_norm: under DDP on CUDA, BatchNorm statistics over the global batch for the
+            layers in training mode (the dense-motion network's, the keypoint detector's when it is
+            trained); off, or on CPUs (gloo), each process keeps its own.
         log_every: log and record the loss terms every N steps.
         checkpoint_every: also checkpoint every N steps (None: after each epoch and at the end only).
         progress: show the progress bar (rank 0).
