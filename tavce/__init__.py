@@ -39,7 +39,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "TalkingHeadPipeline": "tavce.pipeline",
     "TalkingHeadResult": "tavce.pipeline",
-    "GenerationOptions": "tavce.pipeline",
+    "GenerationOptions": "tavce.options",
 }
 
 

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from tavce.errors import TavceError
-from tavce.types import SOURCE_COEFF_DIM, AudioRelationship, AudioWindows, MotionCoefficients
+from tavce.types import CROP_MODES, SOURCE_COEFF_DIM, AudioRelationship, AudioWindows, MotionCoefficients
 
 __all__ = [
     "Audio2CoeffConformance",
@@ -38,7 +38,7 @@ __all__ = [
     "synthetic_windows",
 ]
 
-MODES = ("crop", "extcrop", "resize", "full", "extfull")
+MODES = CROP_MODES
 PORTRAIT_SIZE = (320, 240)  # (W, H): not square, so aspect handling shows
 
 

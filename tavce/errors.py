@@ -20,6 +20,7 @@ __all__ = [
     "RenderError",
     "ComponentNotSerializableError",
     "CheckpointError",
+    "MissingExtraError",
 ]
 
 
@@ -69,3 +70,7 @@ class ComponentNotSerializableError(TavceError, TypeError):
 
 class CheckpointError(TavceError):
     """A training checkpoint cannot be resumed from: missing, corrupt, unsafe, or from another run's settings."""
+
+
+class MissingExtraError(TavceError, ImportError):
+    """An optional part of tavce needs a package that is not installed (the message names the extra)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from tavce.audio import frame_windows, load_audio
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.models.base import module_device
 from tavce.models.renderer.precision import cpu_supports_bfloat16
+from tavce.options import GenerationOptions
 from tavce.types import FPS, AudioClip, AudioWindows, MotionCoefficients
 
 if TYPE_CHECKING:
@@ -34,52 +34,8 @@ __all__ = ["GenerationOptions", "TalkingHeadPipeline", "TalkingHeadResult"]
 
 logger = logging.getLogger(__name__)
 
-CROP_MODES = ("crop", "extcrop", "resize", "full", "extfull")
 RENDER_AHEAD_BATCHES = 2
 """Rendered batches that may wait for the paste-back and the encoder (tavce.background.iterate_ahead)."""
-
-
-@dataclass(frozen=True)
-class GenerationOptions:
-    """Everything a user can choose for one generation (the CLI fills it from its arguments).
-
-    Attributes:
-        mode: crop mode, one of crop, extcrop, resize, full, extfull (full modes paste back into the photo).
-        still: keep the head pose of the photo; only the expression moves.
-        pose_style: head-motion style, 0..45.
-        expression_scale: multiplies the expression coefficients (0 = neutral, 1 = as predicted).
-        seed: seed of the pose noise and blink placement; None draws a fresh one.
-        batch_size: frames rendered together (memory grows with it, not with the clip length); None
-            chooses for the device: as many as free GPU memory allows on CUDA, 1 elsewhere (batching
-            does not speed up a CPU).
-        face_box: (x0, y0, x1, y1) face box in photo pixels; skips face detection.
-        ref_pose: (T_ref, 6) head-pose sequence whose motion is added to the generated pose.
-        ref_eyeblink: (T_ref, 64) expression sequence replacing the reference expression (blinks).
-        use_blink: add random eye blinks (ignored with ref_eyeblink).
-        progress: show a progress bar while rendering.
-    """
-
-    mode: str = "crop"
-    still: bool = False
-    pose_style: int = 0
-    expression_scale: float = 1.0
-    seed: int | None = None
-    batch_size: int | None = None
-    face_box: tuple[float, float, float, float] | None = None
-    ref_pose: torch.Tensor | None = None
-    ref_eyeblink: torch.Tensor | None = None
-    use_blink: bool = True
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.mode not in CROP_MODES:
-            raise InvalidArgumentError(f"mode={self.mode!r}: must be one of {', '.join(CROP_MODES)}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise InvalidArgumentError(f"batch_size={self.batch_size}: must be at least 1")
-        if self.face_box is not None:
-            x0, y0, x1, y1 = (float(v) for v in self.face_box)
-            if not (x1 > x0 and y1 > y0):
-                raise InvalidArgumentError(f"face_box={self.face_box}: needs x0 < x1 and y0 < y1 (pixels)")
 
 
 def default_device_and_dtype(device: str | torch.device | None, dtype: str | torch.dtype | None):
@@ -373,7 +329,7 @@ class TalkingHeadPipeline:
         """
         from tavce.preprocess import PreparedSource
 
-        settings = GenerationOptions(**options)
+        settings = GenerationOptions.from_mapping(options)
         clip = audio if isinstance(audio, AudioClip) else load_audio(audio)
         # float64 mel reproduces the original's windows exactly; it is cheap next to the networks.
         windows = frame_windows(clip, dtype=torch.float64)
@@ -440,7 +396,13 @@ class TalkingHeadPipeline:
                 # not run the mode's exit (and reset its state) there.
                 yield frames
 
-        with tqdm(total=total, unit="frame", disable=not result.options.progress, desc="rendering") as bar:
+        progress = result.options.progress
+        callback = progress if callable(progress) else None
+        done = 0
+        with tqdm(total=total, unit="frame", disable=progress is not True, desc="rendering") as bar:
             for frames in iterate_ahead(rendered_batches(), depth=RENDER_AHEAD_BATCHES, name="tavce-render"):
                 yield from self.preprocessor.restore_frames(frames, result.source)
+                done += frames.shape[0]
                 bar.update(frames.shape[0])
+                if callback is not None:
+                    callback(done, total)

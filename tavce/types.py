@@ -21,6 +21,8 @@ MEL_BINS = 80
 MEL_STEPS_PER_WINDOW = 16
 MOTION_DIM = 70  # expression 64 + pose 6
 SOURCE_COEFF_DIM = 73  # motion 70 + crop parameters (scale, tx, ty)
+CROP_MODES = ("crop", "extcrop", "resize", "full", "extfull")
+"""How the photo becomes the working image; the full modes paste the animated crop back into the photo."""
 
 
 @dataclass(frozen=True)
