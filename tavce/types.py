@@ -24,6 +24,12 @@ SOURCE_COEFF_DIM = 73  # motion 70 + crop parameters (scale, tx, ty)
 CROP_MODES = ("crop", "extcrop", "resize", "full", "extfull")
 """How the photo becomes the working image; the full modes paste the animated crop back into the photo."""
 
+ENHANCERS = ("gfpgan",)
+"""Face enhancers a pipeline can load by name (``from_pretrained(enhancer=...)``, ``--enhancer``)."""
+
+ENHANCER_UPSCALES = (1, 2)
+"""Scales of the enhanced frames: 2 as SadTalker (twice the width and height), or 1 (same size)."""
+
 
 @dataclass(frozen=True)
 class AudioClip:
