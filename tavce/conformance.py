@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from tavce.errors import TavceError
-from tavce.types import CROP_MODES, SOURCE_COEFF_DIM, AudioRelationship, AudioWindows, MotionCoefficients
+from tavce.types import CROP_MODES, RENDER_SIZES, SOURCE_COEFF_DIM, AudioRelationship, AudioWindows, MotionCoefficients
 
 __all__ = [
     "Audio2CoeffConformance",
@@ -209,7 +209,7 @@ class RendererConformance:
 
         renderer = self.make_renderer()
         assert isinstance(renderer, Renderer)
-        assert renderer.image_size in (256, 512)
+        assert renderer.image_size in RENDER_SIZES
 
     def test_renders_every_mode_in_range(self) -> None:
         renderer = self.make_renderer()

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from tavce.cli import Subcommand
+from tavce.types import CROP_ONLY_MODES
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     protocol.add_argument(
         "--mode",
         default="crop",
-        choices=("crop", "extcrop", "resize"),
+        choices=CROP_ONLY_MODES,
         help="with --self-reconstruction: crop mode of the first frame (default crop)",
     )
     protocol.add_argument(

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from tavce.errors import InvalidArgumentError
-from tavce.preprocess.source import PreparedSource
+from tavce.types import PreparedSource
 
 __all__ = ["paste_back", "feather_mask", "DEFAULT_FEATHER"]
 

@@ -33,17 +33,10 @@ from tavce.image import ImageSource, frames_to_uint8, load_image
 from tavce.models.base import TavceModule, module_device
 from tavce.models.face_recon import FaceReconNet, FaceReconstructor, source_coefficients
 from tavce.preprocess.alignment import align_for_reconstruction, flip_landmarks_y
-from tavce.preprocess.crop import (
-    WORKING_SIZES,
-    CropGeometry,
-    CropMode,
-    compute_crop_geometry,
-    crop_working_image,
-    restore_aspect_size,
-)
+from tavce.preprocess.crop import compute_crop_geometry, crop_working_image, restore_aspect_size
 from tavce.preprocess.landmarks import FaceLandmarker, default_landmarker, select_face
 from tavce.preprocess.paste import DEFAULT_FEATHER, paste_back
-from tavce.preprocess.source import PreparedSource
+from tavce.types import RENDER_SIZES, CropGeometry, CropMode, PreparedSource
 
 __all__ = ["Preprocessor", "FacePreprocessor", "FacePreprocessorConfig", "map_landmarks_to_working_image"]
 
@@ -166,8 +159,8 @@ class FacePreprocessor(TavceModule):
         """
         photo = load_image(image)
         crop_mode = CropMode.parse(mode)
-        if size not in WORKING_SIZES:
-            raise InvalidArgumentError(f"size={size!r}: the networks work at {' or '.join(map(str, WORKING_SIZES))}")
+        if size not in RENDER_SIZES:
+            raise InvalidArgumentError(f"size={size!r}: the networks work at {' or '.join(map(str, RENDER_SIZES))}")
         face_landmarks, backend = self._locate_face(photo, face_box, landmarks, face_index)
         height, width = photo.shape[:2]
         geometry = compute_crop_geometry(
