@@ -41,14 +41,11 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from machine import cpu_description  # noqa: E402
-from memory import PORTRAIT_SIZE, SAMPLE_RATE, speech_like, synthetic_portrait  # noqa: E402
+from machine import cpu_description
+from memory import PORTRAIT_SIZE, SAMPLE_RATE, speech_like, synthetic_portrait
+from recipe_weights import official_256_folder
 
 TARGET_OVERHEAD = 1.10
-OFFICIAL_256_FILES = ("SadTalker_V0.0.2_256.safetensors", "mapping_00229-model.pth.tar", "mapping_00109-model.pth.tar")
 
 
 def _peak_rss_mib() -> float:
@@ -104,20 +101,6 @@ def run_child(args: argparse.Namespace) -> None:
         "enhancer": getattr(pipe, "enhancer", None) is not None, "peak_rss_mib": _peak_rss_mib(),
     }  # fmt: skip
     print(json.dumps({key: round(value, 4) if isinstance(value, float) else value for key, value in row.items()}))
-
-
-def official_256_folder(workdir: Path) -> Path:
-    """A tavce folder at the official 256 sizes with recipe weights, written once into ``workdir``."""
-    folder = workdir / "recipe-256"
-    if (folder / "pipeline_config.json").is_file():
-        return folder
-    from tavce import TalkingHeadPipeline
-    from tavce.testing import make_official_checkpoint
-
-    official = workdir / "official-256"
-    make_official_checkpoint(official, files=OFFICIAL_256_FILES)
-    TalkingHeadPipeline.from_pretrained(official, local_files_only=True).save_pretrained(folder)
-    return folder
 
 
 def main() -> None:
