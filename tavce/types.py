@@ -143,7 +143,9 @@ class AudioRelationship:
 
     def __post_init__(self) -> None:
         if self.differences.ndim != 2:
-            raise InvalidArgumentError(f"AudioRelationship needs (T, D) differences, got {tuple(self.differences.shape)}")
+            raise InvalidArgumentError(
+                f"AudioRelationship needs (T, D) differences, got {tuple(self.differences.shape)}"
+            )
 
     @property
     def num_frames(self) -> int:

@@ -1,8 +1,16 @@
-"""The package layout: names that moved keep their old import paths."""
+"""The package layout: names that moved keep their old import paths; errors and public names have one home."""
 
+import ast
 import importlib
+import pkgutil
+from pathlib import Path
 
 import pytest
+
+import tavce
+import tavce.models
+
+PACKAGE = Path(tavce.__file__).parent
 
 MOVED = [
     # (old module, name, new module)
@@ -18,6 +26,10 @@ MOVED = [
     ("tavce.testing", "OFFICIAL_FILES", "tavce.testing.official"),
     ("tavce.testing", "tiny_components", "tavce.testing.tiny"),
     ("tavce.testing", "face_photo", "tavce.testing.portraits"),
+    ("tavce.preprocess", "LandmarkerError", "tavce.errors"),
+    ("tavce.preprocess.landmarks", "LandmarkerError", "tavce.errors"),
+    ("tavce.training.renderer", "TrainingConfigError", "tavce.errors"),
+    ("tavce.training.renderer", "NonFiniteLossError", "tavce.errors"),
 ]
 
 
@@ -31,3 +43,24 @@ def test_conformance_reexports_every_suite():
     old, new = importlib.import_module("tavce.conformance"), importlib.import_module("tavce.testing.conformance")
     assert old.__all__ == new.__all__
     assert all(getattr(old, name) is getattr(new, name) for name in new.__all__)
+
+
+def test_every_error_class_is_defined_in_errors_py():
+    elsewhere = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(base).endswith(("Error", "Exception")) for base in node.bases
+            ):
+                elsewhere += [f"{path.relative_to(PACKAGE)}: {node.name}"] if path.name != "errors.py" else []
+    assert elsewhere == []
+
+
+def test_every_public_model_module_declares_all():
+    modules = [info.name for info in pkgutil.walk_packages(tavce.models.__path__, "tavce.models.")]
+    public = [name for name in modules if not name.rpartition(".")[2].startswith("_")]
+    assert len(public) > 20
+    for name in public:
+        module = importlib.import_module(name)
+        assert isinstance(getattr(module, "__all__", None), list), f"{name} has no __all__"
+        assert all(hasattr(module, exported) for exported in module.__all__), name

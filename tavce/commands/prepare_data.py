@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("output", metavar="OUT", help="dataset folder to write (created; finished videos are kept)")
     data = parser.add_argument_group("data")
-    data.add_argument("--size", type=int, default=256, choices=RENDER_SIZES, help="side of the face crops (default 256)")
+    data.add_argument(
+        "--size", type=int, default=256, choices=RENDER_SIZES, help="side of the face crops (default 256)"
+    )
     data.add_argument(
         "--crop-mode",
         default="crop",

@@ -106,7 +106,9 @@ class PreprocessorConformance:
         preprocessor = self.make_preprocessor()
         photo, box, _ = synthetic_portrait()
         source = preprocessor.prepare(photo, self.modes[0], self.sizes[0], face_box=box)
-        _assert_tavce_error(preprocessor.restore_frames, torch.full((1, 3, source.size, source.size), float("nan")), source)
+        _assert_tavce_error(
+            preprocessor.restore_frames, torch.full((1, 3, source.size, source.size), float("nan")), source
+        )
 
 
 class Audio2CoeffConformance:
@@ -123,7 +125,10 @@ class Audio2CoeffConformance:
         source = synthetic_source().coefficients
         with torch.inference_mode():
             return audio2coeff.generate(
-                synthetic_windows(self.frames), source, Audio2CoeffOptions(**options), torch.Generator().manual_seed(seed)
+                synthetic_windows(self.frames),
+                source,
+                Audio2CoeffOptions(**options),
+                torch.Generator().manual_seed(seed),
             )
 
     def test_is_an_audio2coeff(self) -> None:
@@ -205,7 +210,9 @@ class RendererConformance:
     def test_motion_changes_frames(self) -> None:
         renderer = self.make_renderer()
         relationship = self._relationship(renderer, self.frames)
-        still = MotionCoefficients(torch.zeros(self.frames, 64), torch.zeros(self.frames, 6), torch.zeros(self.frames, 3))
+        still = MotionCoefficients(
+            torch.zeros(self.frames, 64), torch.zeros(self.frames, 6), torch.zeros(self.frames, 3)
+        )
         moving = synthetic_motion(self.frames)
         moving = MotionCoefficients(moving.expression * 10, moving.pose * 5, moving.crop)
         with torch.inference_mode():

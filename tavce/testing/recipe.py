@@ -13,9 +13,11 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
+from tavce.models.renderer.spectral import spectral_vectors
+
 __all__ = ["reference_tensor", "reference_state_dict"]
 
-_SPECTRAL_POWER_ITERATIONS = 30
+_SPECTRAL_POWER_ITERATIONS = 30  # part of the recipe the golden cases were recorded with
 
 
 def reference_tensor(key: str, shape: Iterable[int], salt: int = 0) -> torch.Tensor:
@@ -40,28 +42,20 @@ def reference_tensor(key: str, shape: Iterable[int], salt: int = 0) -> torch.Ten
     return values.to(torch.float32)
 
 
-def _unit(vector: torch.Tensor) -> torch.Tensor:
-    return vector / vector.norm().clamp_min(1e-12)
-
-
 def reference_state_dict(shapes: Mapping[str, Iterable[int]], salt: int = 0) -> dict[str, torch.Tensor]:
     """Recipe tensors for every key of ``shapes`` (original key names), spectral-norm u/v settled.
 
     For each ``<p>.weight_orig`` with ``<p>.weight_u`` and ``<p>.weight_v`` beside it,
-    u and v are replaced by 30 float64 power iterations on ``weight_orig`` reshaped
-    to (out, -1), starting from the recipe u, as the recorded checkpoints have them.
+    u and v are replaced by :func:`~tavce.models.renderer.spectral.spectral_vectors` of
+    ``weight_orig`` (30 float64 power iterations), starting from the recipe u, as the
+    recorded checkpoints have them.
     """
     state = {key: reference_tensor(key, shape, salt) for key, shape in shapes.items()}
     for key in [k for k in state if k.endswith(".weight_orig")]:
         prefix = key[: -len(".weight_orig")]
         if f"{prefix}.weight_u" not in state or f"{prefix}.weight_v" not in state:
             continue
-        matrix = state[key].to(torch.float64).reshape(state[key].shape[0], -1)
-        left = _unit(state[f"{prefix}.weight_u"].to(torch.float64))
-        right = _unit(matrix.t() @ left)
-        for _ in range(_SPECTRAL_POWER_ITERATIONS):
-            right = _unit(matrix.t() @ left)
-            left = _unit(matrix @ right)
+        left, right = spectral_vectors(state[key], state[f"{prefix}.weight_u"], _SPECTRAL_POWER_ITERATIONS)
         state[f"{prefix}.weight_u"] = left.to(torch.float32)
         state[f"{prefix}.weight_v"] = right.to(torch.float32)
     return state

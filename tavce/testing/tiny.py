@@ -23,7 +23,9 @@ _TINY_GENERATOR = dict(
     decoder_up_channels=(8, 4),
     spade_hidden_channels=4,
 )
-_TINY_AUDIO2COEFF = dict(pose_vae=dict(seq_len=8, latent_dim=4, decoder_hidden_dims=(8,), resunet_channels=(2, 3, 4, 5)))
+_TINY_AUDIO2COEFF = dict(
+    pose_vae=dict(seq_len=8, latent_dim=4, decoder_hidden_dims=(8,), resunet_channels=(2, 3, 4, 5))
+)
 
 
 def _recipe_filled(module, salt: int):
@@ -65,7 +67,9 @@ def tiny_components(seed: int = 0, *, cerl: bool = True) -> dict:
     renderer = CERLRendererConfig(
         keypoint_detector=KeypointDetectorConfig(**_TINY_KEYPOINT_DETECTOR, num_keypoints=keypoints),
         mapping=mapping,
-        generator=GeneratorConfig(**_TINY_GENERATOR, num_keypoints=keypoints, cerl=cerl, relationship_dim=relationship_dim),
+        generator=GeneratorConfig(
+            **_TINY_GENERATOR, num_keypoints=keypoints, cerl=cerl, relationship_dim=relationship_dim
+        ),
         # As with the official weights: SadTalker has a full-mode MappingNet, TAVCE does not.
         full_mode_mapping=None if cerl else dataclasses.replace(mapping, coeff_dim=73),
     )
@@ -80,7 +84,13 @@ def tiny_components(seed: int = 0, *, cerl: bool = True) -> dict:
         components["metric"] = TAVCMetric(
             audio_encoder=TAVCAudioEncoder(TAVCAudioEncoderConfig(embedding_dim=relationship_dim)),
             mouth_encoder=MouthEncoder(
-                MouthEncoderConfig(image_size=32, stem_channels=4, stage_channels=(4, 8), blocks_per_stage=(1, 1), embedding_dim=relationship_dim)
+                MouthEncoderConfig(
+                    image_size=32,
+                    stem_channels=4,
+                    stage_channels=(4, 8),
+                    blocks_per_stage=(1, 1),
+                    embedding_dim=relationship_dim,
+                )
             ),
         )
     return {name: _recipe_filled(module, seed) for name, module in components.items()}

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import torch
 
+__all__ = [
+    "random_blink_ratio",
+]
+
 BLINK_PROFILE = (0.5, 0.9, 1.0, 0.9, 0.5)
 MIN_FRAMES_FOR_BLINKS = 21  # clips of 20 frames or fewer never blink (as the original)
 MIN_GAP = 10

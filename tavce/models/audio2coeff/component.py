@@ -25,6 +25,13 @@ from tavce.models.audio_encoder import AudioEncoder
 from tavce.models.base import TavceModule
 from tavce.types import MOTION_DIM, SOURCE_COEFF_DIM, AudioWindows, MotionCoefficients
 
+__all__ = [
+    "Audio2CoeffOptions",
+    "Audio2Coeff",
+    "SadTalkerAudio2CoeffConfig",
+    "SadTalkerAudio2Coeff",
+]
+
 logger = logging.getLogger(__name__)
 
 Variant = Literal["sadtalker", "tavce-eval"]

@@ -16,6 +16,13 @@ from torch import nn
 from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
 
+__all__ = [
+    "ENCODER_BATCH",
+    "encode_windows",
+    "ExpressionNetConfig",
+    "ExpressionNet",
+]
+
 # Windows sent through the audio encoder at once: bounds memory on long clips
 # (about 10 MB of activations per batch; at 256 the 40 MB batches left glibc holding
 # 100-170 MiB more at the planning peak, varying run to run) without changing any result.

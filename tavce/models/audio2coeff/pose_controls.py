@@ -10,6 +10,13 @@ from scipy.signal import savgol_filter
 
 from tavce.errors import InvalidArgumentError
 
+__all__ = [
+    "smooth_pose",
+    "tile_to_length",
+    "add_reference_motion",
+    "camera_degrees",
+]
+
 SMOOTHING_WINDOW = 13
 SMOOTHING_ORDER = 2
 

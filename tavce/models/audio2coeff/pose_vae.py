@@ -20,6 +20,14 @@ from tavce.models.audio2coeff.resunet import ResUnet
 from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
 
+__all__ = [
+    "PoseVAEConfig",
+    "PoseDecoder",
+    "PoseEncoder",
+    "motion_chunks",
+    "PoseVAE",
+]
+
 WindowAlignment = Literal["sadtalker", "tavce-eval"]
 
 

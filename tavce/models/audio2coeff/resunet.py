@@ -9,6 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+__all__ = [
+    "ResidualBlock",
+    "ResUnet",
+]
+
 _TIME_STRIDE = (2, 1)
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule
-from tavce.models.face_recon.resnet import ResNetBackbone
+from tavce.models.face_recon._resnet import ResNetBackbone
 
 __all__ = [
     "COEFFICIENT_LAYOUT",

@@ -28,6 +28,12 @@ from torch import nn
 from tavce.errors import InvalidArgumentError
 from tavce.models.renderer.precision import Float32Weights
 
+__all__ = [
+    "CERLConfig",
+    "channel_weights",
+    "CERLFusion",
+]
+
 NORMALIZE_EPS = 1e-12
 
 

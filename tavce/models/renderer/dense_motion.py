@@ -33,6 +33,18 @@ from tavce.models.renderer.fast_conv import (
 )
 from tavce.models.renderer.precision import Float32Conv2d, accurate_dtype
 
+__all__ = [
+    "coordinate_grid_3d",
+    "grid_sample_3d",
+    "keypoint_gaussians",
+    "DownBlock3d",
+    "UpBlock3d",
+    "Hourglass3d",
+    "DenseMotionConfig",
+    "DenseMotion",
+    "DenseMotionNetwork",
+]
+
 KEYPOINT_VARIANCE = 0.01
 MASK_THRESHOLD = 1e-3
 

@@ -40,6 +40,17 @@ from tavce.models.renderer.precision import Float32Conv2d, Float32Weights
 from tavce.models.renderer.spade import SPADEDecoder, SPADEDecoderConfig
 from tavce.models.renderer.spectral import fold_spectral_norm
 
+__all__ = [
+    "ConvNormAct2d",
+    "Float32ConvNormAct2d",
+    "ResBlock3d",
+    "GeneratorConfig",
+    "GeneratorOutput",
+    "OcclusionAwareSPADEGenerator",
+    "has_cerl_weights",
+    "load_inference_generator",
+]
+
 CERL_KEYS = tuple(f"fusion.{layer}.{leaf}" for layer in ("proj_down", "proj_up", "output") for leaf in ("weight", "bias"))
 
 

@@ -39,6 +39,15 @@ from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
 from tavce.models.renderer.precision import accurate_dtype
 from tavce.types import AudioRelationship, MotionCoefficients, PreparedSource
 
+__all__ = [
+    "SEMANTIC_RADIUS",
+    "semantic_windows",
+    "SourceState",
+    "Renderer",
+    "CERLRendererConfig",
+    "CERLRenderer",
+]
+
 SEMANTIC_RADIUS = 13
 """Frames on each side of a semantic window: 27-frame windows (reference-pipeline.md §4.1)."""
 

@@ -44,6 +44,17 @@ from tavce.models.renderer.fast_conv import (
 from tavce.models.renderer.precision import Float32Conv2d, preferred_memory_format
 from tavce.models.renderer.spectral import maybe_spectral
 
+__all__ = [
+    "LEAKY_SLOPE",
+    "nearest_scale",
+    "instance_norm",
+    "shared_hidden",
+    "SPADE",
+    "SPADEResBlock",
+    "SPADEDecoderConfig",
+    "SPADEDecoder",
+]
+
 LEAKY_SLOPE = 0.2
 
 

@@ -21,6 +21,12 @@ from tavce.models.base import TavceModule
 from tavce.models.tavc.relationship import relationship_factor
 from tavce.types import MEL_BINS, MEL_STEPS_PER_WINDOW, AudioRelationship
 
+__all__ = [
+    "TAVCAudioEncoderConfig",
+    "TAVCAudioEncoder",
+    "relationships_from_embeddings",
+]
+
 
 @dataclass(frozen=True)
 class TAVCAudioEncoderConfig:

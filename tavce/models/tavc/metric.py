@@ -24,6 +24,13 @@ from tavce.models.tavc.mouth_encoder import MouthEncoder
 from tavce.models.tavc.relationship import flattened_cosine, relationship_factor
 from tavce.types import AudioRelationship, AudioWindows
 
+__all__ = [
+    "DEFAULT_ALPHA",
+    "TemporalCorrelationMetric",
+    "TAVCMetricConfig",
+    "TAVCMetric",
+]
+
 DEFAULT_ALPHA = 1.0
 RELATIONSHIP_BATCH = 64
 """Frames per encoder call in :meth:`TemporalCorrelationMetric.audio_relationships`: bounds memory on long clips."""

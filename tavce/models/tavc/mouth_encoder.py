@@ -16,6 +16,12 @@ from torch import nn
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule
 
+__all__ = [
+    "PreActivationBlock",
+    "MouthEncoderConfig",
+    "MouthEncoder",
+]
+
 BATCH_NORM_EPS = 1e-5
 
 

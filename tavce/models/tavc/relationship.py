@@ -23,6 +23,14 @@ import torch
 
 from tavce.errors import InvalidArgumentError
 
+__all__ = [
+    "relationship_factor",
+    "relationship_matrix",
+    "temporal_relationship",
+    "flattened_cosine",
+    "row_cosine",
+]
+
 # F.cosine_embedding_loss adds this to both squared norms before the square root.
 EMBEDDING_LOSS_EPS = 1e-12
 # F.cosine_similarity clamps each norm to at least this value.

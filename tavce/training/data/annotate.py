@@ -76,7 +76,9 @@ class PrepareConfig:
         if self.size not in RENDER_SIZES:
             raise InvalidArgumentError(f"size={self.size}: crops are stored at {' or '.join(map(str, RENDER_SIZES))}")
         if CropMode.parse(self.crop_mode).pastes_back:
-            raise InvalidArgumentError(f"crop_mode={self.crop_mode!r}: use {', '.join(CROP_ONLY_MODES)} for training data")
+            raise InvalidArgumentError(
+                f"crop_mode={self.crop_mode!r}: use {', '.join(CROP_ONLY_MODES)} for training data"
+            )
         if self.max_frames is not None and self.max_frames < 1:
             raise InvalidArgumentError(f"max_frames must be at least 1 (or None for all), got {self.max_frames}")
         if self.min_frames < 1 or self.face_search_frames < 1 or self.batch_size < 1:

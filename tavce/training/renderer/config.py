@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, TrainingConfigError
 from tavce.models.base import config_from_dict, config_to_dict
 from tavce.models.renderer.discriminator import DiscriminatorConfig
 from tavce.models.renderer.head_pose_estimator import HeadPoseEstimatorConfig
@@ -37,10 +37,6 @@ __all__ = [
     "load_training_config",
     "save_training_config",
 ]
-
-
-class TrainingConfigError(InvalidArgumentError):
-    """A training configuration (object or file) is invalid; the message names the field and the fix."""
 
 
 def _check(condition: bool, message: str) -> None:

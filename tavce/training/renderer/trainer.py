@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tavce.errors import InvalidArgumentError, TavceError
+from tavce.errors import InvalidArgumentError, NonFiniteLossError
 from tavce.models.renderer.discriminator import MultiScaleDiscriminator
 from tavce.models.renderer.generator import OcclusionAwareSPADEGenerator, load_inference_generator
 from tavce.models.renderer.head_pose_estimator import HeadPoseEstimator
@@ -62,10 +62,6 @@ _LEARNING_RATES = {
     "head_pose_estimator": "head_pose_estimator_lr",
     "discriminator": "discriminator_lr",
 }
-
-
-class NonFiniteLossError(TavceError, FloatingPointError):
-    """A loss term became NaN or infinite; the message names the terms (lower the learning rates, check the data)."""
 
 
 class RendererTrainer:
