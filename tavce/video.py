@@ -1,4 +1,4 @@
-"""Streaming H.264 mp4 writer with an AAC audio track (reference-pipeline.md §6).
+"""Streaming H.264 mp4 writer with an AAC audio track.
 
 Frames go one at a time to imageio-ffmpeg's bundled ffmpeg, so a clip is never
 held in memory. Everything is written inside a hidden temporary folder next to
@@ -6,7 +6,7 @@ the destination; only a complete file is moved into place (``os.replace``). If
 anything fails or is interrupted inside the ``with`` block, ffmpeg is killed,
 the temporary folder removed, and nothing appears at the destination.
 
-Deliberate deviations from the original (quirk §9 #27, #28):
+Deliberate deviations from the original:
 
 * sizes are kept exactly; yuv420p needs even sizes, so an odd width or height is
   padded by ONE edge-replicated column / row (the original enlarged each side to a

@@ -3,6 +3,7 @@
 import ast
 import importlib
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,20 @@ def test_every_public_model_module_declares_all():
         module = importlib.import_module(name)
         assert isinstance(getattr(module, "__all__", None), list), f"{name} has no __all__"
         assert all(hasattr(module, exported) for exported in module.__all__), name
+
+
+SPEC_CITATIONS = re.compile(r"reference-pipeline|reference-training|reference-enhancer|quirk", re.IGNORECASE)
+
+
+def test_code_and_docs_read_on_their_own():
+    """No citation of the original's spec documents or of their quirk numbers: the behaviour is stated instead."""
+    root = PACKAGE.parent
+    files = [*PACKAGE.rglob("*.py"), *(root / "docs").rglob("*.md")]
+    assert len(files) > 50
+    cited = [
+        f"{path.relative_to(root)}:{number}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if SPEC_CITATIONS.search(line)
+    ]
+    assert cited == []

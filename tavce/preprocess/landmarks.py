@@ -1,4 +1,4 @@
-"""Face detection + 68 landmarks behind one small interface (reference-pipeline.md §2.2).
+"""Face detection + 68 landmarks behind one small interface.
 
 Two backends ship with tavce:
 

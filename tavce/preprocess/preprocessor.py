@@ -1,4 +1,4 @@
-"""The ``Preprocessor`` interface and its default implementation (reference-pipeline.md §2).
+"""The ``Preprocessor`` interface and its default implementation.
 
 ``FacePreprocessor.prepare`` runs the whole source-image path once:
 
@@ -13,7 +13,7 @@
 video's frames: uint8 (the original's rounding), pasted back into the photo in
 ``full`` / ``extfull``, resized to the crop's aspect otherwise.
 
-Deviation: the original re-detects landmarks on the working image (§2.6 step 1);
+Deviation: the original re-detects landmarks on the working image before the 3DMM alignment;
 we map the photo's landmarks through the crop instead (exact, no second
 detection that could fail or drift on a squashed crop).
 """
@@ -80,10 +80,11 @@ class FacePreprocessorConfig:
     """Settings of :class:`FacePreprocessor` (saved with its 3DMM network).
 
     Attributes:
-        clamp_bottom_by_height: fix quirk 13 (see :func:`compute_crop_geometry`); False = original.
+        clamp_bottom_by_height: clamp the tight box's bottom by the crop's height instead of the
+            photo's width (see :func:`compute_crop_geometry`); False = original.
         feather: paste-back blend band, fraction of the box's shorter side.
         crop_aspect_output: crop-mode videos take the aspect of the region the working image
-            shows (fixes quirk 15); False = the original's size.
+            shows (in the ext modes: the bordered crop, not the tight box); False = the original's size.
     """
 
     clamp_bottom_by_height: bool = False

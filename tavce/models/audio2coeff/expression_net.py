@@ -1,4 +1,4 @@
-"""ExpNet: per-frame expression coefficients from audio (reference-pipeline.md §3.3).
+"""ExpNet: per-frame expression coefficients from audio.
 
 Each frame is predicted independently from its own 200 ms mel window, the
 reference expression of that frame and the eye-blink control ratio:

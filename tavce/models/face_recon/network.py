@@ -1,4 +1,4 @@
-"""The 3DMM coefficient regressor (reference-pipeline.md §2.6 steps 8–10).
+"""The 3DMM coefficient regressor.
 
 A ResNet-50 turns the aligned 224×224 RGB face (values in [0, 1], no mean/std
 normalisation) into a pooled 2048-d feature; seven 1×1 convolutions regress the

@@ -19,7 +19,7 @@ Everything that depends only on the source image is computed once per clip
 without CERL, the feature volume and its compressed copy). Each frame's result
 depends only on its own window, relationship and overrides, so the batch size never
 changes frames (the original TAVCE loop centred every window of a batch on the
-batch's first frame, quirk 22).
+batch's first frame, right only for batches of one).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 SEMANTIC_RADIUS = 13
-"""Frames on each side of a semantic window: 27-frame windows (reference-pipeline.md §4.1)."""
+"""Frames on each side of a semantic window: 27-frame windows."""
 
 
 def semantic_windows(

@@ -1,4 +1,4 @@
-"""SPADE decoder of the face renderer (reference-pipeline.md §4.6, last rows).
+"""SPADE decoder of the face renderer.
 
 The warped, occlusion-masked feature S (256 channels at a quarter of the image
 size) is both the decoder input and the "segmentation map" every SPADE layer is

@@ -4,7 +4,7 @@ The SPADE decoder's convolutions were trained with ``torch.nn.utils.spectral_nor
 so official checkpoints store ``weight_orig``, ``weight_u`` and ``weight_v`` instead
 of ``weight``. In eval mode that wrapper runs no power iteration: the effective
 weight is ``weight_orig / σ`` with ``σ = uᵀ·(W·v)``, W being ``weight_orig``
-reshaped to (out, -1) (reference-pipeline.md §4.6, quirk 11). The weight never
+reshaped to (out, -1), the stored vectors used as they are. The weight never
 changes during inference, so :func:`fold_spectral_norm` divides once at load time
 and inference networks are plain convolutions (no per-call σ, no hooks).
 """

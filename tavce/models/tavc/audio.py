@@ -2,8 +2,8 @@
 
 The encoder is the shared Wav2Lip conv stack (its own, separately trained
 weights) followed by a linear projection 512 -> 128. At inference the relationship
-of frame j pairs the windows of frames max(j−1, 0) and j (reference-pipeline.md
-§5.1); frame 0 pairs a window with itself, so its relationship is zero (quirk 5).
+of frame j pairs the windows of frames max(j−1, 0) and j; frame 0 pairs a window
+with itself, so its relationship is zero (as in the original).
 :meth:`TAVCMetric.audio_relationships <tavce.models.tavc.TAVCMetric.audio_relationships>`
 gives the renderer's CERL that sequence.
 """

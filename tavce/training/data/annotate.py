@@ -7,7 +7,7 @@ inference inputs are cut and measured the same way:
    the first frame where the landmarker finds one, and that single crop
    (:func:`~tavce.preprocess.compute_crop_geometry`) is applied to every frame
    (:func:`~tavce.preprocess.crop_working_image`), like the original's one static
-   box per clip (reference-training.md §1.4) -> ``frames/%06d.png``;
+   box per clip -> ``frames/%06d.png``;
 2. the audio track (:func:`tavce.audio.load_audio`, via ffmpeg) -> ``audio.wav``;
 3. landmarks detected on every S×S crop; a frame without a detection takes the
    nearest detected frame's landmarks (the original takes the previous one) and

@@ -1,4 +1,4 @@
-"""Stage-2 training settings (reference-training.md §3): loss weights, trainable modules, optimiser, schedule.
+"""Stage-2 training settings: loss weights, trainable modules, optimiser, schedule.
 
 Every default is the paper / released-config setting (``facerender.yaml``
 ``train_params`` and ``TRAIN``), so ``RendererTrainingConfig()`` is TAVCE's stage 2.

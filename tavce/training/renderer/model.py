@@ -1,4 +1,4 @@
-"""The networks of stage 2 and their training forward pass (reference-training.md §3.1, §3.3, §3.7).
+"""The networks of stage 2 and their training forward pass.
 
 :class:`RendererTrainingModules` holds the keypoint detector, the MappingNet, the
 generator (spectral norm kept, CERL layers when the variant has them), the

@@ -1,7 +1,7 @@
 """Settings of the stage-1 trainer (:class:`TAVCTrainingConfig`) and their file form (JSON, or YAML with PyYAML).
 
-Defaults are the original code's (``correlation/train.py``, reference-training.md
-§2.7), not the paper's where the two differ (§5): the code counts epochs (10, lr ×0.1
+Defaults are the original code's (``correlation/train.py``), not the
+paper's where the two differ: the code counts epochs (10, lr ×0.1
 after 8) where the paper states 40 000 iterations (set ``max_steps``), and the LPIPS
 reconstruction term the code adds (λ = 1) is off here by default because its VGG
 weights must come from a file you provide.

@@ -1,4 +1,4 @@
-"""The stage-1 objective of the TAVC metric (reference-training.md §2.5) and its logged similarity (§2.8).
+"""The stage-1 objective of the TAVC metric and its logged similarity.
 
     L = mean_b[1 − S(R_a, R_v⁺)] + α · mean_b[max(0, S(R_a, R_v⁻))],
 

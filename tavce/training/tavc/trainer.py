@@ -1,4 +1,4 @@
-"""The stage-1 trainer: the TAVC metric's two encoders on a prepared dataset (reference-training.md §2).
+"""The stage-1 trainer: the TAVC metric's two encoders on a prepared dataset.
 
 :func:`train_tavc` runs as one process or, unchanged, as every rank of a ``torchrun``
 job (DDP; NCCL on GPUs, gloo on CPUs). Each step: a batch of (i, i+1, j) items per
