@@ -82,3 +82,54 @@ def test_code_and_docs_read_on_their_own():
         if SPEC_CITATIONS.search(line)
     ]
     assert cited == []
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the tavce modules it imports, at any level (function bodies and TYPE_CHECKING included)."""
+    paths = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+    def known(name: str) -> str:
+        while name not in paths:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {}
+    for module, path in paths.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {known(alias.name) for alias in node.names if alias.name.startswith("tavce")}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base]).rstrip(".")
+                if base.startswith("tavce"):
+                    imported |= {known(f"{base}.{alias.name}") for alias in node.names}
+        graph[module] = imported - {module}
+    return graph
+
+
+def test_no_import_circle():
+    graphlib = pytest.importorskip("graphlib")
+    try:
+        graphlib.TopologicalSorter(_import_graph()).prepare()
+    except graphlib.CycleError as error:
+        pytest.fail(f"import circle: {' -> '.join(error.args[1])}")
+
+
+def test_models_import_only_what_lies_below_them():
+    below = ("tavce.models", "tavce.types", "tavce.errors", "tavce.hub")
+    upward = {
+        f"{module} -> {imported}"
+        for module, imports in _import_graph().items()
+        if module.startswith("tavce.models")
+        for imported in imports
+        if imported != "tavce" and not imported.startswith(below)  # "tavce": the version number only
+    }
+    assert upward == set()
