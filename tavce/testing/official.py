@@ -74,8 +74,6 @@ def make_official_checkpoint(
     """
     from pathlib import Path
 
-    from tavce.hub import save_safetensors
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -86,20 +84,13 @@ def make_official_checkpoint(
             for key, entry in manifest.items()
             if entry.get("dtype") in ("float32", "int64") and (include_optional or not entry.get("optional"))
         }
-        tensors = reference_state_dict(tensor_shapes, salt)
-        path = folder / filename
-        if filename.endswith(".safetensors"):
-            save_safetensors(tensors, path)
-        else:
-            nested: dict = {}
-            for key, entry in manifest.items():
-                top, _, inner = key.partition(".")
-                if key in tensors:
-                    nested.setdefault(top, {})[inner] = tensors[key]
-                elif key not in tensor_shapes and entry.get("dtype") not in ("float32", "int64"):
-                    nested[top] = _non_tensor_entry(entry["dtype"])
-            torch.save(nested, path)
-        written.append(path)
+        entries = {
+            key: _non_tensor_entry(entry["dtype"])
+            for key, entry in manifest.items()
+            if entry.get("dtype") not in ("float32", "int64")
+        }
+        entries.update(reference_state_dict(tensor_shapes, salt))
+        written.append(write_official_file(folder / filename, entries))
     return written
 
 
