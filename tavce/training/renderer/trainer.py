@@ -1,4 +1,4 @@
-"""Single-process stage-2 training steps: the losses of §3.4, one Adam per module, MultiStepLR per epoch.
+"""Single-process stage-2 training steps: the paper's losses, one Adam per module, MultiStepLR per epoch.
 
 :class:`RendererTrainer` is what a training loop calls (the loop — data loading, DDP,
 logging, checkpoint files, resume — lives in the shared training infrastructure):
@@ -468,7 +468,7 @@ class RendererTrainer:
         return losses
 
     def end_epoch(self) -> None:
-        """Advance every MultiStepLR by one epoch (the schedule of §3.6 counts epochs)."""
+        """Advance every MultiStepLR by one epoch (the schedule counts epochs)."""
         for scheduler in self.schedulers.values():
             scheduler.step()
         self.epoch += 1

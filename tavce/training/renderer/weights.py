@@ -2,7 +2,7 @@
 
 TAVCE starts stage 2 from a face-vid2vid checkpoint and loads it **non-strictly**: the
 generator has no CERL fusion layers there, so they start from their random
-initialisation (§3.1). :func:`read_renderer_parts` reads every source into tavce-named
+initialisation. :func:`read_renderer_parts` reads every source into tavce-named
 state dicts per part (``kp_detector``, ``mapping``, ``generator``, and ``he_estimator`` /
 ``discriminator`` where a pickled file holds them; later sources override earlier ones),
 and :func:`load_part` loads one part into its training module with exactly that

@@ -4,7 +4,7 @@
 
 S the cosine of the flattened relationship matrices, R_v⁺ the relationship of the
 mouths of frames i and i+1, R_v⁻ that of frames i and j (|j − i| ≥ τ). The
-original's optional LPIPS reconstruction term (not in the paper, §5 difference 3)
+original's optional LPIPS reconstruction term (not in the paper)
 is added by the trainer (:mod:`tavce.training.tavc.reconstruction`).
 """
 
