@@ -125,7 +125,7 @@ def run_batch(
         and (out / job.output).is_file()
     }
     # Records of outputs this run redoes are dropped; those of other outputs (other job files) stay.
-    redone = {job.output for job in planned if job.output is not None} - done
+    redone = {_record_name(job) for job in planned} - done
     log.rewrite(record for name, record in earlier.items() if name not in redone)
     _remove_abandoned_temporaries(out)
     report = BatchReport(results=log.path)
@@ -197,7 +197,7 @@ def _record(job: PlannedJob, outcome: Outcome) -> dict[str, Any]:
 
 def _refused_record(job: RefusedJob) -> dict[str, Any]:
     return {
-        "output": job.output if job.output is not None else job.where,
+        "output": _record_name(job),
         "row": job.where,
         "image": job.row.get("image"),
         "audio": job.row.get("audio"),
@@ -211,6 +211,11 @@ def _refused_record(job: RefusedJob) -> dict[str, Any]:
         "attempts": 0,
         "key": None,
     }
+
+
+def _record_name(job: PlannedJob | RefusedJob) -> str:
+    """What names a job in results.jsonl: its output, or where it came from when it has none."""
+    return job.output if job.output is not None else job.where
 
 
 def _remove_abandoned_temporaries(out: Path) -> None:
