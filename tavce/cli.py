@@ -68,6 +68,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "tavce.commands.prepare_data",
     "tavce.commands.train",
     "tavce.commands.evaluate",
+    "tavce.commands.demo",
 )
 
 
