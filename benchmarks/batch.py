@@ -15,32 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_description
+
 REPOSITORY = Path(__file__).resolve().parents[1]
-
-
-def cpu_description() -> str:
-    """The CPU model, core count and whether it has native bfloat16 / AMX (from /proc/cpuinfo)."""
-    import os
-
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            model = value.strip()
-        elif key.strip() == "flags":
-            flags = set(value.split())
-    native = sorted(flag for flag in flags if flag in ("avx512_bf16", "amx_bf16", "amx_tile"))
-    return f"{model}, {os.cpu_count()} cores, bf16/AMX flags: {', '.join(native) or 'none'}"
 
 
 def write_inputs(folder: Path, jobs: int, seconds: float) -> Path:
@@ -95,7 +78,9 @@ def main() -> None:
             print(json.dumps(row) if arguments.json else
                   f"{workers} worker(s): {arguments.jobs} jobs in {seconds:.1f} s = {per_minute:.1f} jobs/min "
                   f"({per_minute / baseline:.2f}x the first)")  # fmt: skip
-    print(cpu_description(), file=sys.stderr if arguments.json else sys.stdout)
+    machine = cpu_description()
+    print(f"CPU: {machine['cpu']}, {os.cpu_count()} cores, flags: {', '.join(machine['cpu_flags']) or 'none'}",
+          file=sys.stderr if arguments.json else sys.stdout)  # fmt: skip
 
 
 if __name__ == "__main__":
