@@ -109,6 +109,7 @@ def run_batch(
         device=device,
         dtype=dtype,
     )
+    rows: list[Any]
     if isinstance(jobs, (str, Path)):
         rows, base = read_job_file(jobs), Path(jobs).expanduser().resolve().parent
     else:
