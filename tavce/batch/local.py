@@ -101,7 +101,10 @@ class LocalExecutor:
                     if worker.task is None and queue:
                         task, attempts = queue.popleft()
                         worker.task, worker.attempts = task, attempts
-                        worker.connection.send((task, attempts))
+                        try:
+                            worker.connection.send((task, attempts))
+                        except OSError:
+                            pass  # it died while idle: its sentinel fires below and the task is put back
                 busy = [worker for worker in workers if worker.task is not None]
                 wait([worker.connection for worker in busy] + [worker.process.sentinel for worker in busy])
                 for worker in busy:
@@ -113,6 +116,7 @@ class LocalExecutor:
                         assert lost is not None  # only busy workers are collected
                         reason = f"exit code {worker.process.exitcode}"
                         logger.warning("%s died (%s) running %s", worker.name, reason, lost.key)
+                        worker.connection.close()
                         workers[worker.index] = start(worker.index)
                         if attempts < MAX_ATTEMPTS:
                             queue.appendleft((lost, attempts + 1))
