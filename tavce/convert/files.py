@@ -189,7 +189,7 @@ def convert_tavce_facerender_checkpoint(
     """TAVCE face-render checkpoint -> parts mapping, kp_detector, generator (with the CERL layers).
 
     The original loads this generator non-strictly, so a file without the fusion
-    layers would run with random ones (quirk 24); here that file is refused.
+    layers would run with random ones; here that file is refused.
     """
     from tavce.convert.generator import has_cerl_weights
 
@@ -198,7 +198,7 @@ def convert_tavce_facerender_checkpoint(
     if not has_cerl_weights(parts["generator"], source=f"{filename} generator"):
         raise IncompatibleWeightsError(
             f"{filename}: the generator has no CERL fusion weights (proj1, proj2, linear); it is a plain SadTalker "
-            "generator, and the original would run CERL with random fusion layers (quirk 24). Pass a TAVCE "
+            "generator, and the original would run CERL with random fusion layers. Pass a TAVCE "
             "face-render checkpoint, or leave the TAVCE weights out to render without CERL"
         )
     return parts
