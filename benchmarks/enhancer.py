@@ -29,12 +29,12 @@ import argparse
 import json
 import logging
 import math
-import platform
 import time
 
 import cv2
 import numpy as np
 import torch
+from machine import cpu_description
 
 logger = logging.getLogger("benchmarks.enhancer")
 
@@ -95,7 +95,7 @@ def pipeline_seconds_per_frame(args, enhancer) -> dict:
 
     import soundfile
 
-    from benchmarks.memory import SAMPLE_RATE, synthetic_portrait, speech_like
+    from memory import SAMPLE_RATE, speech_like, synthetic_portrait
     from tavce import TalkingHeadPipeline
 
     pipe = TalkingHeadPipeline.from_pretrained(args.weights, local_files_only=True).to(args.device, "float32")
@@ -119,15 +119,6 @@ def pipeline_seconds_per_frame(args, enhancer) -> dict:
             row[name] = (time.perf_counter() - started) / result.num_frames
     row["pipeline_enhanced_ratio"] = row["pipeline_enhanced_s_per_frame"] / row["pipeline_s_per_frame"]
     return row
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the architecture."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
 
 
 def main() -> None:
@@ -155,7 +146,7 @@ def main() -> None:
         lambda batch, _: [cv2.resize(f, None, fx=args.upscale, fy=args.upscale, interpolation=cv2.INTER_LANCZOS4) for f in batch],
         batches,
     )
-    machine = {"cpu": cpu_model(), "bf16_native": cpu_supports_bfloat16(),
+    machine = {**cpu_description(), "bf16_native": cpu_supports_bfloat16(),
                "threads": args.threads, "device": args.device}  # fmt: skip
     rows, reference = [], None
     for dtype in args.dtypes.split(","):

@@ -248,7 +248,7 @@ def main() -> None:
 
             args.weights = make_tiny_checkpoint(workspace / "tiny-weights", seed=0)
         if args.enhancer == "tiny":
-            from benchmarks.enhancer import recipe_enhancer
+            from enhancer import recipe_enhancer
 
             args.enhancer = workspace / "tiny-enhancer"
             recipe_enhancer(tiny=True, upscale=2).save_pretrained(args.enhancer)
