@@ -9,7 +9,7 @@ grow with the clip's length.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from tavce.types import ENHANCER_UPSCALES, ENHANCERS, FPS, AudioClip, AudioWindo
 if TYPE_CHECKING:
     from tavce.models.audio2coeff import Audio2Coeff
     from tavce.models.enhancer import FaceEnhancer
+    from tavce.preprocess.tracking import FaceTracker
     from tavce.models.renderer import Renderer
     from tavce.models.tavc import TemporalCorrelationMetric
     from tavce.preprocess import FaceLandmarker, PreparedSource, Preprocessor
@@ -449,15 +450,14 @@ class TalkingHeadPipeline:
 
         progress = result.options.progress
         callback = progress if callable(progress) else None
-        enhancing = self.enhancer is not None and result.options.enhance is not False
-        tracker = None
+        tracker: FaceTracker | None = None
         done = 0
         with tqdm(total=total, unit="frame", disable=progress is not True, desc="rendering") as bar:
             for frames in iterate_ahead(rendered_batches(), depth=RENDER_AHEAD_BATCHES, name="tavce-render"):
-                video_frames = self.preprocessor.restore_frames(frames, result.source)
-                if enhancing:
+                video_frames = list(self.preprocessor.restore_frames(frames, result.source))
+                if self.enhancer is not None and result.options.enhance is not False:
                     tracker = tracker or self._face_tracker(result.source, video_frames[0].shape)
-                    video_frames = self._enhance(video_frames, tracker, result.options.seed, start=done)
+                    video_frames = self._enhance(self.enhancer, video_frames, tracker, result.options.seed, done)
                 yield from video_frames
                 done += frames.shape[0]
                 bar.update(frames.shape[0])
@@ -466,23 +466,26 @@ class TalkingHeadPipeline:
         if tracker is not None:
             logger.info("enhanced %d/%d frames (%d with detected landmarks)", done, total, tracker.detected)
 
-    def _face_tracker(self, source: PreparedSource, frame_shape: tuple[int, ...]):
+    def _face_tracker(self, source: PreparedSource, frame_shape: tuple[int, ...]) -> FaceTracker:
         """Landmarks for each output frame: the preprocessor's own landmarker, starting from the photo's face."""
         from tavce.preprocess.tracking import FaceTracker, source_landmarks_in_frame
 
         landmarker = None
         if hasattr(type(self.preprocessor), "landmarker"):
             try:
-                landmarker = self.preprocessor.landmarker
+                landmarker = getattr(self.preprocessor, "landmarker")
             except TavceError as error:
                 logger.warning("no landmarker for the enhancer (%s): the photo's face position is used in every frame", error)
         return FaceTracker(landmarker, source_landmarks_in_frame(source, frame_shape))
 
-    def _enhance(self, frames, tracker, seed: int | None, start: int) -> list[np.ndarray]:
-        """The enhancer on one batch of video frames; its noise is seeded by the call's seed and the frame index."""
+    @staticmethod
+    def _enhance(
+        enhancer: FaceEnhancer, frames: Sequence[np.ndarray], tracker: FaceTracker, seed: int | None, start: int
+    ) -> list[np.ndarray]:
+        """One batch of video frames enhanced; the noise is seeded by the call's seed and the first frame's index."""
         from tavce.models.enhancer import five_points
 
         points = np.stack([five_points(tracker.landmarks(frame)) for frame in frames])
-        generator = torch.Generator(device=module_device(self.enhancer))
+        generator = torch.Generator(device=module_device(enhancer))
         generator.manual_seed(((seed if seed is not None else torch.seed()) + start) % 2**63)
-        return self.enhancer.enhance(list(frames), points, generator=generator)
+        return enhancer.enhance(list(frames), points, generator=generator)

@@ -12,7 +12,7 @@ import numpy as np
 
 from tavce.preprocess.landmarks import FaceLandmarker
 from tavce.preprocess.preprocessor import map_landmarks_to_working_image
-from tavce.preprocess.source import PreparedSource
+from tavce.types import PreparedSource
 
 __all__ = ["FaceTracker", "source_landmarks_in_frame"]
 
