@@ -82,6 +82,7 @@ def test_prepare_data_on_ray_prepares_the_same_dataset(ray_instance, tiny_weight
         assert meta_ray == meta_here
 
 
+@pytest.mark.slow  # beyond the default suite's time budget; the executor and prepare-data tests cover the path
 def test_evaluate_on_ray_gives_the_same_report(ray_instance, tmp_path: Path) -> None:
     import torch
 
