@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tavce.errors import InvalidAudioError, InvalidImageError, TavceError
+from tavce.errors import FaceNotDetectedError, InvalidAudioError, InvalidImageError, TavceError
 from tavce.options import GenerationOptions
 
 if TYPE_CHECKING:
@@ -91,6 +91,8 @@ class GenerateHandler:
             return self._generate(portrait, speech, form, progress)
         except TavceError as error:
             message = str(error).replace(str(portrait), portrait.name).replace(str(speech), speech.name)
+            if isinstance(error, FaceNotDetectedError):
+                message += " On this page: type the face's box into Face box, under Framing."
             raise type(error)(message) from None
 
     def _generate(

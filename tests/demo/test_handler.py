@@ -121,9 +121,11 @@ def test_limits_refuse_before_any_work_and_name_the_upload_not_its_server_path(
             handler(photo, speech, {})
         assert str(photo.parent) not in str(raised.value) and str(speech.parent) not in str(raised.value)
 
-    refused(InvalidAudioError, r"^speech\.wav: the speech is 0\.5 s long; this page renders up to 0\.4 s", max_audio_seconds=0.4)
+    refused(InvalidAudioError, r"^speech\.wav: the speech is 0\.5 s long; this page renders up to 0\.4 s",
+            max_audio_seconds=0.4)
     refused(InvalidImageError, r"^portrait\.png: .*76,799 pixels", max_image_pixels=320 * 240 - 1)
-    refused(InvalidImageError, r"^portrait\.png: the file is .* MiB; this page accepts files up to", max_upload_megabytes=1e-4)
+    refused(InvalidImageError, r"^portrait\.png: the file is .* MiB; this page accepts files up to",
+            max_upload_megabytes=1e-4)
     assert calls == [] and not (tmp_path / "results").exists()
 
 
