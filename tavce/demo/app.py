@@ -109,6 +109,7 @@ def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any)
             try:
                 video, seed = handler(portrait_path, speech_path, dict(zip(names, values)), progress)
             except TavceError as error:
+                logger.info("request refused: %s", error)
                 raise gr.Error(str(error), print_exception=False) from None
             except Exception as error:
                 # A bug, not bad input: the page says so in one line, the log keeps the traceback.

@@ -100,3 +100,15 @@ def test_demo_refuses_bad_settings_before_loading_weights(capsys: pytest.Capture
     assert "concurrency=0" in capsys.readouterr().err
     assert main(["demo", "--weights", missing, "--max-audio-seconds", "0"]) == 2
     assert "max_audio_seconds=0" in capsys.readouterr().err
+
+
+def test_the_space_app_of_the_docs_builds_the_page_and_launches_it(gradio, pipe, monkeypatch) -> None:
+    from tavce import TalkingHeadPipeline
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "demo.md").read_text()
+    app_py = re.search(r"and `app\.py`:\n\n```python\n(.*?)```", docs, re.DOTALL).group(1)
+    launched: dict = {}
+    monkeypatch.setattr(TalkingHeadPipeline, "from_pretrained", classmethod(lambda cls, *args, **kwargs: pipe))
+    monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs, app=self))
+    exec(compile(app_py, "app.py", "exec"), {})
+    assert isinstance(launched.pop("app"), gradio.Blocks) and launched == {"max_file_size": "50mb"}

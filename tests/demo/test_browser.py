@@ -1,8 +1,8 @@
 """``tavce demo`` driven by a headless Chromium, as a visitor uses it: upload, Generate, download the video.
 
-Needs Playwright (``pip install playwright``) and a Chromium binary (Debian's ``chromium`` package;
-``TAVCE_CHROMIUM`` names another); skipped with the reason otherwise. Playwright's own browser
-download is not used. The first test writes the page's screenshot to docs/images/demo.png.
+Needs gradio (``pip install 'tavce[demo]'``), Playwright (``pip install playwright``) and a
+Chromium binary (Debian's ``chromium`` package; ``TAVCE_CHROMIUM`` names another); skipped with
+the reason otherwise. Playwright's own browser download is not used. The first test writes the page's screenshot to docs/images/demo.png.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tavce.audio import load_audio
 from tavce.types import SAMPLES_PER_FRAME
 from tests.helpers import probe
 
+pytest.importorskip("gradio", reason="the web app needs gradio: pip install 'tavce[demo]'")
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the browser test needs playwright: pip install playwright"
 )
@@ -49,44 +50,58 @@ def _free_port() -> int:
         return probe_socket.getsockname()[1]
 
 
-def _read(log: Path) -> str:
-    return log.read_text(errors="replace")
+class DemoServer:
+    """``tavce demo`` on tiny weights, two requests at a time, on a free loopback port."""
+
+    def __init__(self, weights: Path, folder: Path) -> None:
+        self.results = folder / "gradio" / "tavce-demo"
+        self.log_path = folder / "server.log"
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        environment = {**os.environ, "GRADIO_TEMP_DIR": str(folder / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tavce", "demo", "--weights", str(weights), "--port", str(port),
+                 "--device", "cpu", "--concurrency", "2"],
+                stdout=log, stderr=subprocess.STDOUT, env=environment,
+            )
+
+    def wait_until_serving(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"tavce demo exited with status {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"tavce demo did not answer in {STARTUP_SECONDS} s:\n{self.log()}")
+                time.sleep(0.5)
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
-def server(tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``tavce demo`` on tiny weights, two requests at a time, on a free loopback port; yields its URL."""
-    folder = tmp_path_factory.mktemp("demo-server")
-    port = _free_port()
-    environment = {**os.environ, "GRADIO_TEMP_DIR": str(folder / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = (folder / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tavce", "demo", "--weights", str(tiny_weights), "--port", str(port),
-         "--device", "cpu", "--concurrency", "2"],
-        stdout=log, stderr=subprocess.STDOUT, env=environment,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + STARTUP_SECONDS
+def server(tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    running = DemoServer(tiny_weights, tmp_path_factory.mktemp("demo-server"))
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"tavce demo exited with status {process.returncode}:\n{_read(folder / 'server.log')}")
-            try:
-                with urllib.request.urlopen(url, timeout=5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"tavce demo did not answer in {STARTUP_SECONDS} s:\n{_read(folder / 'server.log')}")
-                time.sleep(0.5)
-        yield url
+        running.wait_until_serving()
+        yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +118,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
 
 def _open(browser, server: str):
     page = browser.new_page()
-    page.goto(server)
+    page.goto(server.url)
     page.wait_for_selector("#generate")
     return page
 
@@ -167,3 +182,10 @@ def test_two_visitors_at_once_both_get_their_videos(browser, server, tmp_path) -
         folder.mkdir()
         _check_video(_downloaded_video(page, folder), FIXTURES / "speech.wav")
         page.close()
+
+
+
+def test_results_are_deleted_when_the_server_stops(server: DemoServer) -> None:
+    assert list(server.results.glob("*.mp4")), "the tests above left no result to delete"
+    assert server.stop() == 0, server.log()
+    assert list(server.results.glob("*.mp4")) == []
