@@ -93,7 +93,6 @@ def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any)
                 speech = gr.Audio(
                     type="filepath", sources=["upload", "microphone"], label="Speech", elem_id="speech",
                 )
-                options = build_form(gr)
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 result = gr.Video(label="Talking video", interactive=False, elem_id="result")
@@ -103,6 +102,8 @@ def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any)
                     f"{settings.max_audio_seconds:g} s, files up to {settings.max_upload_megabytes:g} MiB. "
                     f"Videos stay downloadable for {settings.retention_seconds / 60:g} minutes."
                 )
+        with gr.Accordion("Options", open=True):
+            options = build_form(gr)
         names = list(options)
 
         def generate_video(portrait_path, speech_path, *values, progress=gr.Progress()):

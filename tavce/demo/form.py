@@ -115,7 +115,7 @@ NOT_OFFERED: Mapping[str, str] = {
 
 
 def build_form(gr: ModuleType) -> dict[str, Any]:
-    """Create the option widgets, grouped by section, inside the current Gradio layout.
+    """Create the option widgets inside the current Gradio layout: one column per section, side by side.
 
     Each widget's element id is ``option-<field name>`` (``#option-seed``), for scripts that drive the page.
 
@@ -124,9 +124,11 @@ def build_form(gr: ModuleType) -> dict[str, Any]:
     """
     defaults = GenerationOptions()
     widgets: dict[str, Any] = {}
-    for section, explanation in SECTIONS.items():
-        with gr.Group():
-            gr.Markdown(f"**{section}**: {explanation}")
-            for field in (field for field in FORM_FIELDS if field.section == section):
-                widgets[field.name] = field.widget(gr, getattr(defaults, field.name), elem_id=f"option-{field.name}")
+    with gr.Row(equal_height=False):
+        for section, explanation in SECTIONS.items():
+            with gr.Column(), gr.Group():
+                gr.Markdown(f"**{section}**: {explanation}")
+                for field in (field for field in FORM_FIELDS if field.section == section):
+                    default = getattr(defaults, field.name)
+                    widgets[field.name] = field.widget(gr, default, elem_id=f"option-{field.name}")
     return widgets
