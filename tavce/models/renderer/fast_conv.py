@@ -95,7 +95,10 @@ class DerivedWeights:
         self, name: str, sources: Sequence[torch.Tensor], build: Callable[[], tuple[torch.Tensor, ...]]
     ) -> tuple[torch.Tensor, ...]:
         """``build()``, or its cached result while ``sources`` are the same unmodified tensors."""
-        if torch.is_grad_enabled() and any(source.requires_grad for source in sources):
+        if torch.compiler.is_compiling() or (
+            torch.is_grad_enabled() and any(source.requires_grad for source in sources)
+        ):
+            # Under torch.compile the derivation is traced into the graph (a cache lookup would split it).
             return build()
         signature = _signature(sources)
         entry = self._entries.get(name)
