@@ -112,3 +112,32 @@ def test_the_space_app_of_the_docs_builds_the_page_and_launches_it(gradio, pipe,
     monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs, app=self))
     exec(compile(app_py, "app.py", "exec"), {})
     assert isinstance(launched.pop("app"), gradio.Blocks) and launched == {"max_file_size": "50mb"}
+
+
+class _FailingPipeline:
+    """Stands in for a pipeline: refuses like tavce (TavceError) or fails like a bug (anything else)."""
+
+    size, has_cerl = 256, False
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __call__(self, *args, **kwargs):
+        raise self.error
+
+
+def test_the_page_shows_tavce_messages_and_hides_tracebacks_of_bugs(gradio) -> None:
+    from tavce.demo import build_app
+    from tavce.errors import FaceNotDetectedError
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
+    photo, speech = fixtures / "portrait.jpg", fixtures / "speech.wav"
+    for error, shown in [
+        (FaceNotDetectedError("no face found in the photo."), r"^no face found in the photo\. On this page: .*Face box"),
+        (RuntimeError("CUDA error: an illegal memory access"), r"^internal error \(RuntimeError\); the server log"),
+    ]:
+        app = build_app(_FailingPipeline(error))
+        (generate,) = [function.fn for function in app.fns.values() if function.name == "generate_video"]
+        with pytest.raises(gradio.Error) as raised:
+            generate(str(photo), str(speech), *[None] * len(FORM_FIELDS), progress=lambda *args, **kwargs: None)
+        assert re.search(shown, raised.value.message) and "Traceback" not in raised.value.message
