@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,7 +40,7 @@ def _ignore_progress(progress: float | tuple[int, int], desc: str, unit: str = "
 
 
 class GenerateHandler:
-    """Makes the video of one page request with the pipeline shared by every request.
+    """Makes the video of one page request with the pipeline shared by every request (several at once).
 
     Args:
         pipe: the loaded pipeline, used by every request (several at once with concurrency > 1).
@@ -54,11 +53,6 @@ class GenerateHandler:
         self.pipe = pipe
         self.limits = limits
         self.output_folder = Path(output_folder)
-        # Planning (face detection, landmarks, coefficients) runs one request at a time: the dlib face
-        # detector corrupts the heap when two threads use it at once, and the pipeline does not guard it
-        # yet. Rendering, most of the time, runs concurrently. Drop the lock once the pipeline is proven
-        # safe under concurrent callers.
-        self._planning_lock = threading.Lock()
 
     def __call__(
         self,
@@ -117,10 +111,9 @@ class GenerateHandler:
         def rendered(done: int, total: int) -> None:
             progress((done, total), desc="Rendering", unit="frames")
 
-        progress(0.0, desc="Waiting for the face finder" if self._planning_lock.locked() else "Finding the face")
-        with self._planning_lock:
-            progress(0.0, desc="Finding the face and planning the motion")
-            result = self.pipe(photo, clip, **{**form, "seed": seed, "progress": rendered})
+        progress(0.0, desc="Finding the face and planning the motion")
+        # No lock: one pipeline is safe to share between threads (docs/preprocess.md, "Threads").
+        result = self.pipe(photo, clip, **{**form, "seed": seed, "progress": rendered})
         self.output_folder.mkdir(parents=True, exist_ok=True)
         output = self.output_folder / f"{uuid.uuid4().hex}.mp4"
         with torch.inference_mode():
