@@ -8,6 +8,7 @@ the reason otherwise. Playwright's own browser download is not used. The first t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -39,7 +40,10 @@ SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "demo.png
 CHROMIUM_ARGS = [
     "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
+    # A microphone that plays a beep, allowed without asking: the page records from it.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ]
+RECORDING_SECONDS = 1.2
 STARTUP_SECONDS = 180
 REQUEST_MILLISECONDS = 120_000
 
@@ -111,6 +115,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
             args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900},
         )
+        context.grant_permissions(["microphone"])
         context.set_default_timeout(REQUEST_MILLISECONDS)
         yield context
         context.close()
@@ -130,6 +135,19 @@ def _request(page, portrait: Path, speech: Path | None, seed: str = "") -> None:
         page.locator("#speech input[type=file]").set_input_files(str(speech))
     page.locator("#option-seed textarea, #option-seed input").first.fill(seed)
     page.click("#generate")
+
+
+def _record_speech(page, folder: Path) -> Path:
+    """Record from the (fake) microphone into ``#speech``; returns the recording as the server stored it."""
+    page.locator("#speech button[aria-label='Record audio']").click()
+    page.locator("#speech button", has_text=re.compile("record", re.IGNORECASE)).first.click()
+    time.sleep(RECORDING_SECONDS)
+    page.locator("#speech button", has_text=re.compile("stop", re.IGNORECASE)).first.click()
+    stored = page.locator("#speech a[href*='/file=']").first
+    stored.wait_for()
+    path = folder / "recording.wav"
+    path.write_bytes(page.request.get(stored.get_attribute("href")).body())
+    return path
 
 
 def _downloaded_video(page, folder: Path) -> Path:
@@ -173,16 +191,18 @@ def test_a_photo_without_a_face_shows_the_message_and_the_next_request_works(bro
     page.close()
 
 
-def test_two_visitors_at_once_both_get_their_videos(browser, server, tmp_path) -> None:
-    pages = [_open(browser, server) for _ in range(2)]
-    for seed, page in enumerate(pages):
-        _request(page, FIXTURES / "portrait.jpg", FIXTURES / "speech.wav", seed=str(seed))
-    for number, page in enumerate(pages):
-        folder = tmp_path / str(number)
+def test_two_visitors_at_once_both_get_their_videos_one_recording_with_the_microphone(
+    browser, server, tmp_path
+) -> None:
+    uploading, recording = _open(browser, server), _open(browser, server)
+    recorded = _record_speech(recording, tmp_path)
+    _request(uploading, FIXTURES / "portrait.jpg", FIXTURES / "speech.wav", seed="1")
+    _request(recording, FIXTURES / "portrait.jpg", None, seed="2")
+    for number, (page, speech) in enumerate([(uploading, FIXTURES / "speech.wav"), (recording, recorded)]):
+        folder = tmp_path / f"visitor-{number}"
         folder.mkdir()
-        _check_video(_downloaded_video(page, folder), FIXTURES / "speech.wav")
+        _check_video(_downloaded_video(page, folder), speech)
         page.close()
-
 
 
 def test_results_are_deleted_when_the_server_stops(server: DemoServer) -> None:
