@@ -40,7 +40,7 @@ def _ignore_progress(progress: float | tuple[int, int], desc: str, unit: str = "
 
 
 class GenerateHandler:
-    """Makes the video of one page request with the pipeline shared by every request (several at once).
+    """Makes the video of one page request with the pipeline shared by every request.
 
     Args:
         pipe: the loaded pipeline, used by every request (several at once with concurrency > 1).
