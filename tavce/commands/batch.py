@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tavce.cli import Subcommand
+from tavce.constants import RENDER_SIZES
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
 
 EXIT_SOME_FAILED = 1
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); enables CERL")
     weights.add_argument("--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers")
     # Literal sizes as in `tavce generate`: tavce.types imports torch, and --help must not.
-    weights.add_argument("--size", type=int, default=256, choices=(256, 512), help="face render resolution (default 256)")
+    weights.add_argument("--size", type=int, default=256, choices=RENDER_SIZES, help="face render resolution (default 256)")
     compute = parser.add_argument_group("compute")
     compute.add_argument(
         "--device",
