@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from tavce.audio import frame_windows, load_audio
+from tavce.constants import ENHANCER_UPSCALES, ENHANCERS
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, TavceError, WeightsNotFoundError
 from tavce.models.base import module_device
 from tavce.models.renderer.precision import cpu_supports_bfloat16
 from tavce.options import GenerationOptions
-from tavce.types import ENHANCER_UPSCALES, ENHANCERS, FPS, AudioClip, AudioWindows, MotionCoefficients
+from tavce.types import FPS, AudioClip, AudioWindows, MotionCoefficients
 
 if TYPE_CHECKING:
     from tavce.models.audio2coeff import Audio2Coeff

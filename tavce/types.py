@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tavce.constants import (
+    CROP_MODES,
+    CROP_ONLY_MODES,
+    FPS,
+    MEL_BINS,
+    MEL_STEPS_PER_WINDOW,
+    MOTION_DIM,
+    RENDER_SIZES,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    SOURCE_COEFF_DIM,
+    CropMode,
+)
 from tavce.errors import InvalidArgumentError, InvalidImageError
 
 __all__ = [
@@ -39,23 +51,6 @@ __all__ = [
     "PathLike",
     "PreparedSource",
 ]
-
-SAMPLE_RATE = 16_000
-FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
-MEL_BINS = 80
-MEL_STEPS_PER_WINDOW = 16
-MOTION_DIM = 70  # expression 64 + pose 6
-SOURCE_COEFF_DIM = 73  # motion 70 + crop parameters (scale, tx, ty)
-RENDER_SIZES = (256, 512)
-"""Sides S of the square working image the networks see (and of the official weights)."""
-
-ENHANCERS = ("gfpgan",)
-"""Face enhancers a pipeline can load by name (``from_pretrained(enhancer=...)``, ``--enhancer``)."""
-
-ENHANCER_UPSCALES = (1, 2)
-"""Scales of the enhanced frames: 2 as SadTalker (twice the width and height), or 1 (same size)."""
-
 
 @dataclass(frozen=True)
 class AudioClip:
@@ -166,33 +161,6 @@ Box = tuple[int, int, int, int]
 """(left, top, right, bottom) in pixels, right/bottom exclusive."""
 
 
-class CropMode(str, Enum):
-    """What part of the photo the networks see, and whether the result is pasted back into the photo."""
-
-    CROP = "crop"  # tight face box
-    EXTCROP = "extcrop"  # bordered crop (hair, shoulders)
-    RESIZE = "resize"  # whole photo squashed to a square
-    FULL = "full"  # tight box, pasted back into the photo
-    EXTFULL = "extfull"  # bordered crop, pasted back into the photo
-
-    @classmethod
-    def parse(cls, mode: str | CropMode) -> CropMode:
-        try:
-            return cls(mode)
-        except ValueError:
-            choices = ", ".join(m.value for m in cls)
-            raise InvalidArgumentError(f"mode={mode!r}: unknown crop mode; choose one of {choices}") from None
-
-    @property
-    def extended(self) -> bool:
-        """Ext modes keep the whole bordered crop instead of cutting the tight box out of it."""
-        return self in (CropMode.EXTCROP, CropMode.EXTFULL)
-
-    @property
-    def pastes_back(self) -> bool:
-        return self in (CropMode.FULL, CropMode.EXTFULL)
-
-
 @dataclass(frozen=True)
 class CropGeometry:
     """Where the working image comes from in the original photo.
@@ -287,11 +255,6 @@ class CropGeometry:
             mode=CropMode.parse(values["mode"]),
         )
 
-
-CROP_MODES = tuple(mode.value for mode in CropMode)
-"""How the photo becomes the working image; the full modes paste the animated crop back into the photo."""
-CROP_ONLY_MODES = tuple(mode.value for mode in CropMode if not mode.pastes_back)
-"""The modes whose output is the working image itself (no paste-back): training data and evaluation use these."""
 
 PREPARED_SOURCE_FORMAT = "tavce.PreparedSource"
 PREPARED_SOURCE_VERSION = 1

@@ -6,7 +6,7 @@ import argparse
 
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
-from tavce.types import CROP_ONLY_MODES, RENDER_SIZES
+from tavce.constants import CROP_ONLY_MODES, RENDER_SIZES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import logging
 
 from tavce.cli import Subcommand
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
-from tavce.types import CROP_ONLY_MODES
+from tavce.constants import CROP_ONLY_MODES
 
 logger = logging.getLogger(__name__)
 

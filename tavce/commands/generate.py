@@ -6,8 +6,8 @@ import argparse
 import logging
 
 from tavce.cli import Subcommand, parse_face_box
+from tavce.constants import ENHANCER_UPSCALES, ENHANCERS
 from tavce.errors import InvalidArgumentError
-from tavce.types import ENHANCER_UPSCALES, ENHANCERS
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from tavce.models.base import TavceModule
 from tavce.models.enhancer.face_geometry import align_face, alignment_matrix, parsing_mask, paste_face
 from tavce.models.enhancer.gfpgan import GFPGAN, GFPGANConfig
 from tavce.models.enhancer.parsenet import ParseNet, ParseNetConfig
-from tavce.types import ENHANCER_UPSCALES
+from tavce.constants import ENHANCER_UPSCALES
 
 __all__ = ["FaceEnhancer", "FaceEnhancerConfig"]
 
