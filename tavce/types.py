@@ -196,8 +196,9 @@ class CropGeometry:
         resized_size: (W, H) after the shrink of very large faces (= ``image_size`` mostly).
         crop_box: bordered crop C in the resized image; None in ``resize`` mode.
         tight_box: tight box Q relative to C, as the original truncates it; None in ``resize``
-            mode. Its right and bottom edges are clamped by the resized photo's *width*, so on
-            a photo wider than tall Q may reach past the bottom of C (the original's behaviour).
+            mode. Its right and bottom edges are both clamped by the resized photo's *width*
+            (the original's behaviour): on a landscape photo Q may reach past the bottom of C,
+            on a portrait photo its bottom may be cut short.
         tight_box_float: Q before truncation (the original's ``quad`` output).
         mode: the crop mode.
     """
@@ -287,8 +288,8 @@ CROP_MODES = tuple(mode.value for mode in CropMode)
 CROP_ONLY_MODES = tuple(mode.value for mode in CropMode if not mode.pastes_back)
 """The modes whose output is the working image itself (no paste-back): training data and evaluation use these."""
 
-PREPARED_SOURCE_FORMAT = "tavce.PreparedSource"
-PREPARED_SOURCE_VERSION = 1
+_PREPARED_SOURCE_FORMAT = "tavce.PreparedSource"
+_PREPARED_SOURCE_VERSION = 1
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors and arrays: compared by identity
@@ -365,8 +366,8 @@ class PreparedSource:
         if self.original_image is not None:
             tensors["original_image"] = torch.from_numpy(np.ascontiguousarray(self.original_image))
         metadata = {
-            "format": PREPARED_SOURCE_FORMAT,
-            "version": str(PREPARED_SOURCE_VERSION),
+            "format": _PREPARED_SOURCE_FORMAT,
+            "version": str(_PREPARED_SOURCE_VERSION),
             "geometry": json.dumps(self.geometry.to_dict()),
             "landmarker": self.landmarker,
         }
@@ -392,9 +393,9 @@ class PreparedSource:
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         except Exception as error:  # safetensors raises its own error types and OSError
             raise InvalidImageError(f"{path}: not a readable safetensors file ({error})") from error
-        if metadata.get("format") != PREPARED_SOURCE_FORMAT:
+        if metadata.get("format") != _PREPARED_SOURCE_FORMAT:
             raise InvalidImageError(f"{path}: not a tavce prepared source (format {metadata.get('format')!r})")
-        if int(metadata.get("version", 0)) > PREPARED_SOURCE_VERSION:
+        if int(metadata.get("version", 0)) > _PREPARED_SOURCE_VERSION:
             raise InvalidImageError(f"{path}: written by a newer tavce (version {metadata['version']}); upgrade tavce")
         original = tensors.get("original_image")
         return cls(
