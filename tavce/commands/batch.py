@@ -79,7 +79,8 @@ def run(arguments: argparse.Namespace) -> int:
         dtype=arguments.dtype,
         progress=not arguments.no_progress,
     )
-    print(f"tavce batch: {report.summary()}")
+    # The library has logged each failure and the summary line; stdout gets the results file, for scripts.
+    print(report.results)
     return EXIT_SOME_FAILED if report.failed else 0
 
 

@@ -21,6 +21,7 @@ detection that could fail or drift on a squashed crop).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -41,6 +42,11 @@ from tavce.types import RENDER_SIZES, CropGeometry, CropMode, PreparedSource
 __all__ = ["Preprocessor", "FacePreprocessor", "FacePreprocessorConfig", "map_landmarks_to_working_image"]
 
 logger = logging.getLogger(__name__)
+
+# Guards the first use of a preprocessor's default landmarker: concurrent first callers
+# would each build a backend (seconds, and a model pack's memory); module-level because
+# a lock attribute would make the module impossible to pickle or deepcopy.
+_LANDMARKER_CREATION = threading.Lock()
 
 
 @runtime_checkable
@@ -122,12 +128,14 @@ class FacePreprocessor(TavceModule):
 
     @property
     def landmarker(self) -> FaceLandmarker:
-        """The landmark backend, created on first use; which one is logged once."""
-        if self._landmarker is None:
-            self._landmarker = default_landmarker()
-        if not self._backend_logged:
-            logger.info("face landmarks: %s backend", self._landmarker.name)
-            self._backend_logged = True
+        """The landmark backend, created on first use (once, also under concurrent first callers)."""
+        if self._landmarker is None or not self._backend_logged:
+            with _LANDMARKER_CREATION:
+                if self._landmarker is None:
+                    self._landmarker = default_landmarker()
+                if not self._backend_logged:
+                    logger.info("face landmarks: %s backend", self._landmarker.name)
+                    self._backend_logged = True
         return self._landmarker
 
     @landmarker.setter

@@ -17,6 +17,7 @@ Every helper except the conformance suites is importable from ``tavce.testing`` 
 
 from tavce.testing.official import (
     OFFICIAL_FILES,
+    is_bare_file,
     make_official_checkpoint,
     official_golden_state,
     official_manifest,
@@ -31,6 +32,7 @@ __all__ = [
     "OFFICIAL_FILES",
     "face_landmarks",
     "face_photo",
+    "is_bare_file",
     "make_official_checkpoint",
     "make_synthetic_videos",
     "make_tiny_checkpoint",

@@ -18,6 +18,7 @@ __all__ = [
     "make_official_checkpoint",
     "official_golden_state",
     "write_official_file",
+    "is_bare_file",
 ]
 
 OFFICIAL_FILES = (
@@ -29,6 +30,8 @@ OFFICIAL_FILES = (
     "wav2lip.pth",
     "tavce_correlation_epoch_N.pth",
     "tavce_facerender_latest.pth",
+    "GFPGANv1.4.pth",
+    "parsing_parsenet.pth",
 )
 
 
@@ -41,6 +44,11 @@ def official_manifest(filename: str) -> dict[str, dict]:
         raise ValueError(f"unknown official file {filename!r}; known: {', '.join(OFFICIAL_FILES)}")
     text = resources.files("tavce.convert").joinpath("manifests", f"{filename}.json").read_text()
     return json.loads(text)
+
+
+def is_bare_file(filename: str) -> bool:
+    """Whether the official pickled file is a plain state dict (its manifest marks every entry ``bare``)."""
+    return all(entry.get("bare") for entry in official_manifest(filename).values())
 
 
 def _non_tensor_entry(dtype: str):
@@ -110,7 +118,9 @@ def official_golden_state(filename: str, salt: int = 0, *, include_optional: boo
     for key, entry in manifest.items():
         if entry.get("optional") and not include_optional:
             continue
-        if entry.get("dtype") in ("float32", "int64"):
+        if entry.get("bare") and entry.get("dtype") in ("float32", "int64"):
+            groups.setdefault("", {})[key] = entry["shape"]
+        elif entry.get("dtype") in ("float32", "int64"):
             # sub-model = top-level key (pickles) or first name segment (safetensors)
             sub_model, _, inner = key.partition(".")
             groups.setdefault(sub_model, {})[inner] = entry["shape"]
@@ -118,14 +128,15 @@ def official_golden_state(filename: str, salt: int = 0, *, include_optional: boo
             entries[key] = _non_tensor_entry(entry["dtype"])
     for prefix, shapes in groups.items():
         for inner, tensor in reference_state_dict(shapes, salt).items():
-            entries[f"{prefix}.{inner}"] = tensor
+            entries[f"{prefix}.{inner}" if prefix else inner] = tensor
     return entries
 
 
 def write_official_file(path, entries: Mapping[str, object]):
     """Write flat manifest-style entries in an official file's layout (flat safetensors, or nested pickle).
 
-    For pickled files the first dot of a key separates the top-level dict key.
+    For pickled files the first dot of a key separates the top-level dict key, except in
+    bare files (a plain state dict, see :func:`is_bare_file`), written as they are.
     """
     from pathlib import Path
 
@@ -134,6 +145,9 @@ def write_official_file(path, entries: Mapping[str, object]):
     path = Path(path)
     if path.name.endswith(".safetensors"):
         return save_safetensors(dict(entries), path)
+    if path.name in OFFICIAL_FILES and is_bare_file(path.name):
+        torch.save(dict(entries), path)
+        return path
     nested: dict = {}
     for key, value in entries.items():
         top, _, inner = key.partition(".")

@@ -102,6 +102,9 @@ class DerivedWeights:
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[tuple, tuple[torch.Tensor, ...]]] = {}
+        # Threads rendering with one shared renderer: the first callers would each build
+        # (and hold) the derived tensors; with the lock they are built once.
+        self._lock = threading.Lock()
 
     def get(
         self, name: str, sources: Sequence[torch.Tensor], build: Callable[[], tuple[torch.Tensor, ...]]
@@ -115,9 +118,12 @@ class DerivedWeights:
         signature = _signature(sources)
         entry = self._entries.get(name)
         if entry is None or entry[0] != signature:
-            with torch.no_grad():
-                entry = (signature, tuple(t.detach() for t in build()))
-            self._entries[name] = entry
+            with self._lock:
+                entry = self._entries.get(name)
+                if entry is None or entry[0] != signature:
+                    with torch.no_grad():
+                        entry = (signature, tuple(t.detach() for t in build()))
+                    self._entries[name] = entry
         return entry[1]
 
     def clear(self) -> None:
@@ -127,7 +133,10 @@ class DerivedWeights:
         return DerivedWeights()
 
     def __getstate__(self) -> dict:
-        return {"_entries": {}}
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
 
 
 def concatenate_parameters(convs: Sequence[torch.nn.Module]) -> tuple[torch.Tensor, torch.Tensor | None]:
