@@ -3,7 +3,8 @@
 Each type states its shapes and ranges and validates them once at construction;
 functions downstream trust it. They sit below every layer that uses them
 (preprocessing, models, pipeline, training), so none of those imports another
-layer just for a type.
+layer just for a type. The command line builds its parser from the choices defined
+here, so torch is imported only inside the methods that compute with tensors.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from tavce.errors import InvalidArgumentError, InvalidImageError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "CROP_MODES",
@@ -126,6 +130,8 @@ class MotionCoefficients:
 
     def as_renderer_input(self) -> torch.Tensor:
         """(T, 70) or, with crop parameters, (T, 73): expression ‖ pose [‖ crop]."""
+        import torch
+
         parts = [self.expression, self.pose] + ([self.crop] if self.crop is not None else [])
         return torch.cat(parts, dim=1)
 
@@ -320,6 +326,8 @@ class PreparedSource:
     landmarker: str = "explicit"
 
     def __post_init__(self) -> None:
+        import torch
+
         size = self.image.shape[-1]
         if self.image.ndim != 3 or tuple(self.image.shape) != (3, size, size) or self.image.dtype != torch.float32:
             raise InvalidArgumentError(
@@ -355,6 +363,8 @@ class PreparedSource:
 
     def save(self, path: str | Path) -> Path:
         """Write one ``.safetensors`` file (atomically); returns its path."""
+        import torch
+
         from tavce.hub import save_safetensors
 
         tensors = {
