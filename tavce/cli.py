@@ -66,6 +66,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "tavce.commands.push",
     "tavce.commands.prepare_data",
     "tavce.commands.train",
+    "tavce.commands.plot",
     "tavce.commands.evaluate",
 )
 

@@ -20,6 +20,7 @@ __all__ = [
     "RenderError",
     "ComponentNotSerializableError",
     "CheckpointError",
+    "ConfigError",
     "MissingExtraError",
 ]
 
@@ -70,6 +71,10 @@ class ComponentNotSerializableError(TavceError, TypeError):
 
 class CheckpointError(TavceError):
     """A training checkpoint cannot be resumed from: missing, corrupt, unsafe, or from another run's settings."""
+
+
+class ConfigError(InvalidArgumentError):
+    """A settings object or file is invalid: the message names the file, the field and the valid values."""
 
 
 class MissingExtraError(TavceError, ImportError):
