@@ -22,6 +22,9 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "MissingExtraError",
+    "LandmarkerError",
+    "TrainingConfigError",
+    "NonFiniteLossError",
 ]
 
 
@@ -79,3 +82,15 @@ class ConfigError(InvalidArgumentError):
 
 class MissingExtraError(TavceError, ImportError):
     """An optional part of tavce needs a package that is not installed (the message names the extra)."""
+
+
+class LandmarkerError(TavceError):
+    """A landmark backend failed to load or run."""
+
+
+TrainingConfigError = ConfigError
+"""The name earlier releases gave :class:`ConfigError` for training settings (kept as an alias)."""
+
+
+class NonFiniteLossError(TavceError, FloatingPointError):
+    """A loss term became NaN or infinite; the message names the terms (lower the learning rates, check the data)."""

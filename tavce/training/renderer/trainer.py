@@ -1,4 +1,4 @@
-"""The stage-2 trainer: the losses of the renderer, one Adam per module, MultiStepLR per epoch.
+"""The stage-2 trainer: the paper's losses, one Adam per module, MultiStepLR per epoch.
 
 :class:`RendererTrainer` is stage 2's :class:`~tavce.training.loop.StageTrainer` (the
 shared run loop — data loading, logging, checkpoint files, resume — calls
@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from tavce.errors import CheckpointError, InvalidArgumentError, TavceError
+from tavce.errors import CheckpointError, InvalidArgumentError, NonFiniteLossError
 from tavce.models.renderer.discriminator import MultiScaleDiscriminator
 from tavce.models.renderer.generator import OcclusionAwareSPADEGenerator
 from tavce.models.renderer.head_pose_estimator import HeadPoseEstimator
@@ -81,10 +81,6 @@ _LEARNING_RATES = {
 }
 
 
-class NonFiniteLossError(TavceError, FloatingPointError):
-    """A loss term became NaN or infinite; the message names the terms (lower the learning rates, check the data)."""
-
-
 LOSS_TERMS = (
     "perceptual",
     "generator_gan",
@@ -100,7 +96,6 @@ LOSS_TERMS = (
     "discriminator_gan",
 )
 """Every loss term a step can report (weighted), in log order; a term switched off is absent."""
-
 
 
 @dataclass(frozen=True)
@@ -123,7 +118,6 @@ class RendererStepRecord:
     car_skipped_total: int
     learning_rates: dict[str, float]
     seconds: float
-
 
 
 class RendererTrainer(StageTrainer):
@@ -654,7 +648,7 @@ class RendererTrainer(StageTrainer):
         return losses
 
     def end_epoch(self) -> None:
-        """Advance every MultiStepLR by one epoch (the schedule of §3.6 counts epochs)."""
+        """Advance every MultiStepLR by one epoch (the schedule counts epochs)."""
         for scheduler in self.schedulers.values():
             scheduler.step()
         self.epoch += 1

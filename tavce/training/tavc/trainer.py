@@ -134,7 +134,7 @@ class StepRecord:
     """Figures of one optimiser step over the global batch (all ranks), as logged.
 
     ``smoothed_*`` are the row-wise similarities after the original's moving average
-    (§2.8; the paper's 0.507 / 0.158 are most likely these); ``cos_*`` the batch means of
+    (the paper's 0.507 / 0.158 are most likely these); ``cos_*`` the batch means of
     the flattened cosines the loss uses.
     """
 
