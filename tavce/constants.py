@@ -21,6 +21,8 @@ __all__ = [
     "CropMode",
     "CROP_MODES",
     "CROP_ONLY_MODES",
+    "ENHANCERS",
+    "ENHANCER_UPSCALES",
 ]
 
 SAMPLE_RATE = 16_000
@@ -67,3 +69,9 @@ CROP_MODES = tuple(mode.value for mode in CropMode)
 """How the photo becomes the working image; the full modes paste the animated crop back into the photo."""
 CROP_ONLY_MODES = tuple(mode.value for mode in CropMode if not mode.pastes_back)
 """The modes whose output is the working image itself (no paste-back): training data and evaluation use these."""
+
+ENHANCERS = ("gfpgan",)
+"""Face enhancers a pipeline can load by name (``from_pretrained(enhancer=...)``, ``--enhancer``)."""
+
+ENHANCER_UPSCALES = (1, 2)
+"""Scales of the enhanced frames: 2 as SadTalker (twice the width and height), or 1 (same size)."""
