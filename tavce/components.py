@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import tavce
+from tavce._writes import write_atomically
 from tavce.errors import ComponentNotSerializableError, IncompatibleWeightsError, WeightsNotFoundError
 from tavce.models.base import TavceModule, class_path, register_component_class, resolve_component_class
 
@@ -86,7 +87,8 @@ def save_components(
     }
     if provenance is not None:
         config["provenance"] = dict(provenance)
-    (folder / PIPELINE_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    # Written last and atomically: a folder with pipeline_config.json is complete.
+    write_atomically(folder / PIPELINE_CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return folder
 
 

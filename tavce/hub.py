@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from tavce._writes import reporting_full_disk
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, OutputError, TavceError, WeightsNotFoundError
 
 __all__ = ["save_safetensors", "load_safetensors", "load_legacy_checkpoint", "resolve_weights"]
@@ -40,6 +41,10 @@ def save_safetensors(
 
     Tensors are made contiguous and moved to the CPU; tensors sharing storage (tied
     weights) are copied, because safetensors stores each buffer once.
+
+    Raises:
+        OutputError: the folder cannot be written, or the disk is full (the message gives the
+            space needed; nothing is left behind).
     """
     path = Path(path)
     seen_storages: set[int] = set()
@@ -56,12 +61,13 @@ def save_safetensors(
             f"{path}: cannot write weights there ({error.strerror}); choose an existing, writable folder"
         ) from error
     os.close(descriptor)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with reporting_full_disk(path, needed=sum(tensor.nbytes for tensor in tensors.values())):
+        try:
+            save_file(tensors, temporary, metadata=metadata)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
     return path
 
 

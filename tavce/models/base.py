@@ -163,12 +163,13 @@ class TavceModule(nn.Module):
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed)."""
+        from tavce._writes import write_atomically
         from tavce.hub import save_safetensors
 
         description = self.describe()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_NAME).write_text(json.dumps(description, indent=2) + "\n")
+        write_atomically(folder / CONFIG_NAME, json.dumps(description, indent=2) + "\n")
         save_safetensors(self.state_dict(), folder / WEIGHTS_NAME)
 
     @classmethod

@@ -186,8 +186,11 @@ def _write_crops(video: Path, frames_dir: Path, landmarker: FaceLandmarker, conf
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
-        raise OutputError(f"{path}: cannot write the frame; check the free space and permissions of the folder")
+    # Encoded here and written by Python, so a failed write keeps its errno (cv2.imwrite only says False).
+    encoded, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not encoded:
+        raise OutputError(f"{path}: OpenCV could not encode the frame as PNG")
+    path.write_bytes(data.tobytes())
 
 
 def _read_crop(frames_dir: Path, index: int) -> np.ndarray:
