@@ -23,6 +23,7 @@ from typing import Any
 import tavce
 from tavce._writes import write_atomically
 from tavce.errors import ComponentNotSerializableError, IncompatibleWeightsError, WeightsNotFoundError
+from tavce.hub import load_json
 from tavce.models.base import TavceModule, class_path, register_component_class, resolve_component_class
 
 __all__ = [
@@ -100,10 +101,7 @@ def read_pipeline_config(folder: str | Path) -> dict[str, Any]:
             f"{path}: not found; {folder} is not a tavce weights folder. Write one with "
             "`tavce convert` or pipe.save_pretrained()"
         )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise IncompatibleWeightsError(f"{path}: not valid JSON ({error}); download it again") from error
+    return load_json(path)
 
 
 def load_components(

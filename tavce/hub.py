@@ -14,6 +14,7 @@ Every failure becomes :class:`~tavce.errors.WeightsNotFoundError` or
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import os
 import pickle
@@ -29,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from tavce._writes import reporting_full_disk
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, OutputError, TavceError, WeightsNotFoundError
 
-__all__ = ["save_safetensors", "load_safetensors", "load_legacy_checkpoint", "resolve_weights"]
+__all__ = ["save_safetensors", "load_safetensors", "load_legacy_checkpoint", "damaged_file_fix", "load_json", "resolve_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,52 @@ def save_safetensors(
     return path
 
 
+_HUB_REPO_FOLDER_PREFIXES = {"models--": "", "datasets--": " --repo-type dataset", "spaces--": " --repo-type space"}
+
+
+def damaged_file_fix(path: str | Path) -> str:
+    """How to replace a damaged weights or config file: which file to delete and what fetches it again.
+
+    In a Hugging Face cache (``.../models--org--name/snapshots/<commit>/<file>``) the snapshot
+    entry links to a blob; the blob is what must go (the Hub client would link the damaged blob
+    again), and ``hf download ... --force-download`` replaces it in one step. Elsewhere the file
+    came from ``tavce convert``, ``save_pretrained`` or a copy, which are named instead.
+    """
+    path = Path(path)
+    parts = path.parts
+    for index in range(len(parts) - 2, 0, -1):
+        repo_folder = parts[index - 1]
+        prefix = next((p for p in _HUB_REPO_FOLDER_PREFIXES if repo_folder.startswith(p)), None)
+        if parts[index] != "snapshots" or prefix is None or index + 2 >= len(parts):
+            continue
+        repo_id = repo_folder[len(prefix):].replace("--", "/")
+        commit, filename = parts[index + 1], "/".join(parts[index + 2 :])
+        cache_dir = Path(*parts[: index - 1])
+        blob = path.resolve() if path.is_symlink() else path
+        return (
+            f"the cached download is damaged: fetch it again with `hf download {repo_id} {filename} "
+            f"--revision {commit} --cache-dir {cache_dir} --force-download{_HUB_REPO_FOLDER_PREFIXES[prefix]}` "
+            f"(or delete {blob} and run the same command again while online)"
+        )
+    return (
+        f"the file is damaged: download it again from where you got it, or write it again (`tavce convert` for "
+        f"converted weights, save_pretrained() for your own), replacing {path}"
+    )
+
+
+def load_json(path: str | Path) -> Any:
+    """A weights folder's JSON file (``config.json``, ``pipeline_config.json``), parsed.
+
+    Raises:
+        IncompatibleWeightsError: not valid JSON (truncated or altered), with :func:`damaged_file_fix`.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise IncompatibleWeightsError(f"{path}: not valid JSON ({error}); {damaged_file_fix(path)}") from error
+
+
 def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file, on the CPU.
 
@@ -85,8 +132,7 @@ def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise IncompatibleWeightsError(
-            f"{path}: not a valid safetensors file ({error}); the download is probably incomplete, delete it "
-            "and download it again"
+            f"{path}: not a valid safetensors file ({error}); {damaged_file_fix(path)}"
         ) from error
 
 
@@ -132,7 +178,7 @@ def load_legacy_checkpoint(path: str | Path) -> dict:
         path,
         IncompatibleWeightsError,
         unsafe_fix="Use the official checkpoint or convert it to safetensors where you trust it",
-        corrupt_fix="the file is corrupt or incomplete, download it again",
+        corrupt_fix=damaged_file_fix(path),
     )
     if not isinstance(checkpoint, dict):
         raise IncompatibleWeightsError(

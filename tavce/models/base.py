@@ -175,7 +175,7 @@ class TavceModule(nn.Module):
     @classmethod
     def from_pretrained(cls: type[ModuleT], folder: str | Path) -> ModuleT:
         """Build the module from a folder written by :meth:`save_pretrained` (strict load)."""
-        from tavce.hub import load_safetensors
+        from tavce.hub import load_json, load_safetensors
 
         folder = Path(folder)
         config_path = folder / CONFIG_NAME
@@ -184,7 +184,7 @@ class TavceModule(nn.Module):
                 f"{config_path}: missing; pass a folder written by save_pretrained() "
                 "or convert official weights with `tavce convert`."
             )
-        module = cls.from_description(json.loads(config_path.read_text()), folder)
+        module = cls.from_description(load_json(config_path), folder)
         load_state_dict_strict(module, load_safetensors(folder / WEIGHTS_NAME), source=str(folder))
         return module.eval()
 
