@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 from tavce.testing import make_synthetic_videos
+from tavce.types import SAMPLE_RATE
+from tests.helpers import speech_like
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PORTRAITS = REPOSITORY / "tests" / "fixtures" / "portraits"
@@ -64,3 +69,33 @@ def synthetic_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("clips")
     make_synthetic_videos(folder, n=2, seconds=0.8, seed=0)
     return folder
+
+
+@pytest.fixture(scope="session")
+def short_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """0.4 s of speech-like audio: 10 frames."""
+    path = tmp_path_factory.mktemp("audio") / "short.wav"
+    soundfile.write(path, speech_like(0.4).samples, SAMPLE_RATE)
+    return path
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every path below ``folder``, relative, sorted (hidden ones included)."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+def dataset_contents(folder: Path) -> dict[str, object]:
+    """A prepared dataset's files: meta.json without its timing, annotations.npz as arrays (the zip has dates)."""
+    contents: dict[str, object] = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name == "manifest.jsonl":
+            continue
+        name = str(path.relative_to(folder))
+        if path.name == "meta.json":
+            contents[name] = {key: value for key, value in json.loads(path.read_text()).items() if key != "seconds"}
+        elif path.suffix == ".npz":
+            with np.load(path) as arrays:
+                contents[name] = {key: arrays[key].tobytes() for key in arrays.files}
+        else:
+            contents[name] = path.read_bytes()
+    return contents

@@ -6,33 +6,17 @@ limit (RLIMIT_FSIZE, in a subprocess) fails writes the same way and runs anywher
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 import torch
 
 from tavce import TalkingHeadPipeline
 from tavce.errors import OutputError
 from tavce.training.checkpoint import LATEST_NAME, find_checkpoint, load_checkpoint, save_checkpoint
 from tavce.training.data import PrepareConfig, prepare_dataset, read_manifest
-from tavce.types import SAMPLE_RATE
-from tests.helpers import SyntheticFaceLandmarker, speech_like, tiny_face_recon
-from tests.reliability.conftest import run_python
-
-
-def _files(folder: Path) -> list[str]:
-    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
-
-
-@pytest.fixture(scope="module")
-def short_speech(tmp_path_factory) -> Path:
-    """0.4 s of speech-like audio: 10 frames."""
-    path = tmp_path_factory.mktemp("audio") / "short.wav"
-    soundfile.write(path, speech_like(0.4).samples, SAMPLE_RATE)
-    return path
+from tests.helpers import SyntheticFaceLandmarker, tiny_face_recon
+from tests.reliability.conftest import dataset_contents, files_under, run_python
 
 
 def test_generate_on_a_full_disk_says_so_and_resumes(small_disk, portrait, short_speech, tiny_weights):
@@ -48,11 +32,11 @@ def test_generate_on_a_full_disk_says_so_and_resumes(small_disk, portrait, short
     message = str(caught.value)
     assert message.startswith(f"{output}: the disk is full") and "free some space" in message
     assert "\n" not in message and "no message" not in message
-    assert _files(small_disk.folder) == []
+    assert files_under(small_disk.folder) == []
 
     small_disk.resize("4m")
     result.save(output)
-    assert _files(small_disk.folder) == ["talking.mp4"]
+    assert files_under(small_disk.folder) == ["talking.mp4"]
 
 
 WRITE_NOISE_VIDEO = """
@@ -72,7 +56,7 @@ def test_file_size_limit_is_reported_like_a_full_disk(tmp_path):
     message = run.stderr.strip().splitlines()[-1]
     assert message.startswith(f"tavce.errors.OutputError: {output}: the file-size limit of this process was reached")
     assert "ulimit -f" in message
-    assert _files(tmp_path) == []
+    assert files_under(tmp_path) == []
 
 
 def test_save_pretrained_on_a_full_disk_names_the_file_and_the_space_needed(small_disk, tiny_weights):
@@ -82,7 +66,7 @@ def test_save_pretrained_on_a_full_disk_names_the_file_and_the_space_needed(smal
         pipe.save_pretrained(folder)
     named = Path(str(caught.value).split(": ")[0])
     assert named.parent.parent == folder and named.name == "model.safetensors"
-    files = _files(small_disk.folder)
+    files = files_under(small_disk.folder)
     assert "weights/pipeline_config.json" not in files and not [name for name in files if name.endswith(".tmp")]
 
     small_disk.resize("64m")  # the tiny weights keep the official Wav2Lip encoders: ~22 MiB
@@ -97,30 +81,13 @@ def test_checkpoint_on_a_full_disk_keeps_the_previous_one(small_disk):
     save_checkpoint(folder / "step_1.pt", {"step": 1, "weights": torch.ones(100)})
     with pytest.raises(OutputError, match=r"step_2.pt: the disk is full .*about 1\.1 MiB needed.*--resume"):
         save_checkpoint(folder / "step_2.pt", {"step": 2, "weights": torch.ones(300_000)})
-    assert _files(folder) == [LATEST_NAME, "step_1.pt"]
+    assert files_under(folder) == [LATEST_NAME, "step_1.pt"]
     assert (folder / LATEST_NAME).read_text().strip() == "step_1.pt"
     assert load_checkpoint(find_checkpoint(folder))["step"] == 1
 
     small_disk.resize("4m")
     save_checkpoint(folder / "step_2.pt", {"step": 2, "weights": torch.ones(300_000)})
     assert load_checkpoint(find_checkpoint(folder))["step"] == 2
-
-
-def _prepared_files(folder: Path) -> dict[str, object]:
-    """Every file's content; meta.json without its timing, annotations.npz as arrays (the zip has dates)."""
-    contents: dict[str, object] = {}
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.name == "manifest.jsonl":
-            continue
-        name = str(path.relative_to(folder))
-        if path.name == "meta.json":
-            contents[name] = {key: value for key, value in json.loads(path.read_text()).items() if key != "seconds"}
-        elif path.suffix == ".npz":
-            with np.load(path) as arrays:
-                contents[name] = {key: arrays[key].tobytes() for key in arrays.files}
-        else:
-            contents[name] = path.read_bytes()
-    return contents
 
 
 def test_prepare_data_on_a_full_disk_stops_and_resumes_to_the_same_dataset(small_disk, synthetic_clips, tmp_path):
@@ -146,4 +113,4 @@ def test_prepare_data_on_a_full_disk_stops_and_resumes_to_the_same_dataset(small
     small_disk.resize("16m")
     report = prepare(output)
     assert report.skipped == ["talker_000"] and report.prepared == ["talker_001"]
-    assert _prepared_files(output) == _prepared_files(straight)
+    assert _preparedfiles_under(output) == _preparedfiles_under(straight)

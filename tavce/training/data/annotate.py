@@ -35,6 +35,7 @@ import soundfile
 import torch
 
 import tavce
+from tavce._kill_points import kill_point
 from tavce.audio import load_audio
 from tavce.errors import FaceNotDetectedError, InvalidArgumentError, InvalidVideoError, OutputError
 from tavce.models.face_recon import FaceReconstructor, source_coefficients
@@ -141,6 +142,7 @@ def prepare_video(
         "tavce_version": tavce.__version__,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    kill_point("prepare-data:annotations")
     # meta.json is written last: its presence marks a complete folder.
     (destination / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -174,6 +176,7 @@ def _write_crops(video: Path, frames_dir: Path, landmarker: FaceLandmarker, conf
             for image in ready:
                 _write_png(frames_dir / frame_filename(count), crop_working_image(image, geometry, config.size))
                 count += 1
+                kill_point("prepare-data:frame")
             waiting = []
             if config.max_frames is not None and count >= config.max_frames:
                 break

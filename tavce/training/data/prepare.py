@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from tavce._kill_points import kill_point
 from tavce._writes import lacks_space, out_of_space_error, reporting_full_disk, write_atomically
 from tavce.batch.executor import Executor, Task
 from tavce.errors import InvalidArgumentError, OutputError, TavceError
@@ -172,6 +173,7 @@ def prepare_dataset(
             with reporting_full_disk(output / MANIFEST_NAME, then=RESUME):
                 manifest.write(json.dumps(entry) + "\n")
                 manifest.flush()  # each finished video is on record even if the run is killed next
+            kill_point("prepare-data:manifest")
             if entry["status"] == "ok":
                 report.prepared.append(entry["name"])
             else:
