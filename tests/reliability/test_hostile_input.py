@@ -7,8 +7,10 @@ never touched, so none is loaded here).
 
 from __future__ import annotations
 
+import argparse
 import json
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -19,12 +21,13 @@ from PIL import Image
 
 from tavce.audio import load_audio
 from tavce.batch import run_batch
+from tavce.commands.demo import add_arguments
 from tavce.demo.handler import GenerateHandler
 from tavce.demo.limits import DemoLimits
 from tavce.errors import InvalidAudioError, InvalidImageError
 from tavce.image import load_image
 from tavce.types import SAMPLE_RATE
-from tests.reliability.conftest import files_under
+from tests.reliability.conftest import files_under, run_python
 
 
 @pytest.fixture
@@ -136,3 +139,43 @@ def test_library_loaders_refuse_bombs_and_lying_files(tmp_path, inputs):
     lying.write_bytes(inputs["image"].read_bytes())
     with pytest.raises(InvalidAudioError, match="photo.wav"):
         load_audio(lying)
+
+
+def test_web_app_listens_on_this_machine_only_unless_told():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args([]).host == "127.0.0.1" and not parser.parse_args([]).share
+    assert parser.parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+MEASURE_LOAD = """
+import resource, sys
+from tavce.audio import load_audio
+from tavce.errors import InvalidAudioError
+limit = None if sys.argv[2] == "none" else float(sys.argv[2])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_audio(sys.argv[1], max_seconds=limit)
+    print("loaded")
+except InvalidAudioError as error:
+    print(error)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_long_compressed_speech_is_refused_without_decoding_all_of_it(tmp_path):
+    """AAC has no header libsndfile reads: the length shows only while decoding, so ffmpeg stops just past the limit."""
+    import imageio_ffmpeg
+
+    long_speech = tmp_path / "long.m4a"  # 4 minutes of 48 kHz stereo in ~1 MB: 88 MiB of float32 samples
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=frequency=220:sample_rate=48000",
+         "-ac", "2", "-t", "240", "-c:a", "aac", "-b:a", "16k", str(long_speech)], check=True,
+    )  # fmt: skip
+    limited = run_python("-c", MEASURE_LOAD, str(long_speech), "2")
+    message, limited_mib = limited.stdout.splitlines()
+    assert message == f"{long_speech}: the audio is longer than 2 s; at most 2 s is accepted here. Cut the clip or split it"
+    unlimited = run_python("-c", MEASURE_LOAD, str(long_speech), "none")
+    assert unlimited.stdout.splitlines()[0] == "loaded"
+    assert int(limited_mib) * 10 < int(unlimited.stdout.splitlines()[1]), (limited_mib, unlimited.stdout)
