@@ -118,9 +118,10 @@ def out_of_space_error(
     """
     path = Path(path)
     needs = f", about {_size(needed)} needed" if needed is not None else ""
-    if _hits_file_size_limit(error, needed):
+    limit = _file_size_limit()
+    if limit is not None and _hits_file_size_limit(error, needed):
         return OutputError(
-            f"{path}: the file-size limit of this process was reached (ulimit -f: {_size(_file_size_limit())}"
+            f"{path}: the file-size limit of this process was reached (ulimit -f: {_size(limit)}"
             f"{needs}); raise the limit (`ulimit -f unlimited`), then {then}"
         )
     free = _free_bytes(path.parent)

@@ -207,7 +207,7 @@ class VideoWriter:
         log = self._log_tail()
         if status == -signal.SIGXFSZ:
             log = f"File too large (ffmpeg was stopped by the file-size limit) {log}"
-        if lacks_space(log, self._workspace):
+        if lacks_space(log, self._workspace or self.path.parent):
             return out_of_space_error(self.path, log)
         return OutputError(f"{self.path}: ffmpeg {what} ({log})")
 
