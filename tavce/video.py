@@ -1,4 +1,4 @@
-"""Streaming H.264 mp4 writer with an AAC audio track (reference-pipeline.md §6).
+"""Streaming H.264 mp4 writer with an AAC audio track.
 
 Frames go one at a time to imageio-ffmpeg's bundled ffmpeg, so a clip is never
 held in memory. Everything is written inside a hidden temporary folder next to
@@ -8,7 +8,7 @@ the temporary folder removed, and nothing appears at the destination. A process
 killed outright leaves its folder (named with its pid); the next writer of the same
 destination removes it once that process is gone.
 
-Deliberate deviations from the original (quirk §9 #27, #28):
+Deliberate deviations from the original:
 
 * sizes are kept exactly; yuv420p needs even sizes, so an odd width or height is
   padded by ONE edge-replicated column / row (the original enlarged each side to a

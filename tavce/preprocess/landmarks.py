@@ -1,4 +1,4 @@
-"""Face detection + 68 landmarks behind one small interface (reference-pipeline.md §2.2).
+"""Face detection + 68 landmarks behind one small interface.
 
 Two backends ship with tavce:
 
@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from tavce.errors import InvalidArgumentError, TavceError, WeightsNotFoundError
+from tavce.errors import InvalidArgumentError, LandmarkerError, WeightsNotFoundError
 
 __all__ = [
     "Face",
@@ -81,10 +81,6 @@ class FaceLandmarker(Protocol):
     def landmarks_in_box(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """(68, 2) float32 landmarks of the face inside ``box`` (left, top, right, bottom), no detection."""
         ...
-
-
-class LandmarkerError(TavceError):
-    """A landmark backend failed to load or run."""
 
 
 def _dlib_predictor_path() -> Path:

@@ -35,6 +35,18 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "reductions_enabled",
+    "exact_reductions",
+    "clear_derived",
+    "DerivedWeights",
+    "concatenate_parameters",
+    "concatenated_conv",
+    "polyphase_weights",
+    "conv3x3_of_nearest_upsampled",
+    "single_output_conv2d",
+]
+
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 _state = threading.local()
