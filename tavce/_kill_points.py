@@ -8,6 +8,7 @@ variable a kill point costs one dictionary lookup. Phases:
 * ``prepare-data:annotations``: the annotations written, ``meta.json`` (the completion mark) not yet;
 * ``prepare-data:manifest``: a video's manifest line written and flushed;
 * ``generate:encode``: a frame handed to the encoder (the video is half-encoded).
+* ``batch:record``: a finished job's line written to ``results.jsonl`` (the others not yet done).
 
 Used by tests/reliability/test_kill_points.py; not part of the public API.
 """

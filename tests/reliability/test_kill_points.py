@@ -98,3 +98,31 @@ def test_generate_killed_mid_encode_leaves_no_video_and_reruns_to_the_same_file(
     assert _generate(portrait, short_speech, tiny_weights, output).returncode == 0
     assert files_under(output.parent) == ["talking.mp4"], "the killed run's work folder is removed"
     assert output.read_bytes() == straight.read_bytes()
+
+
+@pytest.mark.slow
+def test_batch_killed_after_its_first_job_resumes_to_the_same_videos(portrait, short_speech, tiny_weights, tmp_path):
+    photo, box = portrait
+    face_box = ",".join(f"{value:.2f}" for value in box)
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("image,audio,output,seed,face_box\n" + "".join(
+        f'{photo},{short_speech},clip_{index}.mp4,{index},"{face_box}"\n' for index in range(3)))  # fmt: skip
+
+    def batch(out: Path, kill_at: str | None = None):
+        return run_python(
+            "-m", "tavce", "batch", str(jobs), str(out), "--weights", str(tiny_weights), "--workers", "1",
+            "--device", "cpu", "--no-progress", env={KILL_AT_VARIABLE: kill_at} if kill_at else None,
+        )  # fmt: skip
+
+    straight = tmp_path / "straight"
+    assert batch(straight).returncode == 0
+    out = tmp_path / "out"
+    assert batch(out, "batch:record").returncode == KILLED
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [(record["output"], record["status"]) for record in records] == [("clip_0.mp4", "ok")]
+    assert sorted(path.name for path in out.glob("*.mp4")) == ["clip_0.mp4"]
+
+    assert batch(out).returncode == 0
+    for index in range(3):
+        assert (out / f"clip_{index}.mp4").read_bytes() == (straight / f"clip_{index}.mp4").read_bytes()
+    assert not list(out.glob(".*")), "no work folder is left"
