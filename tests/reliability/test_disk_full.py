@@ -113,4 +113,4 @@ def test_prepare_data_on_a_full_disk_stops_and_resumes_to_the_same_dataset(small
     small_disk.resize("16m")
     report = prepare(output)
     assert report.skipped == ["talker_000"] and report.prepared == ["talker_001"]
-    assert _preparedfiles_under(output) == _preparedfiles_under(straight)
+    assert dataset_contents(output) == dataset_contents(straight)

@@ -44,7 +44,7 @@ def straight_dataset(synthetic_clips, tmp_path_factory) -> Path:
     ("kill_at", "finished"),
     [
         pytest.param("prepare-data:frame@25", ["talker_000"], marks=pytest.mark.slow),  # 2nd video, 5th frame
-        ("prepare-data:annotations", []),  # the first video: everything but meta.json
+        pytest.param("prepare-data:annotations", [], marks=pytest.mark.slow),  # 1st video: all but meta.json
         pytest.param("prepare-data:manifest", ["talker_000"], marks=pytest.mark.slow),  # 1st video's line written
     ],
 )
