@@ -3,7 +3,8 @@
 Each type states its shapes and ranges and validates them once at construction;
 functions downstream trust it. They sit below every layer that uses them
 (preprocessing, models, pipeline, training), so none of those imports another
-layer just for a type.
+layer just for a type. The command line builds its parser from the choices defined
+here, so torch is imported only inside the methods that compute with tensors.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from tavce.constants import (
     CROP_MODES,
@@ -29,6 +30,9 @@ from tavce.constants import (
     CropMode,
 )
 from tavce.errors import InvalidArgumentError, InvalidImageError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "CROP_MODES",
@@ -127,6 +131,8 @@ class MotionCoefficients:
 
     def as_renderer_input(self) -> torch.Tensor:
         """(T, 70) or, with crop parameters, (T, 73): expression ‖ pose [‖ crop]."""
+        import torch
+
         parts = [self.expression, self.pose] + ([self.crop] if self.crop is not None else [])
         return torch.cat(parts, dim=1)
 
@@ -170,8 +176,9 @@ class CropGeometry:
         resized_size: (W, H) after the shrink of very large faces (= ``image_size`` mostly).
         crop_box: bordered crop C in the resized image; None in ``resize`` mode.
         tight_box: tight box Q relative to C, as the original truncates it; None in ``resize``
-            mode. Its right and bottom edges are clamped by the resized photo's *width*, so on
-            a photo wider than tall Q may reach past the bottom of C (the original's behaviour).
+            mode. Its right and bottom edges are both clamped by the resized photo's *width*
+            (the original's behaviour): on a landscape photo Q may reach past the bottom of C,
+            on a portrait photo its bottom may be cut short.
         tight_box_float: Q before truncation (the original's ``quad`` output).
         mode: the crop mode.
     """
@@ -256,8 +263,8 @@ class CropGeometry:
         )
 
 
-PREPARED_SOURCE_FORMAT = "tavce.PreparedSource"
-PREPARED_SOURCE_VERSION = 1
+_PREPARED_SOURCE_FORMAT = "tavce.PreparedSource"
+_PREPARED_SOURCE_VERSION = 1
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors and arrays: compared by identity
@@ -288,6 +295,8 @@ class PreparedSource:
     landmarker: str = "explicit"
 
     def __post_init__(self) -> None:
+        import torch
+
         size = self.image.shape[-1]
         if self.image.ndim != 3 or tuple(self.image.shape) != (3, size, size) or self.image.dtype != torch.float32:
             raise InvalidArgumentError(
@@ -323,6 +332,8 @@ class PreparedSource:
 
     def save(self, path: str | Path) -> Path:
         """Write one ``.safetensors`` file (atomically); returns its path."""
+        import torch
+
         from tavce.hub import save_safetensors
 
         tensors = {
@@ -334,8 +345,8 @@ class PreparedSource:
         if self.original_image is not None:
             tensors["original_image"] = torch.from_numpy(np.ascontiguousarray(self.original_image))
         metadata = {
-            "format": PREPARED_SOURCE_FORMAT,
-            "version": str(PREPARED_SOURCE_VERSION),
+            "format": _PREPARED_SOURCE_FORMAT,
+            "version": str(_PREPARED_SOURCE_VERSION),
             "geometry": json.dumps(self.geometry.to_dict()),
             "landmarker": self.landmarker,
         }
@@ -361,9 +372,9 @@ class PreparedSource:
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         except Exception as error:  # safetensors raises its own error types and OSError
             raise InvalidImageError(f"{path}: not a readable safetensors file ({error})") from error
-        if metadata.get("format") != PREPARED_SOURCE_FORMAT:
+        if metadata.get("format") != _PREPARED_SOURCE_FORMAT:
             raise InvalidImageError(f"{path}: not a tavce prepared source (format {metadata.get('format')!r})")
-        if int(metadata.get("version", 0)) > PREPARED_SOURCE_VERSION:
+        if int(metadata.get("version", 0)) > _PREPARED_SOURCE_VERSION:
             raise InvalidImageError(f"{path}: written by a newer tavce (version {metadata['version']}); upgrade tavce")
         original = tensors.get("original_image")
         return cls(

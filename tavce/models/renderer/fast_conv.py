@@ -136,7 +136,8 @@ class DerivedWeights:
         return {}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__()
+        self._entries = {}
+        self._lock = threading.Lock()
 
 
 def concatenate_parameters(convs: Sequence[torch.nn.Module]) -> tuple[torch.Tensor, torch.Tensor | None]:
