@@ -3,8 +3,9 @@
 Each type states its shapes and ranges and validates them once at construction;
 functions downstream trust it. They sit below every layer that uses them
 (preprocessing, models, pipeline, training), so none of those imports another
-layer just for a type. The command line builds its parser from the choices defined
-here, so torch is imported only inside the methods that compute with tensors.
+layer just for a type. The constants they are built on (and that
+the command line builds its parser from) are in the torch-free :mod:`tavce.constants`,
+re-exported here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from tavce.constants import (
     CROP_MODES,
@@ -30,9 +31,6 @@ from tavce.constants import (
     CropMode,
 )
 from tavce.errors import InvalidArgumentError, InvalidImageError
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = [
     "CROP_MODES",
@@ -131,8 +129,6 @@ class MotionCoefficients:
 
     def as_renderer_input(self) -> torch.Tensor:
         """(T, 70) or, with crop parameters, (T, 73): expression ‖ pose [‖ crop]."""
-        import torch
-
         parts = [self.expression, self.pose] + ([self.crop] if self.crop is not None else [])
         return torch.cat(parts, dim=1)
 
@@ -295,8 +291,6 @@ class PreparedSource:
     landmarker: str = "explicit"
 
     def __post_init__(self) -> None:
-        import torch
-
         size = self.image.shape[-1]
         if self.image.ndim != 3 or tuple(self.image.shape) != (3, size, size) or self.image.dtype != torch.float32:
             raise InvalidArgumentError(
@@ -332,8 +326,6 @@ class PreparedSource:
 
     def save(self, path: str | Path) -> Path:
         """Write one ``.safetensors`` file (atomically); returns its path."""
-        import torch
-
         from tavce.hub import save_safetensors
 
         tensors = {
