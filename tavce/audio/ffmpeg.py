@@ -70,7 +70,7 @@ def decode_with_ffmpeg(source: str | Path | bytes, label: str) -> tuple[np.ndarr
         *(["-i", "pipe:0"] if from_memory else ["-nostdin", "-i", str(source)]),
         "-map", "0:a:0", "-vn", "-f", "wav", "-acodec", "pcm_f32le", "pipe:1",
     ]  # fmt: skip
-    completed = subprocess.run(command, input=source if from_memory else None, capture_output=True, check=False)
+    completed = subprocess.run(command, input=source if isinstance(source, bytes) else None, capture_output=True, check=False)
     problem = ffmpeg_problem(completed.stderr)
     if completed.returncode != 0 and b"matches no streams" in completed.stderr:
         raise InvalidAudioError(

@@ -16,7 +16,7 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 import resampy
@@ -151,7 +151,7 @@ def _decode(source: str | Path | BinaryIO, label: str) -> tuple[np.ndarray, int]
                 "re-export or re-download it"
             ) from error
         # A format libsndfile does not read (a video, m4a, ...): ffmpeg decodes it, or explains why not.
-        return decode_with_ffmpeg(original if isinstance(original, (str, Path)) else source.getvalue(), label)
+        return decode_with_ffmpeg(original if isinstance(original, (str, Path)) else cast(io.BytesIO, source).getvalue(), label)
     short_chunk = _SHORT_DATA_CHUNK.search(details)
     truncated = short_chunk and int(short_chunk.group(1)) not in _STREAMING_SIZES
     if truncated or samples.shape[0] < declared_frames:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import TypeVar
 
 import torch
 
@@ -26,7 +27,10 @@ __all__ = [
 StateDict = Mapping[str, torch.Tensor]
 
 
-def _loaded(module: TavceModule, state_dict: StateDict, source: str) -> TavceModule:
+ModuleT = TypeVar("ModuleT", bound=TavceModule)
+
+
+def _loaded(module: ModuleT, state_dict: StateDict, source: str) -> ModuleT:
     load_state_dict_strict(module, dict(state_dict), source=source)
     return module.eval()
 
