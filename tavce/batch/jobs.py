@@ -190,7 +190,7 @@ def plan_jobs(
     for number, job in enumerate(jobs, start=1):
         where, row, problem = job if isinstance(job, tuple) else (f"job {number}", job, None)
         shown = _as_row(row) if row is not None else {}
-        if problem is not None:
+        if problem is not None or row is None:
             planned.append(RefusedJob(where, None, shown, "InvalidArgumentError", f"{where}: {problem}"))
             continue
         try:

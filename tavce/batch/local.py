@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 
 from tavce.batch.executor import MAX_ATTEMPTS, Outcome, Task, TaskRunner, execute, limit_threads, worker_lost
 from tavce.errors import InvalidArgumentError
@@ -49,7 +50,7 @@ def _serve(runner: TaskRunner, device: str | None, threads: int, name: str, conn
 @dataclass
 class _Worker:
     index: int
-    process: object
+    process: BaseProcess
     connection: Connection
     name: str
     task: Task | None = None
@@ -100,7 +101,10 @@ class LocalExecutor:
                     if worker.task is None and queue:
                         task, attempts = queue.popleft()
                         worker.task, worker.attempts = task, attempts
-                        worker.connection.send((task, attempts))
+                        try:
+                            worker.connection.send((task, attempts))
+                        except OSError:
+                            pass  # it died while idle: its sentinel fires below and the task is put back
                 busy = [worker for worker in workers if worker.task is not None]
                 wait([worker.connection for worker in busy] + [worker.process.sentinel for worker in busy])
                 for worker in busy:
@@ -108,23 +112,26 @@ class LocalExecutor:
                     if outcome is _STILL_RUNNING:
                         continue
                     if outcome is None:  # the worker died holding its task
-                        task, attempts = worker.task, worker.attempts
+                        lost, attempts = worker.task, worker.attempts
+                        assert lost is not None  # only busy workers are collected
                         reason = f"exit code {worker.process.exitcode}"
-                        logger.warning("%s died (%s) running %s", worker.name, reason, task.key)
+                        logger.warning("%s died (%s) running %s", worker.name, reason, lost.key)
+                        worker.connection.close()
                         workers[worker.index] = start(worker.index)
                         if attempts < MAX_ATTEMPTS:
-                            queue.appendleft((task, attempts + 1))
+                            queue.appendleft((lost, attempts + 1))
                         else:
-                            yield worker_lost(task, worker.name, attempts, reason)
+                            yield worker_lost(lost, worker.name, attempts, reason)
                         continue
                     worker.task = None
+                    assert isinstance(outcome, Outcome)
                     yield outcome
         finally:
             for worker in workers:
                 _stop(worker)
 
     @staticmethod
-    def _collect(worker: _Worker):
+    def _collect(worker: _Worker) -> Outcome | object | None:
         """The worker's finished outcome, _STILL_RUNNING, or None when it died."""
         while worker.connection.poll():
             try:

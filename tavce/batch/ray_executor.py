@@ -8,7 +8,7 @@ by a new one and its task resubmitted once. Ray is the optional extra ``tavce[ra
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tavce._extras import require
@@ -31,7 +31,7 @@ class _RayWorker:
         limit_threads(threads)
         self.runner = runner
         context = ray.get_runtime_context()
-        self.name = f"ray {context.get_actor_id()[:8]}@{ray.util.get_node_ip_address()} pid {os.getpid()}"
+        self.name = f"ray {(context.get_actor_id() or '')[:8]}@{ray.util.get_node_ip_address()} pid {os.getpid()}"
 
     def setup(self, device: str | None) -> None:
         self.runner.setup(device)
@@ -98,7 +98,7 @@ class RayExecutor:
             if started:
                 ray.shutdown()
 
-    def _map(self, ray, runner: TaskRunner, tasks: list[Task]) -> Iterator[Outcome]:
+    def _map(self, ray: Any, runner: TaskRunner, tasks: list[Task]) -> Iterator[Outcome]:
         from ray.util import ActorPool
 
         resources = ray.cluster_resources()
@@ -110,7 +110,7 @@ class RayExecutor:
         actor_class = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=gpus, max_restarts=0)(_RayWorker)
         logger.info("%d Ray workers (%s GPU, %d CPU each)", count, gpus, self.cpus_per_worker)
 
-        def new_actor():
+        def new_actor() -> Any:
             actor = actor_class.remote(runner, self.cpus_per_worker)
             actor.setup.remote(None)  # ordered before its first task; an error there surfaces on each task
             return actor
@@ -125,7 +125,7 @@ class RayExecutor:
         pending: dict[str, tuple[Any, Task, int]] = {}  # key -> (object ref, task, attempt)
 
         def submit(task: Task, attempts: int) -> None:
-            def call(actor, value):
+            def call(actor: Any, value: tuple[Task, int]) -> Any:
                 reference = actor.run.remote(*value)
                 pending[value[0].key] = (reference, *value)
                 return reference
@@ -147,7 +147,7 @@ class RayExecutor:
             yield outcome
 
     @staticmethod
-    def _handle_deaths(ray, pending: dict, submit) -> Iterator[Outcome]:
+    def _handle_deaths(ray: Any, pending: dict, submit: Callable[[Task, int], None]) -> Iterator[Outcome]:
         references = [reference for reference, _, _ in pending.values()]
         finished, _ = ray.wait(references, num_returns=len(references), timeout=0)
         for key, (reference, task, attempts) in list(pending.items()):

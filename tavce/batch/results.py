@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 __all__ = ["RESULTS_NAME", "ResultsLog"]
 
@@ -27,7 +27,7 @@ class ResultsLog:
 
     def __init__(self, out: Path) -> None:
         self.path = out / RESULTS_NAME
-        self._file = None
+        self._file: TextIO | None = None
 
     def read(self) -> dict[str, dict[str, Any]]:
         """Output name -> its latest record (unreadable lines are ignored with a warning)."""
@@ -65,5 +65,5 @@ class ResultsLog:
     def __enter__(self) -> ResultsLog:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

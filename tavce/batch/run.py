@@ -15,9 +15,13 @@ from tavce.batch.jobs import BatchJob, PlannedJob, RefusedJob, output_inside, pl
 from tavce.batch.results import ResultsLog
 from tavce.batch.worker import GenerationRunner, PipelineSettings
 
-__all__ = ["BatchReport", "run_batch"]
+__all__ = ["BatchReport", "INPUT_ERRORS", "run_batch"]
 
 logger = logging.getLogger(__name__)
+
+INPUT_ERRORS = frozenset({"FaceNotDetectedError", "InvalidImageError", "InvalidAudioError", "InvalidArgumentError"})
+"""Failures caused by a job's own inputs or options: with the same key a rerun would fail the same way, so it
+does not run the job again (other failures -- a dead worker, a full disk, an unexpected error -- are retried)."""
 
 
 @dataclass
@@ -27,7 +31,8 @@ class BatchReport:
     Attributes:
         records: the ``results.jsonl`` record of every job of this run, in job order (skipped jobs
             with their earlier record).
-        skipped: outputs already done before this run (not rendered again).
+        skipped: outputs settled by an earlier run and not run again: done, or failed because of their
+            inputs (:data:`INPUT_ERRORS`) with the same key.
         results: path of ``results.jsonl``.
         seconds: wall time of the run.
     """
@@ -47,10 +52,12 @@ class BatchReport:
         return [record for record in self.records if record["status"] == "ok"]
 
     def summary(self) -> str:
-        """One line: how many succeeded, were skipped and failed, the time and the results file."""
-        rendered = len(self.succeeded) - len(self.skipped)
+        """One line: videos rendered now, done earlier, failed (now or earlier), the time and the results file."""
+        skipped = set(self.skipped)
+        rendered = sum(record["output"] not in skipped for record in self.succeeded)
+        earlier = sum(record["output"] in skipped for record in self.succeeded)
         return (
-            f"{rendered} rendered, {len(self.skipped)} already done, {len(self.failed)} failed "
+            f"{rendered} rendered, {earlier} already done, {len(self.failed)} failed "
             f"in {self.seconds:.1f} s; see {self.results}"
         )
 
@@ -86,7 +93,8 @@ def run_batch(
 
     Returns:
         A :class:`BatchReport`. Bad rows fail alone (their record says why); jobs whose record says
-        done with the same inputs, options and weights are skipped before any worker starts.
+        done, or failed because of their inputs (no face, unreadable file, bad option), with the same
+        inputs, options and weights are skipped before any worker starts; other failures are retried.
 
     Raises:
         InvalidArgumentError: the job file is missing, unreadable or empty.
@@ -109,6 +117,7 @@ def run_batch(
         device=device,
         dtype=dtype,
     )
+    rows: list[Any]
     if isinstance(jobs, (str, Path)):
         rows, base = read_job_file(jobs), Path(jobs).expanduser().resolve().parent
     else:
@@ -116,22 +125,15 @@ def run_batch(
     planned = plan_jobs(rows, out, base=base, pipeline_identity=settings.identity())
     log = ResultsLog(out)
     earlier = log.read()
-    done = {
-        job.output
-        for job in planned
-        if isinstance(job, PlannedJob)
-        and earlier.get(job.output, {}).get("status") == "ok"
-        and earlier[job.output].get("key") == job.key
-        and (out / job.output).is_file()
-    }
+    done = {job.output for job in planned if isinstance(job, PlannedJob) and _settled(earlier.get(job.output), job, out)}
     # Records of outputs this run redoes are dropped; those of other outputs (other job files) stay.
-    redone = {job.output for job in planned if job.output is not None} - done
+    redone = {_record_name(job) for job in planned} - done
     log.rewrite(record for name, record in earlier.items() if name not in redone)
     _remove_abandoned_temporaries(out)
     report = BatchReport(results=log.path)
     report.skipped = [job.output for job in planned if isinstance(job, PlannedJob) and job.output in done]
     if report.skipped:
-        logger.info("%d of %d jobs already done in %s; skipped", len(report.skipped), len(planned), out)
+        logger.info("%d of %d jobs settled by an earlier run in %s; skipped", len(report.skipped), len(planned), out)
     todo = [job for job in planned if isinstance(job, PlannedJob) and job.output not in done]
     records: dict[str, dict[str, Any]] = {name: earlier[name] for name in done}
     refused: list[dict[str, Any]] = []
@@ -168,6 +170,15 @@ def run_batch(
     return report
 
 
+def _settled(record: dict[str, Any] | None, job: PlannedJob, out: Path) -> bool:
+    """Whether an earlier run's record settles the job: same key, and its video is there or its inputs are bad."""
+    if record is None or record.get("key") != job.key:
+        return False
+    if record.get("status") == "ok":
+        return (out / job.output).is_file()
+    return record.get("error_type") in INPUT_ERRORS
+
+
 def _payload(job: PlannedJob, out: Path) -> dict[str, Any]:
     return {
         "image": str(job.image),
@@ -197,7 +208,7 @@ def _record(job: PlannedJob, outcome: Outcome) -> dict[str, Any]:
 
 def _refused_record(job: RefusedJob) -> dict[str, Any]:
     return {
-        "output": job.output if job.output is not None else job.where,
+        "output": _record_name(job),
         "row": job.where,
         "image": job.row.get("image"),
         "audio": job.row.get("audio"),
@@ -211,6 +222,11 @@ def _refused_record(job: RefusedJob) -> dict[str, Any]:
         "attempts": 0,
         "key": None,
     }
+
+
+def _record_name(job: PlannedJob | RefusedJob) -> str:
+    """What names a job in results.jsonl: its output, or where it came from when it has none."""
+    return job.output if job.output is not None else job.where
 
 
 def _remove_abandoned_temporaries(out: Path) -> None:

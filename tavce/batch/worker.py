@@ -6,7 +6,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tavce.pipeline import TalkingHeadPipeline
 
 __all__ = ["GenerationRunner", "PipelineSettings"]
 
@@ -63,7 +66,7 @@ class GenerationRunner:
 
     def __init__(self, settings: PipelineSettings) -> None:
         self.settings = settings
-        self.pipe = None
+        self.pipe: TalkingHeadPipeline | None = None
 
     def setup(self, device: str | None) -> None:
         from tavce.pipeline import TalkingHeadPipeline
@@ -83,6 +86,8 @@ class GenerationRunner:
     def run(self, payload: dict[str, Any]) -> dict[str, Any]:
         import torch
 
+        if self.pipe is None:
+            raise RuntimeError("GenerationRunner.run before setup: the executor sets each worker up first")
         output = Path(payload["output"])
         output.parent.mkdir(parents=True, exist_ok=True)
         result = self.pipe(payload["image"], payload["audio"], **{**payload["options"], "progress": False})

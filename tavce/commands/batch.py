@@ -6,6 +6,7 @@ import argparse
 
 from tavce.cli import Subcommand
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
+from tavce.types import RENDER_SIZES
 
 EXIT_SOME_FAILED = 1
 
@@ -40,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
     weights.add_argument("--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); enables CERL")
     weights.add_argument("--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers")
-    weights.add_argument("--size", type=int, default=256, choices=(256, 512), help="face render resolution (default 256)")
+    weights.add_argument(
+        "--size", type=int, default=256, choices=RENDER_SIZES, help="face render resolution (default 256)"
+    )
     compute = parser.add_argument_group("compute")
     compute.add_argument(
         "--device",
@@ -76,7 +79,8 @@ def run(arguments: argparse.Namespace) -> int:
         dtype=arguments.dtype,
         progress=not arguments.no_progress,
     )
-    print(f"tavce batch: {report.summary()}")
+    # The library has logged each failure and the summary line; stdout gets the results file, for scripts.
+    print(report.results)
     return EXIT_SOME_FAILED if report.failed else 0
 
 

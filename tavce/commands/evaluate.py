@@ -8,6 +8,7 @@ import logging
 
 from tavce.cli import Subcommand
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
+from tavce.types import CROP_ONLY_MODES
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     protocol.add_argument(
         "--mode",
         default="crop",
-        choices=("crop", "extcrop", "resize"),
+        choices=CROP_ONLY_MODES,
         help="with --self-reconstruction: crop mode of the first frame (default crop)",
     )
     protocol.add_argument(

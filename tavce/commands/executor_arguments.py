@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tavce.batch.executor import Executor
 
 __all__ = ["LOCAL_RAY", "add_executor_arguments", "executor_from_arguments"]
 
@@ -45,7 +49,7 @@ def add_executor_arguments(parser: argparse.ArgumentParser, *, unit: str, defaul
     )
 
 
-def executor_from_arguments(arguments: argparse.Namespace):
+def executor_from_arguments(arguments: argparse.Namespace) -> Executor:
     """A ``RayExecutor`` for ``--ray``, else a ``LocalExecutor`` with ``--workers``.
 
     Raises:

@@ -7,6 +7,7 @@ import argparse
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
+from tavce.types import CROP_ONLY_MODES, RENDER_SIZES
 
 EXIT_SOME_FAILED = 1
 
@@ -31,11 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("output", metavar="OUT", help="dataset folder to write (created; finished videos are kept)")
     data = parser.add_argument_group("data")
-    data.add_argument("--size", type=int, default=256, choices=(256, 512), help="side of the face crops (default 256)")
+    data.add_argument(
+        "--size", type=int, default=256, choices=RENDER_SIZES, help="side of the face crops (default 256)"
+    )
     data.add_argument(
         "--crop-mode",
         default="crop",
-        choices=("crop", "extcrop", "resize"),
+        choices=CROP_ONLY_MODES,
         help="crop: tight face box as the networks see it; extcrop: with a border; resize: whole frame "
         "squashed to a square, for clips that are already face crops (default crop)",
     )

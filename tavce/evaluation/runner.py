@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -67,7 +68,8 @@ class MetricBackbones:
         identity_encoder: CSIM (:class:`~tavce.evaluation.identity.IdentityEncoder`).
         sync_encoder: LSE-D / LSE-C (:class:`~tavce.evaluation.sync.SyncEncoder`).
         metric: TAVC similarity (:class:`~tavce.models.tavc.TemporalCorrelationMetric`).
-        landmarker: face landmarks for the CSIM alignment and the TAVC mouth crops.
+        landmarker: face landmarks for the CSIM alignment and the TAVC mouth crops (or, with an
+            executor, a class or function building them in each worker).
         names: where each backbone came from, recorded in the report.
     """
 
@@ -75,7 +77,7 @@ class MetricBackbones:
     identity_encoder: IdentityEncoder | None = None
     sync_encoder: SyncEncoder | None = None
     metric: TemporalCorrelationMetric | None = None
-    landmarker: FaceLandmarker | None = None
+    landmarker: FaceLandmarker | Callable[[], FaceLandmarker] | None = None
     names: dict[str, str] = field(default_factory=dict)
 
 
@@ -149,6 +151,7 @@ def evaluate_videos(
             "MetricBackbones(landmarker=...), or skip those metrics"
         )
     runner = _ScoringRunner(backbones, config)
+    scored: Iterator[tuple[VideoScores, np.ndarray | None, np.ndarray | None]]
     if executor is None:
         runner.setup(None)
         scored = (runner.run(pair) for pair in pairs)
@@ -198,6 +201,7 @@ class _ScoringRunner:
 
     def run(self, pair: VideoPair) -> tuple[VideoScores, np.ndarray | None, np.ndarray | None]:
         backbones, config = self.backbones, self.config
+        landmarker = cast("FaceLandmarker | None", backbones.landmarker)  # built by setup
         generated = read_video(pair.generated, max_frames=config.max_frames, audio=False)
         reference = read_video(pair.reference, max_frames=config.max_frames)
         count = min(len(generated.frames), len(reference.frames))
@@ -209,13 +213,13 @@ class _ScoringRunner:
             generated_features = extract_features(generated_frames, backbones.feature_extractor, batch_size=config.batch_size)
             real_features = extract_features(real_frames, backbones.feature_extractor, batch_size=config.batch_size)
         landmarks = (
-            video_landmarks(generated_frames, backbones.landmarker, name=str(pair.generated))
-            if _needs_landmarks(backbones, config)
+            video_landmarks(generated_frames, landmarker, name=str(pair.generated))
+            if landmarker is not None and _needs_landmarks(backbones, config)
             else None
         )
         if backbones.identity_encoder is not None:
             scores["csim"] = csim(generated_frames, real_frames, backbones.identity_encoder,
-                                  generated_landmarks=landmarks, landmarker=backbones.landmarker, config=config.csim)  # fmt: skip
+                                  generated_landmarks=landmarks, landmarker=landmarker, config=config.csim)  # fmt: skip
         if backbones.sync_encoder is not None:
             sync = lse(generated_frames, audio, backbones.sync_encoder, config.sync)
             scores |= {"lse_d": sync.distance, "lse_c": sync.confidence, "sync_offset": sync.offset}
@@ -225,7 +229,9 @@ class _ScoringRunner:
         return VideoScores(name=pair.name, frames=count, **scores), generated_features, real_features
 
 
-def _scored_on(executor: Executor, runner: _ScoringRunner, pairs: Sequence[VideoPair]):
+def _scored_on(
+    executor: Executor, runner: _ScoringRunner, pairs: Sequence[VideoPair]
+) -> Iterator[tuple[VideoScores, np.ndarray | None, np.ndarray | None]]:
     for outcome in executor.map(runner, [Task(pair.name, pair) for pair in pairs]):
         if not outcome.ok:
             raise TavceError(f"{outcome.key}: {outcome.error_type}: {outcome.error} (on {outcome.worker})")

@@ -10,8 +10,6 @@ See docs/preprocess.md. Typical use::
 
 from tavce.preprocess.alignment import AlignedFace, align_for_reconstruction, flip_landmarks_y
 from tavce.preprocess.crop import (
-    CropGeometry,
-    CropMode,
     compute_crop_geometry,
     crop_frame,
     crop_working_image,
@@ -28,7 +26,7 @@ from tavce.preprocess.landmarks import (
 from tavce.preprocess.mouth import crop_mouth, crop_mouths, mouth_box, mouth_centre
 from tavce.preprocess.paste import paste_back
 from tavce.preprocess.preprocessor import FacePreprocessor, FacePreprocessorConfig, Preprocessor
-from tavce.preprocess.source import PreparedSource
+from tavce.types import CropGeometry, CropMode, PreparedSource  # re-exported: their home is tavce.types
 
 __all__ = [
     "AlignedFace",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -49,22 +50,47 @@ class _NoExecutor:
         raise AssertionError("a finished job was run again")
 
 
-def test_rerun_skips_finished_jobs_before_starting_any_worker(local_batch, job_folder: Path, tiny_weights) -> None:
+def test_rerun_skips_settled_jobs_before_starting_any_worker(local_batch, job_folder: Path, tiny_weights) -> None:
     _, out = local_batch
     before = {name: (out / name).stat().st_mtime_ns for name in GOOD_OUTPUTS}
     started = time.perf_counter()
-    report = run_batch(job_folder / "good.csv", out, executor=_NoExecutor(), weights=tiny_weights, progress=False)
+    report = run_batch(job_folder / "jobs.csv", out, executor=_NoExecutor(), weights=tiny_weights, progress=False)
     assert time.perf_counter() - started < 10
-    assert sorted(report.skipped) == sorted(GOOD_OUTPUTS) and not report.failed
+    # Done videos, and the face-less image (same contents and options: it would fail the same way).
+    assert sorted(report.skipped) == sorted([*GOOD_OUTPUTS, "faceless.mp4"])
+    assert sorted(record["output"] for record in report.failed) == ["bad.mp4", "faceless.mp4"]
     assert {name: (out / name).stat().st_mtime_ns for name in GOOD_OUTPUTS} == before
-    assert set(_records(out)) >= set(GOOD_OUTPUTS)  # the records stay
+    assert set(_records(out)) == {*GOOD_OUTPUTS, "faceless.mp4", "bad.mp4"}  # one record each, kept
+    assert report.summary().startswith("0 rendered, 2 already done, 2 failed")
+
+
+class _Recorder:
+    """Records the tasks it is given, then stops the run."""
+
+    def map(self, runner, tasks):
+        self.keys = sorted(task.key for task in tasks)
+        raise KeyboardInterrupt
+
+
+def test_a_changed_option_or_a_lost_video_is_done_again(local_batch, job_folder: Path, tiny_weights, tmp_path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(local_batch[1], out)
+    (out / "a.mp4").unlink()
+    changed = job_folder / "changed.csv"  # beside its inputs: relative paths start at the job file's folder
+    changed.write_text((job_folder / "good.csv").read_text().replace(",2,", ",5,"))  # the seed of sub/b.mp4
+    recorder = _Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(changed, out, executor=recorder, weights=tiny_weights, progress=False)
+    assert recorder.keys == ["a.mp4", "sub/b.mp4"]
 
 
 def test_cli_summary_and_exit_status_when_all_done(local_batch, job_folder: Path, tiny_weights, capsys) -> None:
     _, out = local_batch
     status = main(["batch", str(job_folder / "good.csv"), str(out), "--weights", str(tiny_weights), "--no-progress"])
     assert status == 0
-    assert re.search(r"tavce batch: 0 rendered, 2 already done, 0 failed in [\d.]+ s", capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out / "results.jsonl")
+    assert re.search(r"batch: 0 rendered, 2 already done, 0 failed in [\d.]+ s", captured.err)
 
 
 def test_local_executor_isolates_tasks_and_retries_a_killed_worker(tmp_path: Path) -> None:
