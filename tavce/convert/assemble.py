@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
 from tavce.models.base import TavceModule, load_state_dict_strict
+
+if TYPE_CHECKING:
+    from tavce.models.renderer.mapping_net import MappingNet
 
 __all__ = [
     "build_audio2coeff",
@@ -43,7 +46,7 @@ def build_preprocessor(face_recon: StateDict, source: str = "face_3drecon") -> T
     return FacePreprocessor(face_recon=_loaded(FaceReconNet(), face_recon, source))
 
 
-def build_mapping(state_dict: StateDict, source: str = "mapping") -> TavceModule:
+def build_mapping(state_dict: StateDict, source: str = "mapping") -> MappingNet:
     """A ``MappingNet``; its input size (70, or 73 for the full modes) is read from the first conv."""
     from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
 

@@ -9,6 +9,7 @@ latents given directly (``input_is_latent``) the original never runs it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -94,7 +95,7 @@ def convert_parsenet(state_dict: Mapping[str, torch.Tensor], source: str = "pars
     return rename_state_dict(state_dict, PARSENET_RULES, source=source)
 
 
-def gfpgan_config_from_original(kwargs: Mapping[str, object]) -> GFPGANConfig:
+def gfpgan_config_from_original(kwargs: Mapping[str, Any]) -> GFPGANConfig:
     """:class:`GFPGANConfig` from ``GFPGANv1Clean`` constructor arguments.
 
     Raises:
@@ -115,7 +116,7 @@ def gfpgan_config_from_original(kwargs: Mapping[str, object]) -> GFPGANConfig:
     )
 
 
-def parsenet_config_from_original(kwargs: Mapping[str, object]) -> ParseNetConfig:
+def parsenet_config_from_original(kwargs: Mapping[str, Any]) -> ParseNetConfig:
     """:class:`ParseNetConfig` from facexlib ``ParseNet`` constructor arguments (in_size must equal out_size)."""
     in_size, out_size = int(kwargs.get("in_size", 512)), int(kwargs.get("out_size", 512))
     if in_size != out_size:

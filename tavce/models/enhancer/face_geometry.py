@@ -73,7 +73,7 @@ def alignment_matrix(points: np.ndarray, face_size: int = 512) -> np.ndarray:
     return matrix
 
 
-def align_face(frame: np.ndarray, matrix: np.ndarray, face_size: int = 512, border=BORDER_RGB) -> np.ndarray:
+def align_face(frame: np.ndarray, matrix: np.ndarray, face_size: int = 512, border: tuple[int, int, int] = BORDER_RGB) -> np.ndarray:
     """(face_size, face_size, 3) uint8 crop of ``frame`` (H, W, 3) uint8 warped by ``matrix`` (bilinear)."""
     return cv2.warpAffine(
         frame, matrix, (face_size, face_size), borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(map(int, border))
@@ -87,7 +87,7 @@ def inverse_alignment(matrix: np.ndarray, upscale: float = 1) -> np.ndarray:
 
 def parsing_mask(labels: np.ndarray, face_size: int) -> np.ndarray:
     """(face_size, face_size) float64 soft face mask in [0, 1] from (h, w) parsing labels of the restored face."""
-    mask = np.isin(labels, list(FACE_LABELS)).astype(np.float64) * 255
+    mask: np.ndarray = np.isin(labels, list(FACE_LABELS)).astype(np.float64) * 255
     for _ in range(2):
         mask = cv2.GaussianBlur(mask, *_MASK_BLUR)
     mask[:_MASK_BORDER] = 0
