@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import cv2
 import numpy as np
@@ -115,7 +115,7 @@ class _DetectorPool:
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def borrow(self) -> Iterator[object]:
+    def borrow(self) -> Iterator[Any]:  # a dlib detector (dlib has no type information)
         with self._lock:
             detector = self._idle.pop() if self._idle else None
         if detector is None:
@@ -246,7 +246,7 @@ class InsightFaceLandmarker:
             raise LandmarkerError(f"insightface detection failed ({error!r})") from error
         return [
             Face(
-                box=tuple(float(v) for v in face.bbox),
+                box=cast(tuple[float, float, float, float], tuple(float(v) for v in face.bbox)),
                 landmarks=np.asarray(face.landmark_3d_68[:, :2], dtype=np.float32),
                 score=float(face.det_score),
             )
