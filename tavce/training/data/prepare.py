@@ -70,12 +70,12 @@ def list_videos(videos: str | Path | Iterable[str | Path]) -> dict[str, Path]:
         source = Path(videos).expanduser()
         if source.is_dir():
             found = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
-            named = [("#".join(p.relative_to(source).with_suffix("").parts), p) for p in found]
-            if not named:
+            by_relative_path = [("#".join(p.relative_to(source).with_suffix("").parts), p) for p in found]
+            if not by_relative_path:
                 raise InvalidArgumentError(
                     f"{source}: no video files ({', '.join(VIDEO_EXTENSIONS)}) in this folder or below it"
                 )
-            return dict(named)
+            return dict(by_relative_path)
         if source.suffix.lower() == ".txt" and source.is_file():
             lines = [line.strip() for line in source.read_text().splitlines() if line.strip()]
             return list_videos([source.parent / line for line in lines])
