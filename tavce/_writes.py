@@ -19,6 +19,7 @@ import resource
 import shutil
 import tempfile
 from collections.abc import Iterator
+from typing import cast
 from pathlib import Path
 
 from tavce.errors import OutputError
@@ -115,7 +116,7 @@ def out_of_space_error(
     needs = f", about {_size(needed)} needed" if needed is not None else ""
     if _hits_file_size_limit(error, needed):
         return OutputError(
-            f"{path}: the file-size limit of this process was reached (ulimit -f: {_size(_file_size_limit())}"
+            f"{path}: the file-size limit of this process was reached (ulimit -f: {_size(cast(int, _file_size_limit()))}"
             f"{needs}); raise the limit (`ulimit -f unlimited`), then {then}"
         )
     free = _free_bytes(path.parent)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -38,7 +38,9 @@ RENDER_AHEAD_BATCHES = 2
 """Rendered batches that may wait for the paste-back and the encoder (tavce.background.iterate_ahead)."""
 
 
-def default_device_and_dtype(device: str | torch.device | None, dtype: str | torch.dtype | None):
+def default_device_and_dtype(
+    device: str | torch.device | None, dtype: str | torch.dtype | None
+) -> tuple[torch.device, torch.dtype]:
     """Resolve user choices: CUDA when available, float16 on CUDA, float32 elsewhere.
 
     Raises:
@@ -66,7 +68,7 @@ def default_device_and_dtype(device: str | torch.device | None, dtype: str | tor
         # Without native bf16 instructions oneDNN falls back to reference kernels 100x+ slower than float32.
         logger.warning("dtype=bfloat16: this CPU has no native bfloat16 support; rendering in float32 instead")
         dtype = torch.float32
-    return device, dtype
+    return device, cast(torch.dtype, dtype)
 
 
 class TalkingHeadResult:
@@ -269,9 +271,10 @@ class TalkingHeadPipeline:
             raise InvalidArgumentError(
                 f"from_pretrained: unknown arguments {unknown}; components are {', '.join(COMPONENT_NAMES)}"
             )
-        hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        hub: dict[str, Any] = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         location = DEFAULT_REPO if weights is None else weights
         layout, found = ("official", location) if tavce_facerender is not None else locate_weights(location, **hub)
+        loaded: dict[str, Any]
         if layout == "tavce":
             loaded, _ = load_components(found, skip=set(components))
         else:
@@ -296,7 +299,7 @@ class TalkingHeadPipeline:
                     "give it yours when you build it"
                 )
             loaded["preprocessor"].landmarker = landmarker
-        pipeline = cls(**{name: loaded.get(name) for name in COMPONENT_NAMES})
+        pipeline = cls(**cast(dict[str, Any], {name: loaded.get(name) for name in COMPONENT_NAMES}))
         if device is not None or dtype is not None:
             pipeline.to(device, dtype)
         return pipeline
@@ -346,7 +349,7 @@ class TalkingHeadPipeline:
             # Without inference mode the result would keep the encoder's autograd graph: every
             # activation of every window, O(T) memory held until the video is written.
             with torch.inference_mode():
-                relationship = self.metric.audio_relationships(windows)
+                relationship = cast("TemporalCorrelationMetric", self.metric).audio_relationships(windows)
         return TalkingHeadResult(self, source, clip, windows, coefficients, relationship, settings)
 
     def stream(self, image, audio, **options: Any) -> Iterator[np.ndarray]:

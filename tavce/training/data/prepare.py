@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
@@ -156,7 +157,7 @@ def prepare_dataset(
     if report.skipped:
         logger.info("%d of %d videos already prepared in %s; skipped", len(report.skipped), len(named), output)
     if todo and face_recon is None:
-        face_recon = load_face_recon()
+        face_recon = cast(Callable[[], Any], load_face_recon)()  # exactly one of the two is given
     if isinstance(face_recon, torch.nn.Module):
         face_recon.eval()
 

@@ -25,10 +25,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -55,6 +55,9 @@ from tavce.training.loop import (
 )
 from tavce.training.renderer.config import RendererTrainingConfig, TrainingConfigError, save_training_config
 from tavce.training.renderer.trainer import RendererTrainer
+
+if TYPE_CHECKING:
+    from tavce.models.tavc import TemporalCorrelationMetric
 
 __all__ = ["LOSS_TERMS", "RendererRunConfig", "RendererStepRecord", "RendererTrainingResult", "train_renderer"]
 
@@ -181,7 +184,12 @@ class RendererTrainingResult:
 def _landmarker(choice: str):
     from tavce.preprocess.landmarks import DlibLandmarker, InsightFaceLandmarker, default_landmarker
 
-    return {"auto": default_landmarker, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker}[choice]()
+    choices: dict[str, Callable[[], Any]] = {
+        "auto": default_landmarker,
+        "insightface": InsightFaceLandmarker,
+        "dlib": DlibLandmarker,
+    }
+    return choices[choice]()
 
 
 def build_trainer(config: RendererTrainingConfig, run: RendererRunConfig, device: torch.device) -> RendererTrainer:
@@ -204,11 +212,11 @@ def build_trainer(config: RendererTrainingConfig, run: RendererRunConfig, device
             f"variant {config.variant!r} needs the frozen stage-1 metric (CERL input / CAR): pass --metric, a folder "
             "written by `tavce train tavc` (OUT/metric's parent with a metric component) or TAVCE's correlation file"
         )
-    metric = load_metric(run.metric).to(device) if needs_metric else None
+    metric = load_metric(cast(str, run.metric)).to(device) if needs_metric else None
     landmarker = _landmarker(run.landmarker) if (config.losses.car or config.losses.mouth) else None
     return RendererTrainer.from_pretrained(
         list(run.init),
-        metric,
+        cast("TemporalCorrelationMetric | None", metric),
         config,
         renderer_config=_renderer_config(run.init),
         landmarker=landmarker,
@@ -402,7 +410,7 @@ class _Run:
             save_training_config(config, self.output / CONFIG_NAME)
         logger.info(
             "stage 2 (%s): %d items, %d steps per epoch of %d × %d process(es), %d steps planned, on %s%s",
-            config.variant, len(self.dataset), self.sampler.steps_per_epoch, config.batch_size,
+            config.variant, len(cast(Sized, self.dataset)), self.sampler.steps_per_epoch, config.batch_size,
             self.context.world_size,
             planned_steps(config.schedule.epochs, run.max_steps, self.sampler.steps_per_epoch), self.device,
             "" if self.autocast_dtype is None else f" with {self.autocast_dtype} autocast",

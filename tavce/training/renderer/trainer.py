@@ -20,7 +20,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -123,7 +123,9 @@ class RendererTrainer:
             self.perceptual = PerceptualPyramidLoss(network, weights.perceptual, weights.perceptual_scales)
             self.perceptual.to(self.device)
         self.car = (
-            GeneratedMouthCAR(modules.metric, landmarker, weights.car) if (weights.car or weights.mouth) else None
+            GeneratedMouthCAR(
+                cast(TemporalCorrelationMetric, modules.metric), cast(FaceLandmarker, landmarker), weights.car
+            ) if (weights.car or weights.mouth) else None
         )
         modules.set_trainable(config.trainable)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -135,7 +137,7 @@ class RendererTrainer:
             self.optimizers[name] = torch.optim.Adam(
                 parameters,
                 lr=getattr(config.optimizer, rate_field),
-                betas=tuple(config.optimizer.betas),
+                betas=cast(tuple[float, float], tuple(config.optimizer.betas)),
                 weight_decay=config.optimizer.weight_decay,
             )
             milestones = config.schedule.mapping_milestones if name == "mapping" else config.schedule.milestones
@@ -367,7 +369,7 @@ class RendererTrainer:
             terms["keypoint_prior"] = weights.keypoint_prior * keypoint_prior_loss(forward.driving_keypoints)
         if weights.head_pose:
             with torch.no_grad():
-                teacher = self.head_pose_teacher(driving)
+                teacher = cast(Callable[[torch.Tensor], HeadMotion], self.head_pose_teacher)(driving)
             terms["head_pose"] = weights.head_pose * head_pose_loss(forward.driving_motion, teacher)
         if weights.equivariance:
             transform = self.config.equivariance_transform
@@ -380,7 +382,7 @@ class RendererTrainer:
                 like=prediction,
             )
             terms["equivariance"] = weights.equivariance * equivariance_loss(
-                forward.driving_keypoints, forward.canonical_keypoints, driving, self.modules.head_pose_estimator, warp
+                forward.driving_keypoints, forward.canonical_keypoints, driving, cast(HeadPoseEstimator, self.modules.head_pose_estimator), warp
             )
         if self.car is not None:
             car = self.car(

@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -84,7 +85,7 @@ def build_metric(config: TAVCTrainingConfig) -> TAVCMetric:
             load_legacy_checkpoint(config.wav2lip_checkpoint), Path(config.wav2lip_checkpoint).name
         )
         load_state_dict_strict(
-            metric.audio_encoder.backbone, converted["audio_encoder"], source=config.wav2lip_checkpoint
+            cast(torch.nn.Module, cast(TAVCAudioEncoder, metric.audio_encoder).backbone), converted["audio_encoder"], source=config.wav2lip_checkpoint
         )
         logger.info("audio encoder initialised from %s", config.wav2lip_checkpoint)
     if config.iresnet_checkpoint:
@@ -224,7 +225,7 @@ class _Run:
 
             reconstruction = ReconstructionLoss(
                 config.embedding_dim,
-                load_perceptual_distance(config.lpips_weights, config.perceptual),
+                load_perceptual_distance(cast(str, config.lpips_weights), config.perceptual),
                 config.generator,
             )
         model = StageOneModel(
@@ -390,7 +391,7 @@ class _Run:
         config = self.config
         logger.info(
             "stage 1: %d items, %d steps per epoch of %d × %d process(es), %d steps planned, on %s%s",
-            len(self.dataset), self.sampler.steps_per_epoch, config.batch_size, self.context.world_size,
+            len(cast(Sized, self.dataset)), self.sampler.steps_per_epoch, config.batch_size, self.context.world_size,
             planned_steps(config.epochs, config.max_steps, self.sampler.steps_per_epoch), self.device,
             "" if self.autocast_dtype is None else f" with {self.autocast_dtype} autocast",
         )  # fmt: skip
