@@ -21,6 +21,10 @@ Inputs are synthetic and need no download: a drawn portrait with a known face bo
 (voiced harmonics under a 4 Hz syllable envelope). Weights default to
 :func:`tavce.testing.make_tiny_checkpoint`; pass ``--weights`` for real ones.
 
+``--enhancer tiny`` (small GFPGAN / ParseNet networks with the recipe weights) or
+``--enhancer FOLDER`` (the official enhancer files) enhances every frame as well: the
+enhancement runs in the same render stream, so the ratio target is the same.
+
 ``--renderer`` measures the renderer alone instead, each configuration in a fresh process:
 the straightforward float32 loop (``benchmarks/renderer.py``'s baseline: per-frame source
 work, reductions off) and the render path in float32 and bfloat16, on the renderer of
@@ -110,7 +114,8 @@ def run_child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    pipe = TalkingHeadPipeline.from_pretrained(args.weights, local_files_only=True)
+    enhancer = {} if args.enhancer is None else {"enhancer": "gfpgan", "enhancer_weights": args.enhancer}
+    pipe = TalkingHeadPipeline.from_pretrained(args.weights, local_files_only=True, **enhancer)
     figures = {"after_load_rss": _status_kib("VmRSS"), "load_peak": _status_kib("VmHWM")}
     resettable = _reset_peak()
     result = pipe(
@@ -138,6 +143,7 @@ def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
         "--weights", str(args.weights), "--photo", str(args.photo), "--audio", str(audio),
         "--output", str(workspace / f"clip_{seconds:g}s.mp4"), "--batch-size", str(args.batch_size),
         "--threads", str(args.threads), "--face-box", *(str(v) for v in args.face_box),
+        *(["--enhancer", str(args.enhancer)] if args.enhancer is not None else []),
     ]
     environment = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     run = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
@@ -208,6 +214,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--photo", type=Path, help="portrait to use instead of the synthetic one (needs --face-box)")
     parser.add_argument("--face-box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"))
+    parser.add_argument(
+        "--enhancer", default=None, help="enhance every frame: 'tiny' (small recipe networks) or the enhancer's weights folder"
+    )
     parser.add_argument("--renderer", action="store_true", help="peak memory of the renderer alone: straightforward "
                         "float32 loop vs render path in float32 and bfloat16, a fresh process each")
     parser.add_argument("--frames", type=int, default=2, help="--renderer: frames rendered per configuration")
@@ -238,6 +247,11 @@ def main() -> None:
             from tavce.testing import make_tiny_checkpoint
 
             args.weights = make_tiny_checkpoint(workspace / "tiny-weights", seed=0)
+        if args.enhancer == "tiny":
+            from enhancer import recipe_enhancer
+
+            args.enhancer = workspace / "tiny-enhancer"
+            recipe_enhancer(tiny=True, upscale=2).save_pretrained(args.enhancer)
         if args.photo is None:
             import imageio.v3 as iio
 
@@ -252,7 +266,7 @@ def main() -> None:
     columns = ("load_peak", "plan_peak", "after_plan_rss", "render_peak", "overall_peak")
     lines = [
         f"peak memory of one generation (MiB), weights {args.weights.name}, batch size {args.batch_size}, "
-        f"{args.threads} thread(s)",
+        f"{args.threads} thread(s), enhancer {'none' if args.enhancer is None else Path(args.enhancer).name}",
         f"{'clip':>7s} {'frames':>6s} {'wall s':>7s} " + " ".join(f"{name:>14s}" for name in columns),
     ]
     for seconds, row in rows.items():

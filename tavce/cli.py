@@ -67,6 +67,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "tavce.commands.push",
     "tavce.commands.prepare_data",
     "tavce.commands.train",
+    "tavce.commands.plot",
     "tavce.commands.evaluate",
     "tavce.commands.demo",
 )

@@ -36,12 +36,13 @@ __all__ = [
 
 PIPELINE_CONFIG_NAME = "pipeline_config.json"
 
-COMPONENT_NAMES = ("preprocessor", "audio2coeff", "renderer", "metric")
+COMPONENT_NAMES = ("preprocessor", "audio2coeff", "renderer", "metric", "enhancer")
 """The pipeline's components, in data-flow order: each is a constructor argument of
 :class:`~tavce.TalkingHeadPipeline` and a sub-folder of a weights folder."""
 
-OPTIONAL_COMPONENTS = frozenset({"metric"})
-"""Components a pipeline may lack: the TAVC metric is needed only by a renderer with CERL."""
+OPTIONAL_COMPONENTS = frozenset({"metric", "enhancer"})
+"""Components a pipeline may lack: the TAVC metric is needed only by a renderer with CERL; the
+face enhancer is an optional last step."""
 
 
 def save_components(

@@ -20,6 +20,7 @@ __all__ = [
     "RenderError",
     "ComponentNotSerializableError",
     "CheckpointError",
+    "ConfigError",
     "MissingExtraError",
     "LandmarkerError",
     "TrainingConfigError",
@@ -75,6 +76,10 @@ class CheckpointError(TavceError):
     """A training checkpoint cannot be resumed from: missing, corrupt, unsafe, or from another run's settings."""
 
 
+class ConfigError(InvalidArgumentError):
+    """A settings object or file is invalid: the message names the file, the field and the valid values."""
+
+
 class MissingExtraError(TavceError, ImportError):
     """An optional part of tavce needs a package that is not installed (the message names the extra)."""
 
@@ -83,8 +88,8 @@ class LandmarkerError(TavceError):
     """A landmark backend failed to load or run."""
 
 
-class TrainingConfigError(InvalidArgumentError):
-    """A training configuration (object or file) is invalid; the message names the field and the fix."""
+TrainingConfigError = ConfigError
+"""The name earlier releases gave :class:`ConfigError` for training settings (kept as an alias)."""
 
 
 class NonFiniteLossError(TavceError, FloatingPointError):

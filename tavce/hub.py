@@ -13,22 +13,23 @@ Every failure becomes :class:`~tavce.errors.WeightsNotFoundError` or
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import os
 import pickle
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, OutputError, TavceError, WeightsNotFoundError
 
-__all__ = ["save_safetensors", "load_safetensors", "load_legacy_checkpoint", "resolve_weights"]
+__all__ = ["save_safetensors", "load_safetensors", "open_safetensors", "load_legacy_checkpoint", "resolve_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +73,45 @@ def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         WeightsNotFoundError: the file does not exist.
         IncompatibleWeightsError: the file is not a valid safetensors file.
     """
+    with open_safetensors(path) as (shapes, read):
+        return {name: read(name) for name in shapes}
+
+
+@contextlib.contextmanager
+def open_safetensors(path: str | Path) -> Iterator[tuple[dict[str, tuple[int, ...]], Callable[[str], torch.Tensor]]]:
+    """A safetensors file read lazily: (every tensor's shape by name, ``read(name)`` -> that tensor on the CPU).
+
+    Loading weights tensor by tensor into a module built beforehand keeps one copy of
+    the weights in memory, not two (the module's and a whole state dict's).
+
+    Raises:
+        WeightsNotFoundError: the file does not exist.
+        IncompatibleWeightsError: the file is not a valid safetensors file (also while reading).
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"{path}: weights file not found; check the path or download the weights again")
-    try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as error:
-        raise IncompatibleWeightsError(
+
+    def invalid(error: Exception) -> IncompatibleWeightsError:
+        return IncompatibleWeightsError(
             f"{path}: not a valid safetensors file ({error}); the download is probably incomplete, delete it "
             "and download it again"
-        ) from error
+        )
+
+    try:
+        handle = safe_open(str(path), framework="pt", device="cpu")
+        with handle as file:
+            shapes = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+
+            def read(name: str) -> torch.Tensor:
+                try:
+                    return file.get_tensor(name)
+                except (SafetensorError, OSError, ValueError) as error:
+                    raise invalid(error) from error
+
+            yield shapes, read
+    except (SafetensorError, OSError, ValueError) as error:
+        raise invalid(error) from error
 
 
 def torch_load_weights_only(path: Path, error: type[TavceError], *, unsafe_fix: str, corrupt_fix: str) -> Any:

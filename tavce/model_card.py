@@ -24,6 +24,8 @@ _LICENCES = """\
 |---|---|---|
 | Audio2Coeff (ExpNet, PoseVAE), face renderer (keypoint detector, MappingNet, generator), 3DMM face reconstruction | SadTalker, Zhang et al., CVPR 2023 (github.com/OpenTalker/SadTalker; weights from the Hugging Face repository `vinthony/SadTalker-V002rc`) | Apache-2.0 |
 | CERL fusion layers of the generator, the TAVC metric (audio and mouth encoders; present only when converted with TAVCE weights) | TAVCE (github.com/ZH-Xu410/TAVCE) | the licence of the TAVCE authors' release; check it before redistributing |
+| Face enhancer: GFPGAN v1.4 restorer (present only when converted with enhancer weights) | GFPGAN, Wang et al., CVPR 2021 (github.com/TencentARC/GFPGAN, release v1.3.0, `GFPGANv1.4.pth`) | Apache-2.0 |
+| Face enhancer: ParseNet face parser (present only when converted with enhancer weights) | facexlib (github.com/xinntao/facexlib, release v0.2.2, `parsing_parsenet.pth`) | published with facexlib (MIT-licensed code); check the release's terms before redistributing |
 | Face detection and 68-point landmarks (downloaded separately at run time, not part of this folder) | insightface model packs (buffalo_l / antelopev2) | non-commercial research use only, per the insightface model-pack terms |
 | Fallback 68-point landmark model (not part of this folder) | dlib `shape_predictor_68_face_landmarks` | trained on the iBUG 300-W dataset, whose licence excludes commercial use |
 

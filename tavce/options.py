@@ -45,7 +45,9 @@ PIPELINE_OPTIONS: Mapping[str, str] = {
     "offline": "a Hub option of from_pretrained(local_files_only=) / --offline",
     "tavce_correlation": "a weights file of from_pretrained(tavce_correlation=) / --tavce-correlation",
     "tavce_facerender": "a weights file of from_pretrained(tavce_facerender=) / --tavce-facerender",
-    "enhancer_weights": "the enhancer is loaded once: from_pretrained(enhancer=) / --enhancer-weights",
+    "enhancer": "the enhancer is a component of the pipeline: from_pretrained(enhancer='gfpgan') / --enhancer gfpgan",
+    "enhancer_weights": "the enhancer is loaded once: from_pretrained(enhancer_weights=) / --enhancer-weights",
+    "enhancer_upscale": "the enhancer's scale is set when it is loaded: from_pretrained(enhancer_upscale=) / --enhancer-upscale",
 }
 """Options of the pipeline itself, not of one call: each is refused per call with where it belongs."""
 
@@ -130,6 +132,8 @@ class GenerationOptions:
         ref_pose: (T_ref, 6) head-pose sequence whose motion is added to the generated pose.
         ref_eyeblink: (T_ref, 64) expression sequence replacing the reference expression (blinks).
         use_blink: add random eye blinks (ignored with ref_eyeblink).
+        enhance: restore the face of every frame with the pipeline's enhancer; None enhances
+            exactly when the pipeline has one, True without an enhancer is an error.
         progress: True shows a progress bar while rendering, False hides it; a callable
             ``progress(done, total)`` is called after every rendered batch instead (per call, so
             concurrent callers never share a bar).
@@ -145,6 +149,7 @@ class GenerationOptions:
     ref_pose: torch.Tensor | None = None
     ref_eyeblink: torch.Tensor | None = None
     use_blink: bool = True
+    enhance: bool | None = None
     progress: bool | ProgressCallback = True
 
     def __post_init__(self) -> None:
@@ -208,6 +213,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "mode": lambda name, value: str(value).strip(),
     "still": _as_bool,
     "use_blink": _as_bool,
+    "enhance": _as_bool,
     "pose_style": _as_int,
     "seed": _as_int,
     "batch_size": _as_int,

@@ -9,7 +9,7 @@ grow with the clip's length.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from tavce.audio import frame_windows, load_audio
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
+from tavce.constants import ENHANCER_UPSCALES, ENHANCERS
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, TavceError, WeightsNotFoundError
 from tavce.models.base import module_device
 from tavce.models.renderer.precision import cpu_supports_bfloat16
 from tavce.options import GenerationOptions
@@ -25,6 +26,8 @@ from tavce.types import FPS, AudioClip, AudioWindows, MotionCoefficients
 
 if TYPE_CHECKING:
     from tavce.models.audio2coeff import Audio2Coeff
+    from tavce.models.enhancer import FaceEnhancer
+    from tavce.preprocess.tracking import FaceTracker
     from tavce.models.renderer import Renderer
     from tavce.models.tavc import TemporalCorrelationMetric
     from tavce.preprocess import FaceLandmarker, PreparedSource, Preprocessor
@@ -69,6 +72,23 @@ def default_device_and_dtype(
         logger.warning("dtype=bfloat16: this CPU has no native bfloat16 support; rendering in float32 instead")
         dtype = torch.float32
     return device, cast(torch.dtype, dtype)
+
+
+def _wants_gfpgan(components: dict[str, Any], enhancer_weights: Any, enhancer_upscale: int | None) -> bool:
+    """Whether GFPGAN is asked for by name (or by its weights); removes the name from ``components``."""
+    if enhancer_upscale is not None and enhancer_upscale not in ENHANCER_UPSCALES:
+        raise InvalidArgumentError(f"enhancer_upscale={enhancer_upscale!r}: use one of {ENHANCER_UPSCALES}")
+    enhancer = components.get("enhancer")
+    if isinstance(enhancer, str):
+        if enhancer not in ENHANCERS:
+            raise InvalidArgumentError(
+                f"enhancer={enhancer!r}: unknown enhancer; use one of {', '.join(ENHANCERS)} or pass an instance"
+            )
+        del components["enhancer"]
+        return True
+    if enhancer is not None and enhancer_weights is not None:
+        raise InvalidArgumentError("enhancer_weights= loads GFPGAN; it cannot be combined with an enhancer instance")
+    return enhancer_weights is not None
 
 
 class TalkingHeadResult:
@@ -154,6 +174,9 @@ class TalkingHeadPipeline:
         metric: the temporal correlation metric whose per-frame audio relationship drives CERL
             (:class:`~tavce.models.tavc.TemporalCorrelationMetric`); optional, needed exactly when
             ``renderer.has_cerl``.
+        enhancer: restores the face of every output frame and upscales the frames
+            (:class:`~tavce.models.enhancer.FaceEnhancer`, GFPGAN v1.4); optional. A pipeline with
+            one enhances unless a call passes ``enhance=False``.
 
     Raises:
         InvalidArgumentError: a renderer with CERL and no metric.
@@ -165,6 +188,7 @@ class TalkingHeadPipeline:
         audio2coeff: Audio2Coeff,
         renderer: Renderer,
         metric: TemporalCorrelationMetric | None = None,
+        enhancer: FaceEnhancer | None = None,
     ) -> None:
         if renderer.has_cerl and metric is None:
             raise InvalidArgumentError(
@@ -175,6 +199,7 @@ class TalkingHeadPipeline:
         self.audio2coeff = audio2coeff
         self.renderer = renderer
         self.metric = metric
+        self.enhancer = enhancer
         logger.info("CERL %s", "on (TAVCE renderer)" if self.has_cerl else "off (SadTalker renderer)")
 
     @property
@@ -209,10 +234,10 @@ class TalkingHeadPipeline:
         return torch.float32
 
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> TalkingHeadPipeline:
-        """Move every ``nn.Module`` component to ``device``; ``dtype`` applies to the renderer only.
+        """Move every ``nn.Module`` component to ``device``; ``dtype`` applies to the renderer and the enhancer.
 
-        The other networks are small and stay in float32 for exactness; the renderer dominates
-        the cost and takes float16 / bfloat16 well. ``device`` defaults to CUDA when available,
+        The other networks are small and stay in float32 for exactness; the renderer and the
+        enhancer dominate the cost and take float16 / bfloat16 well. ``device`` defaults to CUDA when available,
         ``dtype`` to float16 on CUDA and float32 elsewhere (bfloat16 on a CPU without native
         support falls back to float32, with a warning). Components that are not modules manage
         their own device.
@@ -220,7 +245,7 @@ class TalkingHeadPipeline:
         device, dtype = default_device_and_dtype(device, dtype)
         for name, component in self.components.items():
             if isinstance(component, torch.nn.Module):
-                component.to(device=device, dtype=dtype if name == "renderer" else torch.float32)
+                component.to(device=device, dtype=dtype if name in ("renderer", "enhancer") else torch.float32)
         return self
 
     # ------------------------------------------------------------------ weights
@@ -236,6 +261,8 @@ class TalkingHeadPipeline:
         tavce_correlation: str | Path | None = None,
         tavce_facerender: str | Path | None = None,
         landmarker: FaceLandmarker | None = None,
+        enhancer_weights: str | Path | None = None,
+        enhancer_upscale: int | None = None,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         **components: Any,
@@ -251,10 +278,16 @@ class TalkingHeadPipeline:
             tavce_correlation, tavce_facerender: the TAVCE release files; together they switch CERL on.
             landmarker: a :class:`~tavce.preprocess.FaceLandmarker` for the preprocessor; default
                 insightface if its model pack is installed, else dlib.
+            enhancer_weights: the face enhancer's weights (``enhancer="gfpgan"``): a folder holding
+                ``GFPGANv1.4.pth`` and ``parsing_parsenet.pth``, the GFPGAN file, or a Hub repo id
+                (see :func:`tavce.convert.official.load_enhancer`).
+            enhancer_upscale: 1 or 2 (default 2, as SadTalker): the enhanced frames' scale.
             device, dtype: where and in which precision to run (see :meth:`to`); default: left on
                 the CPU in float32.
             **components: replacements by component name (``preprocessor``, ``audio2coeff``,
-                ``renderer``, ``metric``); a replaced component is not loaded from ``weights``.
+                ``renderer``, ``metric``, ``enhancer``); a replaced component is not loaded from
+                ``weights``. ``enhancer="gfpgan"`` loads GFPGAN v1.4 from ``enhancer_weights``
+                (or keeps the weights folder's own enhancer).
 
         Raises:
             WeightsNotFoundError: the weights cannot be found (the message says how to get them).
@@ -271,18 +304,33 @@ class TalkingHeadPipeline:
             raise InvalidArgumentError(
                 f"from_pretrained: unknown arguments {unknown}; components are {', '.join(COMPONENT_NAMES)}"
             )
+        wants_gfpgan = _wants_gfpgan(components, enhancer_weights, enhancer_upscale)
         hub: dict[str, Any] = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         location = DEFAULT_REPO if weights is None else weights
         layout, found = ("official", location) if tavce_facerender is not None else locate_weights(location, **hub)
         loaded: dict[str, Any]
         if layout == "tavce":
-            loaded, _ = load_components(found, skip=set(components))
+            skip = set(components) | ({"enhancer"} if enhancer_weights is not None else set())
+            loaded, _ = load_components(found, skip=skip)
         else:
             loaded = load_official_components(
                 found, size=size, full_mode=True, tavce_correlation=tavce_correlation,
                 tavce_facerender=tavce_facerender, **hub,
             ).components
         loaded |= components
+        if enhancer_weights is not None:
+            from tavce.convert.official import load_enhancer
+
+            loaded["enhancer"] = load_enhancer(
+                enhancer_weights, upscale=enhancer_upscale or 2, cache_dir=cache_dir, local_files_only=local_files_only
+            )
+        elif wants_gfpgan and loaded.get("enhancer") is None:
+            raise WeightsNotFoundError(
+                f"enhancer='gfpgan': {found} holds no enhancer; pass enhancer_weights= (a folder with GFPGANv1.4.pth "
+                "and parsing_parsenet.pth, or a Hub repo id holding them)"
+            )
+        elif enhancer_upscale is not None and loaded.get("enhancer") is not None:
+            loaded["enhancer"].with_upscale(enhancer_upscale)
         missing = [name for name in COMPONENT_NAMES if name not in OPTIONAL_COMPONENTS and loaded.get(name) is None]
         if missing:
             raise IncompatibleWeightsError(
@@ -333,6 +381,11 @@ class TalkingHeadPipeline:
         from tavce.preprocess import PreparedSource
 
         settings = GenerationOptions.from_mapping(options)
+        if settings.enhance and self.enhancer is None:
+            raise InvalidArgumentError(
+                "enhance=True: this pipeline has no enhancer; load one with from_pretrained(..., enhancer='gfpgan', "
+                "enhancer_weights=...) or pass enhancer= to the pipeline"
+            )
         clip = audio if isinstance(audio, AudioClip) else load_audio(audio)
         # float64 mel reproduces the original's windows exactly; it is cheap next to the networks.
         windows = frame_windows(clip, dtype=torch.float64)
@@ -401,11 +454,42 @@ class TalkingHeadPipeline:
 
         progress = result.options.progress
         callback = progress if callable(progress) else None
+        tracker: FaceTracker | None = None
         done = 0
         with tqdm(total=total, unit="frame", disable=progress is not True, desc="rendering") as bar:
             for frames in iterate_ahead(rendered_batches(), depth=RENDER_AHEAD_BATCHES, name="tavce-render"):
-                yield from self.preprocessor.restore_frames(frames, result.source)
+                video_frames = list(self.preprocessor.restore_frames(frames, result.source))
+                if self.enhancer is not None and result.options.enhance is not False:
+                    tracker = tracker or self._face_tracker(result.source, video_frames[0].shape)
+                    video_frames = self._enhance(self.enhancer, video_frames, tracker, result.options.seed, done)
+                yield from video_frames
                 done += frames.shape[0]
                 bar.update(frames.shape[0])
                 if callback is not None:
                     callback(done, total)
+        if tracker is not None:
+            logger.info("enhanced %d/%d frames (%d with detected landmarks)", done, total, tracker.detected)
+
+    def _face_tracker(self, source: PreparedSource, frame_shape: tuple[int, ...]) -> FaceTracker:
+        """Landmarks for each output frame: the preprocessor's own landmarker, starting from the photo's face."""
+        from tavce.preprocess.tracking import FaceTracker, source_landmarks_in_frame
+
+        landmarker = None
+        if hasattr(type(self.preprocessor), "landmarker"):
+            try:
+                landmarker = getattr(self.preprocessor, "landmarker")
+            except TavceError as error:
+                logger.warning("no landmarker for the enhancer (%s): the photo's face position is used in every frame", error)
+        return FaceTracker(landmarker, source_landmarks_in_frame(source, frame_shape))
+
+    @staticmethod
+    def _enhance(
+        enhancer: FaceEnhancer, frames: Sequence[np.ndarray], tracker: FaceTracker, seed: int | None, start: int
+    ) -> list[np.ndarray]:
+        """One batch of video frames enhanced; the noise is seeded by the call's seed and the first frame's index."""
+        from tavce.models.enhancer import five_points
+
+        points = np.stack([five_points(tracker.landmarks(frame)) for frame in frames])
+        generator = torch.Generator(device=module_device(enhancer))
+        generator.manual_seed(((seed if seed is not None else torch.seed()) + start) % 2**63)
+        return enhancer.enhance(list(frames), points, generator=generator)

@@ -3,21 +3,36 @@
 Each type states its shapes and ranges and validates them once at construction;
 functions downstream trust it. They sit below every layer that uses them
 (preprocessing, models, pipeline, training), so none of those imports another
-layer just for a type.
+layer just for a type. The command line builds its parser from the choices defined
+here, so torch is imported only inside the methods that compute with tensors.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-import torch
 
+from tavce.constants import (
+    CROP_MODES,
+    CROP_ONLY_MODES,
+    FPS,
+    MEL_BINS,
+    MEL_STEPS_PER_WINDOW,
+    MOTION_DIM,
+    RENDER_SIZES,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    SOURCE_COEFF_DIM,
+    CropMode,
+)
 from tavce.errors import InvalidArgumentError, InvalidImageError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "CROP_MODES",
@@ -40,17 +55,6 @@ __all__ = [
     "PathLike",
     "PreparedSource",
 ]
-
-SAMPLE_RATE = 16_000
-FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
-MEL_BINS = 80
-MEL_STEPS_PER_WINDOW = 16
-MOTION_DIM = 70  # expression 64 + pose 6
-SOURCE_COEFF_DIM = 73  # motion 70 + crop parameters (scale, tx, ty)
-RENDER_SIZES = (256, 512)
-"""Sides S of the square working image the networks see (and of the official weights)."""
-
 
 @dataclass(frozen=True)
 class AudioClip:
@@ -127,6 +131,8 @@ class MotionCoefficients:
 
     def as_renderer_input(self) -> torch.Tensor:
         """(T, 70) or, with crop parameters, (T, 73): expression ‖ pose [‖ crop]."""
+        import torch
+
         parts = [self.expression, self.pose] + ([self.crop] if self.crop is not None else [])
         return torch.cat(parts, dim=1)
 
@@ -161,33 +167,6 @@ Box = tuple[int, int, int, int]
 """(left, top, right, bottom) in pixels, right/bottom exclusive."""
 
 
-class CropMode(str, Enum):
-    """What part of the photo the networks see, and whether the result is pasted back into the photo."""
-
-    CROP = "crop"  # tight face box
-    EXTCROP = "extcrop"  # bordered crop (hair, shoulders)
-    RESIZE = "resize"  # whole photo squashed to a square
-    FULL = "full"  # tight box, pasted back into the photo
-    EXTFULL = "extfull"  # bordered crop, pasted back into the photo
-
-    @classmethod
-    def parse(cls, mode: str | CropMode) -> CropMode:
-        try:
-            return cls(mode)
-        except ValueError:
-            choices = ", ".join(m.value for m in cls)
-            raise InvalidArgumentError(f"mode={mode!r}: unknown crop mode; choose one of {choices}") from None
-
-    @property
-    def extended(self) -> bool:
-        """Ext modes keep the whole bordered crop instead of cutting the tight box out of it."""
-        return self in (CropMode.EXTCROP, CropMode.EXTFULL)
-
-    @property
-    def pastes_back(self) -> bool:
-        return self in (CropMode.FULL, CropMode.EXTFULL)
-
-
 @dataclass(frozen=True)
 class CropGeometry:
     """Where the working image comes from in the original photo.
@@ -197,8 +176,9 @@ class CropGeometry:
         resized_size: (W, H) after the shrink of very large faces (= ``image_size`` mostly).
         crop_box: bordered crop C in the resized image; None in ``resize`` mode.
         tight_box: tight box Q relative to C, as the original truncates it; None in ``resize``
-            mode. Its right and bottom edges are clamped by the resized photo's *width*, so on
-            a photo wider than tall Q may reach past the bottom of C (the original's behaviour).
+            mode. Its right and bottom edges are both clamped by the resized photo's *width*
+            (the original's behaviour): on a landscape photo Q may reach past the bottom of C,
+            on a portrait photo its bottom may be cut short.
         tight_box_float: Q before truncation (the original's ``quad`` output).
         mode: the crop mode.
     """
@@ -284,13 +264,8 @@ class CropGeometry:
         )
 
 
-CROP_MODES = tuple(mode.value for mode in CropMode)
-"""How the photo becomes the working image; the full modes paste the animated crop back into the photo."""
-CROP_ONLY_MODES = tuple(mode.value for mode in CropMode if not mode.pastes_back)
-"""The modes whose output is the working image itself (no paste-back): training data and evaluation use these."""
-
-PREPARED_SOURCE_FORMAT = "tavce.PreparedSource"
-PREPARED_SOURCE_VERSION = 1
+_PREPARED_SOURCE_FORMAT = "tavce.PreparedSource"
+_PREPARED_SOURCE_VERSION = 1
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors and arrays: compared by identity
@@ -321,6 +296,8 @@ class PreparedSource:
     landmarker: str = "explicit"
 
     def __post_init__(self) -> None:
+        import torch
+
         size = self.image.shape[-1]
         if self.image.ndim != 3 or tuple(self.image.shape) != (3, size, size) or self.image.dtype != torch.float32:
             raise InvalidArgumentError(
@@ -356,6 +333,8 @@ class PreparedSource:
 
     def save(self, path: str | Path) -> Path:
         """Write one ``.safetensors`` file (atomically); returns its path."""
+        import torch
+
         from tavce.hub import save_safetensors
 
         tensors = {
@@ -367,8 +346,8 @@ class PreparedSource:
         if self.original_image is not None:
             tensors["original_image"] = torch.from_numpy(np.ascontiguousarray(self.original_image))
         metadata = {
-            "format": PREPARED_SOURCE_FORMAT,
-            "version": str(PREPARED_SOURCE_VERSION),
+            "format": _PREPARED_SOURCE_FORMAT,
+            "version": str(_PREPARED_SOURCE_VERSION),
             "geometry": json.dumps(self.geometry.to_dict()),
             "landmarker": self.landmarker,
         }
@@ -394,9 +373,9 @@ class PreparedSource:
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         except Exception as error:  # safetensors raises its own error types and OSError
             raise InvalidImageError(f"{path}: not a readable safetensors file ({error})") from error
-        if metadata.get("format") != PREPARED_SOURCE_FORMAT:
+        if metadata.get("format") != _PREPARED_SOURCE_FORMAT:
             raise InvalidImageError(f"{path}: not a tavce prepared source (format {metadata.get('format')!r})")
-        if int(metadata.get("version", 0)) > PREPARED_SOURCE_VERSION:
+        if int(metadata.get("version", 0)) > _PREPARED_SOURCE_VERSION:
             raise InvalidImageError(f"{path}: written by a newer tavce (version {metadata['version']}); upgrade tavce")
         original = tensors.get("original_image")
         return cls(

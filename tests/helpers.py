@@ -80,3 +80,26 @@ def tiny_face_recon():
     from tavce.models.face_recon import FaceReconConfig, FaceReconNet
 
     return FaceReconNet(FaceReconConfig(blocks_per_stage=(1, 1, 1, 1), base_width=4)).eval()
+
+
+def write_tiny_training_settings(folder: Path, mouth_channels: tuple[int, ...] = (4, 8, 8, 8)) -> None:
+    """``folder/tavc.json`` and ``folder/renderer.json``: settings that train against tavce.testing's tiny weights.
+
+    Stage 1: embedding size 4 (what the tiny renderer's CERL layers take), a narrow IResNet of
+    ``mouth_channels``, figures every step. Stage 2: a tiny discriminator, no VGG19 perceptual term.
+    """
+    from tavce.models.renderer.discriminator import DiscriminatorConfig
+    from tavce.models.tavc import MouthEncoderConfig
+    from tavce.training.renderer import LossWeights, RendererTrainingConfig, save_training_config
+    from tavce.training.tavc import TAVCTrainingConfig
+
+    embedding = 4
+    mouth = MouthEncoderConfig(
+        image_size=112, stem_channels=mouth_channels[0], stage_channels=mouth_channels,
+        blocks_per_stage=(1,) * len(mouth_channels), embedding_dim=embedding,
+    )  # fmt: skip
+    TAVCTrainingConfig(embedding_dim=embedding, mouth_encoder=mouth, log_every=1).save(folder / "tavc.json")
+    renderer = RendererTrainingConfig(
+        discriminator=DiscriminatorConfig(base_channels=4, max_channels=16), losses=LossWeights(perceptual=(0.0,) * 5)
+    )
+    save_training_config(renderer, folder / "renderer.json")

@@ -45,3 +45,15 @@ def test_end_to_end_benchmark_times_every_phase_of_generate() -> None:
     assert row["end_to_end_s"] == pytest.approx(sum(row[name] for name in phases), rel=1e-3)
     assert row["overhead"] == pytest.approx(row["end_to_end_s"] / row["render_s"], rel=1e-3)
     assert row["cpu_flags"] is not None
+
+
+def test_enhancer_benchmark_reports_seconds_per_frame_and_psnr() -> None:
+    command = [sys.executable, "benchmarks/enhancer.py", "--tiny", "--json", "--dtypes", "float32,float32",
+               "--batch", "1", "--frames", "1", "--threads", "1"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [row["dtype"] for row in rows] == ["float32", "float32"]
+    for row in rows:
+        assert row["s_per_frame"] > row["upscale_only_s_per_frame"] > 0
+        assert row["psnr_vs_fp32_db"] == float("inf")  # the same precision gives the same frames

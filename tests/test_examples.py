@@ -125,3 +125,19 @@ def test_batch_folder(tiny_weights: Path, portrait, tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert again.stderr.count(": reusing") == 2 and ": preparing" not in again.stderr
     assert "wrote 0 video(s)" in again.stderr
+
+
+def test_enhance(tiny_weights: Path, portrait, short_speech: Path, tmp_path: Path) -> None:
+    from tests.models.test_enhancer import small_enhancer
+
+    small_enhancer().save_pretrained(tmp_path / "enhancer")
+    output = tmp_path / "enhanced.mp4"
+    run = _run(
+        "enhance.py", portrait[0], short_speech, tmp_path / "enhancer", "-o", output, "--weights", tiny_weights,
+        "--face-box", _box(portrait), "--compare",
+    )
+    assert run.returncode == 0, run.stderr
+    frames, size = _frames_and_size(output)
+    plain_frames, plain_size = _frames_and_size(output.with_suffix(".plain.mp4"))
+    assert frames == plain_frames == 15 and size == (2 * plain_size[0], 2 * plain_size[1])
+    assert "enhanced 15/15 frames" in run.stderr

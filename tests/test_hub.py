@@ -142,3 +142,15 @@ def test_local_files_only_without_environment(tmp_path: Path, monkeypatch: pytes
     assert resolve_weights("org/talking", "model.safetensors", cache_dir=tmp_path, local_files_only=True) == snapshot
     with pytest.raises(WeightsNotFoundError, match="local_files_only"):
         resolve_weights("org/talking", "other.safetensors", cache_dir=tmp_path, local_files_only=True)
+
+
+def test_a_module_loads_its_safetensors_tensor_by_tensor_with_strict_keys(tmp_path):
+    from tavce.models.base import load_safetensors_strict
+
+    source, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    path = save_safetensors(source.state_dict(), tmp_path / "linear.safetensors")
+    load_safetensors_strict(target, path, source="linear")
+    assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
+    weight_only = save_safetensors({"weight": source.weight}, tmp_path / "weight.safetensors")
+    with pytest.raises(IncompatibleWeightsError, match=r"missing: bias.*shape mismatch: weight: file \(2, 3\) vs model"):
+        load_safetensors_strict(torch.nn.Linear(3, 4), weight_only, source="weight")

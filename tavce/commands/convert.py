@@ -6,7 +6,7 @@ import argparse
 
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
-from tavce.types import CROP_ONLY_MODES, RENDER_SIZES
+from tavce.constants import CROP_ONLY_MODES, RENDER_SIZES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="TAVCE face-render checkpoint (.pth): MappingNet, keypoint detector and generator with CERL layers",
     )
+    parser.add_argument(
+        "--enhancer-weights",
+        default=None,
+        metavar="PATH_OR_REPO",
+        help="also convert the face enhancer: folder holding GFPGANv1.4.pth and parsing_parsenet.pth (GitHub "
+        "releases of TencentARC/GFPGAN and xinntao/facexlib), or a Hub repo id holding both",
+    )
     hub = parser.add_argument_group("Hugging Face Hub (when SOURCE is a repo id)")
     hub.add_argument("--revision", default=None, help="branch, tag or commit of the repo (default: main)")
     hub.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
@@ -68,6 +75,7 @@ def run(arguments: argparse.Namespace) -> int:
         revision=arguments.revision,
         cache_dir=arguments.cache_dir,
         local_files_only=arguments.offline,
+        enhancer_weights=arguments.enhancer_weights,
     )
     print(output)
     return 0

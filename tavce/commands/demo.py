@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 
 from tavce.cli import Subcommand
 from tavce.errors import InvalidArgumentError
@@ -68,6 +69,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (a service manager's stop, ``kill``) close the server as Ctrl-C does.
+
+    Gradio then shuts down in order and deletes the result videos it holds; the default
+    SIGTERM action would end the process on the spot and leave them behind.
+    """
+
+    def interrupt(signal_number, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(arguments: argparse.Namespace) -> int:
     from tavce._extras import require
 
@@ -92,6 +106,7 @@ def run(arguments: argparse.Namespace) -> int:
     logger.info("loading the pipeline (device %s, dtype %s)", device, str(dtype).replace("torch.", ""))
     pipe = TalkingHeadPipeline.from_pretrained(arguments.weights).to(device, dtype)
     app = build_app(pipe, concurrency=arguments.concurrency, **dataclasses.asdict(limits))
+    _stop_on_sigterm()
     app.launch(
         server_name=arguments.host,
         server_port=arguments.port,

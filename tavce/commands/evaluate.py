@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from tavce.cli import Subcommand
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
-from tavce.types import CROP_ONLY_MODES
+from tavce.constants import CROP_ONLY_MODES
 
 logger = logging.getLogger(__name__)
 

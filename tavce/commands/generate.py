@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from tavce.cli import Subcommand, parse_face_box
+from tavce.constants import ENHANCER_UPSCALES, ENHANCERS
 from tavce.errors import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
     weights.add_argument("--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); enables CERL")
     weights.add_argument("--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers")
+    enhancer = parser.add_argument_group("face enhancer (GFPGAN v1.4, as SadTalker's --enhancer gfpgan)")
+    enhancer.add_argument(
+        "--enhancer",
+        default=None,
+        choices=ENHANCERS,
+        help="restore the face of every frame with GFPGAN v1.4; the video is --enhancer-upscale times larger",
+    )
+    enhancer.add_argument(
+        "--enhancer-weights",
+        default=None,
+        metavar="PATH_OR_REPO",
+        help="folder holding GFPGANv1.4.pth and parsing_parsenet.pth (GitHub releases of TencentARC/GFPGAN and "
+        "xinntao/facexlib), the GFPGANv1.4.pth file, or a Hub repo id holding both (default: the enhancer saved "
+        "in the --weights folder)",
+    )
+    enhancer.add_argument(
+        "--enhancer-upscale",
+        type=int,
+        default=None,
+        choices=ENHANCER_UPSCALES,
+        help="scale of the enhanced video: 2 doubles its width and height (default, as SadTalker), 1 keeps the size",
+    )
     look = parser.add_argument_group("animation")
     look.add_argument(
         "--mode",
@@ -89,6 +112,15 @@ def run(arguments: argparse.Namespace) -> int:
     logger.info("device %s, dtype %s", device, str(dtype).replace("torch.", ""))
     if arguments.batch_size is not None and arguments.batch_size < 1:
         raise InvalidArgumentError(f"--batch-size {arguments.batch_size}: must be at least 1")
+    if arguments.enhancer is None and (arguments.enhancer_weights or arguments.enhancer_upscale):
+        raise InvalidArgumentError("--enhancer-weights / --enhancer-upscale need --enhancer gfpgan")
+    enhancer = {}
+    if arguments.enhancer is not None:
+        enhancer = dict(
+            enhancer=arguments.enhancer,
+            enhancer_weights=arguments.enhancer_weights,
+            enhancer_upscale=arguments.enhancer_upscale,
+        )
     pipe = TalkingHeadPipeline.from_pretrained(
         arguments.weights,
         revision=arguments.revision,
@@ -97,6 +129,7 @@ def run(arguments: argparse.Namespace) -> int:
         size=arguments.size,
         tavce_correlation=arguments.tavce_correlation,
         tavce_facerender=arguments.tavce_facerender,
+        **enhancer,
     ).to(device, dtype)
     result = pipe(
         arguments.image,
@@ -109,6 +142,7 @@ def run(arguments: argparse.Namespace) -> int:
         seed=arguments.seed,
         face_box=arguments.face_box,
         batch_size=arguments.batch_size,
+        enhance=arguments.enhancer is not None,
         progress=not arguments.no_progress,
     )
     with torch.inference_mode():

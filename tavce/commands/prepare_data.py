@@ -8,7 +8,7 @@ from typing import Any
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
-from tavce.types import CROP_ONLY_MODES, RENDER_SIZES
+from tavce.constants import CROP_ONLY_MODES, RENDER_SIZES
 
 EXIT_SOME_FAILED = 1
 

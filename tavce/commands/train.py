@@ -15,10 +15,22 @@ import os
 
 from tavce.cli import Subcommand
 
+MIXED_PRECISION_OPTIONS = ("auto", "off", "fp16", "bf16", "float32", "float16", "bfloat16")
+"""--mixed-precision values: torch's dtype names and the short aliases (the Python API's None is ``auto``)."""
+
+
 TAVC_EPILOG = """\
 The run folder OUT gets training_config.json (the resolved settings), metrics.jsonl (figures every
 --log-every steps), checkpoints/step_<N>.pt (after every epoch, every --checkpoint-every steps and at
-the end; checkpoints/latest names the newest) and metric/ (the trained metric, a tavce component).
+the end; checkpoints/latest names the newest), curves.png (losses, similarities, learning rate; with
+pip install 'tavce[train]') and metric/ (the trained metric). With --val-data or --val-fraction also
+validation.jsonl and checkpoints/best.pt; with --tensorboard, tensorboard/.
+
+The next steps take OUT/metric as it is:
+  tavce train renderer data/ runs/renderer --init WEIGHTS --metric runs/tavc/metric
+  tavce evaluate --generated GEN --reference REF --tavc-metric runs/tavc/metric
+--install-into WEIGHTS also writes it as the metric of a tavce weights folder (for `tavce generate
+--weights WEIGHTS`); on a finished run, `--resume --install-into WEIGHTS` only installs it.
 
 Defaults are the original code's (correlation/train.py): Adam lr 1e-4, StepLR x0.1 every 8 epochs,
 10 epochs, batch 16 per process, seed 2024, tau 3, alpha 1. The paper's 40k iterations:
@@ -79,8 +91,9 @@ _TAVC_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
         "help": "auto (this process's GPU, else CPU), cpu, cuda, cuda:1 (default auto)"}),
     ("compute", "--workers", "num_workers", {"type": int, "metavar": "N",
         "help": "data-loading processes per training process (default 4)"}),
-    ("compute", "--mixed-precision", "mixed_precision", {"choices": ("auto", "off", "fp16", "bf16"),
-        "help": "auto: float16 autocast with gradient scaling on CUDA, off on CPU (default auto)"}),
+    ("compute", "--mixed-precision", "mixed_precision", {"choices": MIXED_PRECISION_OPTIONS,
+        "help": "auto: float16 autocast with gradient scaling on CUDA, off on CPU (default auto); float16 "
+        "(fp16), bfloat16 (bf16), or float32 (off)"}),
     ("compute", "--no-sync-batch-norm", "sync_batch_norm", {"action": "store_const", "const": False,
         "help": "under torchrun on GPUs keep per-process BatchNorm statistics (default: synchronised)"}),
     ("output", "--log-every", "log_every", {"type": int, "metavar": "N",
@@ -91,6 +104,21 @@ _TAVC_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
         "help": "do not write the trained metric to OUT/metric"}),
     ("output", "--no-progress", "progress", {"action": "store_const", "const": False,
         "help": "hide the progress bar"}),
+    ("validation", "--val-data", "val_data", {"metavar": "DIR",
+        "help": "a folder prepared like DATA with held-out videos, validated every --validate-every steps and "
+        "at the end (default: none)"}),
+    ("validation", "--val-fraction", "val_fraction", {"type": float, "metavar": "F",
+        "help": "instead of --val-data, hold out this fraction of DATA's identities (the text before the first "
+        "# of a video's name), so that no person is in both parts"}),
+    ("validation", "--validate-every", "validate_every", {"type": int, "metavar": "N",
+        "help": "validate every N steps (default: at the end of the run only); the positive / negative similarities and the fraction ranked correctly are logged, the best checkpoint by their gap is kept as OUT/checkpoints/best.pt"}),
+    ("validation", "--validation-items", "validation_items", {"type": int, "metavar": "N",
+        "help": "held-out items per validation, the same ones every time (default 16)"}),
+    ("output", "--tensorboard", "tensorboard", {"action": "store_const", "const": True,
+        "help": "also write TensorBoard event files to OUT/tensorboard (needs pip install 'tavce[train]')"}),
+    ("output", "--no-plots", "plots", {"action": "store_const", "const": False,
+        "help": "do not draw OUT/curves.png at the end (drawn with matplotlib, from pip install 'tavce[train]'; "
+        "redraw any time with `tavce plot OUT`)"}),
 )  # fmt: skip
 
 TAVC_OPTION_FIELDS = {field: option for _, option, field, _ in _TAVC_OPTIONS}
@@ -135,22 +163,26 @@ def _add_tavc_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--install-into",
         metavar="WEIGHTS",
-        help="after training, write the metric as the `metric` component of this tavce weights folder",
+        help="after training, write the metric as the `metric` component of this tavce weights folder (its "
+        "renderer's CERL then uses it; `tavce train renderer --metric` takes OUT/metric without this)",
     )
 
 
 RENDERER_EPILOG = """\
 The run folder OUT gets training_config.json (the resolved settings), metrics.jsonl (loss terms and CAR's
 skipped batches every --log-every steps), checkpoints/step_<N>.pt (after every epoch, every
---checkpoint-every steps and at the end; checkpoints/latest names the newest) and weights/ (a tavce
-weights folder: TalkingHeadPipeline.from_pretrained("OUT/weights") renders with the trained renderer).
+--checkpoint-every steps and at the end; checkpoints/latest names the newest), curves.png (with
+pip install 'tavce[train]') and weights/ (a tavce weights folder: `tavce generate PHOTO AUDIO -o OUT.mp4
+--weights OUT/weights` renders with the trained renderer). With --val-data or --val-fraction also
+validation.jsonl (L1, PSNR), samples/step_<N>.png (source | driving | generated) and
+checkpoints/best.pt; with --tensorboard, tensorboard/.
 
 Defaults are the paper's (facerender.yaml): batch 4, 5 epochs of 200 identities x 50 repeats (12,500
 iterations), Adam betas (0.5, 0.999), lr 2e-5 (generator, discriminator) and 2e-4 (MappingNet, x0.1 after
 epoch 4), weights perceptual 10 x5, GAN 1, feature matching 10 x4, L1 20, expression 5, CAR 0.1. TAVCE's start:
   tavce train renderer data/ runs/stage2 \\
       --init 00000189-checkpoint.pth.tar facevid2vid_00189-model.pth.tar --init mapping_00229-model.pth.tar \\
-      --metric runs/tavc-weights --vgg19 vgg19-dcbb9e9d.pth --base tavce-weights/
+      --metric runs/tavc/metric --vgg19 vgg19-dcbb9e9d.pth --base tavce-weights/
 Table IV ablations (same command): --ablation no-cerl | no-car | none. Several GPUs (batch per process):
   torchrun --nproc_per_node 4 -m tavce train renderer data/ runs/stage2 --batch-size 1 ...
 Continue an interrupted run exactly where its last checkpoint left it: add --resume.
@@ -176,8 +208,8 @@ _RENDERER_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
         "mapping_00229-model.pth.tar, facevid2vid_00189-model.pth.tar), `FILE OFFICIAL_NAME` for a renamed one, "
         "or a tavce weights folder (its renderer's sizes are used); later sources fill what earlier ones lack"}),
     ("model", "--metric", "run.metric", {"metavar": "SOURCE",
-        "help": "frozen stage-1 metric for CERL and CAR: a tavce folder with a metric component, or TAVCE's "
-        "correlation checkpoint"}),
+        "help": "frozen stage-1 metric for CERL and CAR: the metric folder of a `tavce train tavc` run (RUN/metric), "
+        "a tavce weights folder with a metric component, or TAVCE's correlation checkpoint"}),
     ("model", "--vgg19", "config.vgg19_weights", {"metavar": "FILE",
         "help": "torchvision's vgg19-dcbb9e9d.pth (or safetensors) for the perceptual loss (default: random, tests only)"}),
     ("model", "--landmarker", "run.landmarker", {"choices": ("auto", "insightface", "dlib"),
@@ -197,8 +229,9 @@ _RENDERER_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
         "help": "auto (this process's GPU, else CPU), cpu, cuda, cuda:1 (default auto)"}),
     ("compute", "--workers", "run.num_workers", {"type": int, "metavar": "N",
         "help": "data-loading processes per training process (default 4)"}),
-    ("compute", "--mixed-precision", "run.mixed_precision", {"choices": ("auto", "off", "fp16", "bf16"),
-        "help": "auto: float16 autocast with gradient scaling on CUDA, off on CPU (default auto)"}),
+    ("compute", "--mixed-precision", "run.mixed_precision", {"choices": MIXED_PRECISION_OPTIONS,
+        "help": "auto: float16 autocast with gradient scaling on CUDA, off on CPU (default auto); float16 "
+        "(fp16), bfloat16 (bf16), or float32 (off)"}),
     ("compute", "--no-sync-batch-norm", "run.sync_batch_norm", {"action": "store_const", "const": False,
         "help": "under torchrun on GPUs keep per-process BatchNorm statistics (default: synchronised)"}),
     ("output", "--base", "run.base", {"metavar": "WEIGHTS",
@@ -212,6 +245,21 @@ _RENDERER_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
         "help": "do not write the trained weights folder OUT/weights"}),
     ("output", "--no-progress", "run.progress", {"action": "store_const", "const": False,
         "help": "hide the progress bar"}),
+    ("validation", "--val-data", "run.val_data", {"metavar": "DIR",
+        "help": "a folder prepared like DATA with held-out videos, validated every --validate-every steps and "
+        "at the end (default: none)"}),
+    ("validation", "--val-fraction", "run.val_fraction", {"type": float, "metavar": "F",
+        "help": "instead of --val-data, hold out this fraction of DATA's identities (the text before the first "
+        "# of a video's name), so that no person is in both parts"}),
+    ("validation", "--validate-every", "run.validate_every", {"type": int, "metavar": "N",
+        "help": "validate every N steps (default: at the end of the run only); L1 and PSNR are logged, OUT/samples/step_N.png shows source | driving | generated, the best checkpoint by L1 is kept as OUT/checkpoints/best.pt"}),
+    ("validation", "--validation-items", "run.validation_items", {"type": int, "metavar": "N",
+        "help": "held-out items per validation, the same ones every time (default 8)"}),
+    ("output", "--tensorboard", "run.tensorboard", {"action": "store_const", "const": True,
+        "help": "also write TensorBoard event files to OUT/tensorboard (needs pip install 'tavce[train]')"}),
+    ("output", "--no-plots", "run.plots", {"action": "store_const", "const": False,
+        "help": "do not draw OUT/curves.png at the end (drawn with matplotlib, from pip install 'tavce[train]'; "
+        "redraw any time with `tavce plot OUT`)"}),
 )  # fmt: skip
 
 RENDERER_OPTION_FIELDS = {destination: option for _, option, destination, _ in _RENDERER_OPTIONS}
@@ -309,7 +357,7 @@ def run(arguments: argparse.Namespace) -> int:
         train_renderer(config, arguments.data, arguments.output, run=run_config, resume=resume)
         return 0
     config = tavc_config(arguments)
-    result = train_tavc(arguments.data, arguments.output, config, resume=resume)
+    result = train_tavc(config, arguments.data, arguments.output, resume=resume)
     if arguments.install_into and result.metric_folder is not None:
         install_metric(arguments.install_into, result.metric_folder)
     return 0

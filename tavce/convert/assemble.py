@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_audio2coeff",
+    "build_enhancer",
     "build_mapping",
     "build_metric",
     "build_preprocessor",
@@ -93,3 +94,12 @@ def build_metric(parts: Mapping[str, StateDict], source: str = "TAVCE correlatio
         audio_encoder=_loaded(TAVCAudioEncoder(), parts["tavc_audio_encoder"], f"{source} audio encoder"),
         mouth_encoder=_loaded(MouthEncoder(), parts["mouth_encoder"], f"{source} mouth encoder"),
     ).eval()
+
+
+def build_enhancer(restorer: StateDict, parser: StateDict, *, upscale: int = 2, source: str = "face enhancer") -> TavceModule:
+    """``FaceEnhancer`` (GFPGAN v1.4 + ParseNet at their official sizes) from parts restorer and parser."""
+    from tavce.models.enhancer import FaceEnhancer, FaceEnhancerConfig
+
+    state = {f"restorer.{key}": value for key, value in restorer.items()}
+    state |= {f"parser.{key}": value for key, value in parser.items()}
+    return _loaded(FaceEnhancer(FaceEnhancerConfig(upscale=upscale)), state, source)

@@ -23,7 +23,7 @@ from tavce.audio.mel import (
 )
 from tavce.components import save_components
 from tavce import DEFAULT_REPO
-from tavce.convert.official import OfficialComponents, load_official_components
+from tavce.convert.official import OfficialComponents, load_enhancer, load_official_components
 from tavce.types import FPS, MEL_BINS, MEL_STEPS_PER_WINDOW, SAMPLE_RATE
 
 __all__ = ["preprocessing_constants", "save_official_components", "convert_official"]
@@ -79,11 +79,14 @@ def convert_official(
     revision: str | None = None,
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
+    enhancer_weights: str | Path | None = None,
 ) -> Path:
     """Convert the official files at ``location`` into the tavce folder ``output``.
 
     Arguments as :func:`~tavce.convert.official.load_official_components`; ``full_mode``
-    defaults to True here so that the folder serves every crop mode.
+    defaults to True here so that the folder serves every crop mode. ``enhancer_weights``
+    (GFPGAN v1.4 + ParseNet, see :func:`~tavce.convert.official.load_enhancer`) adds the
+    face enhancer; a pipeline loaded from the folder then enhances by default.
     """
     official = load_official_components(
         location,
@@ -95,5 +98,8 @@ def convert_official(
         cache_dir=cache_dir,
         local_files_only=local_files_only,
     )
+    if enhancer_weights is not None:
+        official.enhancer = load_enhancer(enhancer_weights, cache_dir=cache_dir, local_files_only=local_files_only)
+        official.sources += (str(enhancer_weights),)
     provenance = {"source": str(location)} | ({"revision": revision} if revision else {})
     return save_official_components(official, output, size=size, provenance=provenance)

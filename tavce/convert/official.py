@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tavce import DEFAULT_REPO
-from tavce.convert.assemble import build_audio2coeff, build_metric, build_preprocessor, build_renderer
+from tavce.convert.assemble import build_audio2coeff, build_enhancer, build_metric, build_preprocessor, build_renderer
 from tavce.convert.files import FILE_CONVERTERS, StateDict
 from tavce.convert.layout import detect_layout, is_tavce_folder, locate_weights
 from tavce.components import COMPONENT_NAMES
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, WeightsNotFoundError
 from tavce.hub import load_legacy_checkpoint, load_safetensors, resolve_weights
 from tavce.models.base import TavceModule
 from tavce.types import RENDER_SIZES
@@ -37,6 +37,8 @@ __all__ = [
     "official_filenames",
     "load_official_file",
     "load_official_components",
+    "ENHANCER_FILES",
+    "load_enhancer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ MAPPING_CROP_FILE = "mapping_00229-model.pth.tar"  # 70-dim MappingNet: crop, ex
 MAPPING_FULL_FILE = "mapping_00109-model.pth.tar"  # 73-dim MappingNet: full, extfull
 TAVCE_CORRELATION_FILE = "tavce_correlation_epoch_N.pth"  # manifest name; the real file name varies
 TAVCE_FACERENDER_FILE = "tavce_facerender_latest.pth"
+ENHANCER_FILES = ("GFPGANv1.4.pth", "parsing_parsenet.pth")
+"""The face enhancer's official files: GFPGAN v1.4 (TencentARC/GFPGAN release v1.3.0) and facexlib's ParseNet."""
 
 
 def sadtalker_filename(size: int) -> str:
@@ -107,6 +111,7 @@ class OfficialComponents:
     audio2coeff: TavceModule
     renderer: TavceModule
     metric: TavceModule | None = None
+    enhancer: TavceModule | None = None
     sources: tuple[str, ...] = ()
 
     @property
@@ -190,3 +195,52 @@ def load_official_components(
         metric=metric,
         sources=tuple(sources),
     )
+
+
+def load_enhancer(
+    location: str | Path,
+    *,
+    upscale: int = 2,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> TavceModule:
+    """The face enhancer (:class:`~tavce.models.enhancer.FaceEnhancer`) from its weights.
+
+    Args:
+        location: a folder holding ``GFPGANv1.4.pth`` and ``parsing_parsenet.pth``; the
+            ``GFPGANv1.4.pth`` file itself (``parsing_parsenet.pth`` beside it); an enhancer
+            folder written by ``save_pretrained``; or a Hub repository id holding the two files.
+        upscale: the enhanced frames are ``upscale`` times larger (1 or 2).
+        revision, cache_dir, local_files_only: Hub options, see :func:`tavce.hub.resolve_weights`.
+
+    Raises:
+        WeightsNotFoundError: a file is missing (the message says where the official files are published).
+        IncompatibleWeightsError: a file is unsafe, holds something other than tensors, or does not fit.
+    """
+    from tavce.models.base import CONFIG_NAME
+    from tavce.models.enhancer import FaceEnhancer
+
+    local = Path(str(location)).expanduser()
+    restorer_file = ENHANCER_FILES[0]
+    if local.is_file():
+        local, restorer_file = local.parent, local.name
+    if (local / CONFIG_NAME).is_file():
+        return FaceEnhancer.from_pretrained(local).with_upscale(upscale)
+    try:
+        folder = resolve_weights(
+            local if local.is_dir() else location,
+            [restorer_file, ENHANCER_FILES[1]],
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+    except WeightsNotFoundError as error:
+        raise WeightsNotFoundError(
+            f"{error}. The enhancer's official files are GFPGANv1.4.pth (github.com/TencentARC/GFPGAN, release "
+            "v1.3.0) and parsing_parsenet.pth (github.com/xinntao/facexlib, release v0.2.2); download them into "
+            "one folder and pass that folder"
+        ) from error
+    restorer = load_official_file(folder / restorer_file, ENHANCER_FILES[0])["restorer"]
+    parser = load_official_file(folder / ENHANCER_FILES[1])["parser"]
+    return build_enhancer(restorer, parser, upscale=upscale, source=str(folder))

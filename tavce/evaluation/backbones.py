@@ -89,13 +89,29 @@ def load_sync_encoder(path: str | Path, device: str | torch.device = "cpu") -> S
 
 
 def load_tavc_metric(path: str | Path, device: str | torch.device = "cpu") -> TemporalCorrelationMetric:
-    """The TAVC metric from a tavce weights folder (its ``metric/``), a metric folder, or TAVCE's
-    correlation checkpoint (``.pth``, converted on load)."""
+    """The TAVC metric from a tavce weights folder (its ``metric/``), a metric folder (``RUN/metric`` of
+    ``tavce train tavc``), or TAVCE's correlation checkpoint (``.pth``, converted on load).
+
+    The one loader of every option that takes a metric (``tavce evaluate --tavc-metric``,
+    ``tavce train renderer --metric``).
+
+    Raises:
+        WeightsNotFoundError: nothing at ``path``.
+        IncompatibleWeightsError: a weights folder without a metric component, or not a metric.
+    """
+    from tavce.components import PIPELINE_CONFIG_NAME
+
     path = _existing(
         path, "TAVC metric weights", "give a tavce weights folder with a metric, or the TAVCE correlation .pth"
     )
     if path.is_dir():
-        folder = path / "metric" if (path / "metric" / CONFIG_NAME).is_file() else path
+        has_metric = (path / "metric" / CONFIG_NAME).is_file()
+        if (path / PIPELINE_CONFIG_NAME).is_file() and not has_metric:
+            raise IncompatibleWeightsError(
+                f"{path}: a tavce weights folder with no metric component; pass the metric folder written by "
+                "`tavce train tavc` (RUN/metric), a weights folder with a metric, or TAVCE's correlation checkpoint"
+            )
+        folder = path / "metric" if has_metric else path
         metric = load_module_folder(folder)
     else:
         from tavce.convert.assemble import build_metric

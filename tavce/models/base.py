@@ -38,6 +38,7 @@ __all__ = [
     "config_to_dict",
     "config_from_dict",
     "TavceModule",
+    "load_safetensors_strict",
     "module_device",
     "load_state_dict_strict",
 ]
@@ -187,8 +188,6 @@ class TavceModule(nn.Module):
     @classmethod
     def from_pretrained(cls: type[ModuleT], folder: str | Path) -> ModuleT:
         """Build the module from a folder written by :meth:`save_pretrained` (strict load)."""
-        from tavce.hub import load_safetensors
-
         folder = Path(folder)
         config_path = folder / CONFIG_NAME
         if not config_path.is_file():
@@ -197,7 +196,7 @@ class TavceModule(nn.Module):
                 "or convert official weights with `tavce convert`."
             )
         module = cls.from_description(json.loads(config_path.read_text()), folder)
-        load_state_dict_strict(module, load_safetensors(folder / WEIGHTS_NAME), source=str(folder))
+        load_safetensors_strict(module, folder / WEIGHTS_NAME, source=str(folder))
         return module.eval()
 
 
@@ -215,13 +214,37 @@ def load_state_dict_strict(module: nn.Module, state_dict: dict[str, torch.Tensor
     Raises:
         IncompatibleWeightsError: naming the missing, unexpected and mis-shaped keys.
     """
+    _check_fit(module, {name: tuple(tensor.shape) for name, tensor in state_dict.items()}, source)
+    module.load_state_dict(state_dict, strict=True)
+
+
+def load_safetensors_strict(module: nn.Module, path: str | Path, source: str) -> None:
+    """Copy a safetensors file into ``module`` tensor by tensor (exact keys and shapes required).
+
+    Equivalent to :func:`load_state_dict_strict` with the whole file, but only one tensor of
+    the file is in memory at a time beside the module's own.
+
+    Raises:
+        WeightsNotFoundError: the file does not exist.
+        IncompatibleWeightsError: an invalid file, or missing, unexpected and mis-shaped keys.
+    """
+    from tavce.hub import open_safetensors
+
+    with open_safetensors(path) as (shapes, read):
+        _check_fit(module, shapes, source)
+        with torch.no_grad():
+            for name, target in module.state_dict().items():
+                target.copy_(read(name))
+
+
+def _check_fit(module: nn.Module, shapes: Mapping[str, tuple[int, ...]], source: str) -> None:
     expected = module.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
     mismatched = sorted(
-        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state_dict)
-        if tuple(state_dict[k].shape) != tuple(expected[k].shape)
+        f"{k}: file {shapes[k]} vs model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(shapes)
+        if shapes[k] != tuple(expected[k].shape)
     )
     if missing or unexpected or mismatched:
         problems = []
@@ -233,4 +256,3 @@ def load_state_dict_strict(module: nn.Module, state_dict: dict[str, torch.Tensor
             f"{source}: weights do not fit {type(module).__name__} ({'; '.join(problems)}). "
             "Check that the file and the model configuration belong together."
         )
-    module.load_state_dict(state_dict, strict=True)

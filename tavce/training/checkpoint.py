@@ -78,13 +78,15 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` (plus the format tag) atomically and point ``latest`` at it."""
+def save_checkpoint(path: str | Path, state: dict[str, Any], *, update_latest: bool = True) -> Path:
+    """Write ``state`` (plus the format tag) atomically and point ``latest`` at it (unless ``update_latest`` is off)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     torch.save({"format": CHECKPOINT_FORMAT, **state}, partial)
     os.replace(partial, path)
+    if not update_latest:
+        return path
     latest = path.parent / LATEST_NAME
     latest_partial = path.parent / (LATEST_NAME + ".partial")
     latest_partial.write_text(path.name + "\n")

@@ -18,14 +18,42 @@ import torch.distributed as dist
 
 from tavce.errors import InvalidArgumentError
 
-__all__ = ["DistributedContext", "resolve_device"]
+__all__ = ["MIXED_PRECISION_CHOICES", "DistributedContext", "autocast_dtype", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> ``cuda:<local_rank>`` when a GPU is visible, else the CPU; other values as given."""
-    if device == "auto":
+_AUTOCAST_DTYPES = {
+    "float32": None,
+    "off": None,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+MIXED_PRECISION_CHOICES = (None, "auto", *_AUTOCAST_DTYPES)
+"""Accepted ``mixed_precision`` settings: None (automatic; ``"auto"`` on the command line), torch's dtype
+names ``float32`` (off), ``float16``, ``bfloat16``, and the aliases ``off``, ``fp16``, ``bf16``."""
+
+
+def autocast_dtype(mode: str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a ``mixed_precision`` setting: automatic → float16 on CUDA, none (float32) on CPU.
+
+    Raises:
+        InvalidArgumentError: a setting not in :data:`MIXED_PRECISION_CHOICES`.
+    """
+    if mode is None or mode == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    if mode not in _AUTOCAST_DTYPES:
+        raise InvalidArgumentError(
+            f"mixed_precision={mode!r}: choose None (automatic), float32, float16 or bfloat16 (or off, fp16, bf16)"
+        )
+    return _AUTOCAST_DTYPES[mode]
+
+
+def resolve_device(device: str | None, local_rank: int = 0) -> torch.device:
+    """None (or ``"auto"``) -> ``cuda:<local_rank>`` when a GPU is visible, else the CPU; other values as given."""
+    if device is None or device == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and resolved.index is None:
@@ -61,7 +89,7 @@ class DistributedContext:
         return self.world_size > 1
 
     @classmethod
-    def from_environment(cls, device: str = "auto") -> DistributedContext:
+    def from_environment(cls, device: str | None = None) -> DistributedContext:
         """Read torchrun's variables and initialise the process group if the job has several ranks."""
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))

@@ -208,3 +208,26 @@ class PooledMetric(TavceModule, TemporalCorrelationMetric):
 
     def visual_relationship(self, previous_mouths: torch.Tensor, current_mouths: torch.Tensor) -> torch.Tensor:
         return relationship_factor(self.mouth(previous_mouths.mean((2, 3))), self.mouth(current_mouths.mean((2, 3))))
+
+
+@dataclass(frozen=True)
+class SourceRendererConfig:
+    image_size: int = 256
+
+
+@register_component_class
+class SourceRenderer(TavceModule):
+    """Renderer: every frame is the source working image, so a real face is in every frame (for the enhancer)."""
+
+    config_class = SourceRendererConfig
+    has_cerl = False
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    def prepare_source(self, source: PreparedSource) -> torch.Tensor:
+        return source.image[None]
+
+    def render(self, state, coefficients: MotionCoefficients, start: int, stop: int, relationship=None) -> torch.Tensor:
+        return state.expand(stop - start, -1, -1, -1).clone()

@@ -98,7 +98,7 @@ def test_tavce_arguments_are_checked(tmp_path: Path) -> None:
 
 
 def test_plain_generator_as_tavce_facerender_is_refused(tmp_path: Path) -> None:
-    """Quirk 24: a face-render checkpoint without fusion layers would run CERL with random ones."""
+    """The original loads non-strictly: a face-render checkpoint without fusion layers would run CERL with random ones."""
     from tavce.testing import official_manifest
 
     manifest = official_manifest("tavce_facerender_latest.pth")
@@ -109,7 +109,7 @@ def test_plain_generator_as_tavce_facerender_is_refused(tmp_path: Path) -> None:
             checkpoint.setdefault(top, {})[inner] = torch.zeros(1)  # converters rename; shapes do not matter here
     path = tmp_path / "latest.pth"
     torch.save(checkpoint, path)
-    with pytest.raises(IncompatibleWeightsError, match="no CERL fusion weights.*quirk 24"):
+    with pytest.raises(IncompatibleWeightsError, match="no CERL fusion weights.*random fusion layers"):
         load_official_file(path, "tavce_facerender_latest.pth")
     checkpoint["generator"]["proj1.weight"] = torch.zeros(1)  # an incomplete set is refused too
     torch.save(checkpoint, path)

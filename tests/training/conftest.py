@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import logging
+
 import pytest
 
 from tavce.testing import make_synthetic_videos
@@ -31,3 +33,13 @@ def prepared_clips(synthetic_clips: Path, tmp_path_factory: pytest.TempPathFacto
         config=PrepareConfig(crop_mode="resize"), progress=False,
     )  # fmt: skip
     return output
+
+
+@pytest.fixture
+def restore_root_logging():
+    """cli.main() configures the root logger for the process; undo it so later tests are unaffected."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -5,7 +5,7 @@ it composes (:class:`GFPGAN`, :class:`ParseNet`) and the alignment / paste-back
 functions (:mod:`tavce.models.enhancer.face_geometry`) are usable on their own.
 """
 
-from tavce.models.enhancer.enhancer import UPSCALES, FaceEnhancer, FaceEnhancerConfig
+from tavce.models.enhancer.enhancer import FaceEnhancer, FaceEnhancerConfig
 from tavce.models.enhancer.face_geometry import (
     align_face,
     alignment_matrix,
@@ -26,7 +26,6 @@ __all__ = [
     "FaceEnhancerConfig",
     "ParseNet",
     "ParseNetConfig",
-    "UPSCALES",
     "align_face",
     "alignment_matrix",
     "five_points",

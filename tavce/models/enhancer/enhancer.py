@@ -10,6 +10,7 @@ instead of a second face detector.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,11 +23,9 @@ from tavce.models.base import TavceModule
 from tavce.models.enhancer.face_geometry import align_face, alignment_matrix, parsing_mask, paste_face
 from tavce.models.enhancer.gfpgan import GFPGAN, GFPGANConfig
 from tavce.models.enhancer.parsenet import ParseNet, ParseNetConfig
+from tavce.constants import ENHANCER_UPSCALES
 
-__all__ = ["FaceEnhancer", "FaceEnhancerConfig", "UPSCALES"]
-
-UPSCALES = (1, 2)
-"""Output scale factors: 2 as SadTalker (the enhanced video is twice the size), or 1 (same size)."""
+__all__ = ["FaceEnhancer", "FaceEnhancerConfig"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,8 @@ class FaceEnhancerConfig:
     parser: ParseNetConfig | None = ParseNetConfig()
 
     def __post_init__(self) -> None:
-        if self.upscale not in UPSCALES:
-            raise InvalidArgumentError(f"FaceEnhancerConfig.upscale={self.upscale}: use one of {UPSCALES}")
+        if self.upscale not in ENHANCER_UPSCALES:
+            raise InvalidArgumentError(f"FaceEnhancerConfig.upscale={self.upscale}: use one of {ENHANCER_UPSCALES}")
 
 
 def _to_network(faces: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -79,6 +78,11 @@ class FaceEnhancer(TavceModule):
     @property
     def face_size(self) -> int:
         return self.config.restorer.image_size
+
+    def with_upscale(self, upscale: int) -> FaceEnhancer:
+        """This enhancer, set to scale its output frames by ``upscale`` (1 or 2); the weights are unchanged."""
+        self.config = dataclasses.replace(self.config, upscale=upscale)
+        return self
 
     def enhance(
         self, frames: Sequence[np.ndarray], points: np.ndarray, *, generator: torch.Generator | None = None

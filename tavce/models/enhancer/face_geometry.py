@@ -73,7 +73,9 @@ def alignment_matrix(points: np.ndarray, face_size: int = 512) -> np.ndarray:
     return matrix
 
 
-def align_face(frame: np.ndarray, matrix: np.ndarray, face_size: int = 512, border: tuple[int, int, int] = BORDER_RGB) -> np.ndarray:
+def align_face(
+    frame: np.ndarray, matrix: np.ndarray, face_size: int = 512, border: tuple[int, int, int] = BORDER_RGB
+) -> np.ndarray:
     """(face_size, face_size, 3) uint8 crop of ``frame`` (H, W, 3) uint8 warped by ``matrix`` (bilinear)."""
     return cv2.warpAffine(
         frame, matrix, (face_size, face_size), borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(map(int, border))

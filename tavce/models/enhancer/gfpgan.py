@@ -139,7 +139,10 @@ class ModulatedConv2d(nn.Module):
         self.upsample = upsample
         self.padding = kernel_size // 2
         self.modulation = nn.Linear(style_dim, in_channels)
-        self.weight = nn.Parameter(torch.zeros(out_channels, in_channels, kernel_size, kernel_size))
+        nn.init.ones_(self.modulation.bias)  # an untrained style leaves the weights as they are
+        self.weight = nn.Parameter(
+            torch.randn(out_channels, in_channels, kernel_size, kernel_size) / math.sqrt(in_channels * kernel_size**2)
+        )
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         """x (B, C_in, H, W), latent (B, style_dim) → (B, C_out, H', W') (H' = 2H when upsampling)."""
@@ -197,7 +200,7 @@ class StyleDecoder(nn.Module):
     def __init__(self, config: GFPGANConfig) -> None:
         super().__init__()
         channels = config.channels
-        self.constant = nn.Parameter(torch.zeros(1, channels(4), 4, 4))
+        self.constant = nn.Parameter(torch.randn(1, channels(4), 4, 4))
         self.first_conv = StyleConv(channels(4), channels(4), config.style_dim, upsample=False)
         self.first_rgb = ToRGB(channels(4), config.style_dim)
         self.convs = nn.ModuleList()
@@ -211,7 +214,7 @@ class StyleDecoder(nn.Module):
             in_channels = out_channels
         for index in range(2 * config.log_size - 3):
             resolution = 2 ** ((index + 5) // 2)
-            self.register_buffer(f"noise{index}", torch.zeros(1, 1, resolution, resolution))
+            self.register_buffer(f"noise{index}", torch.randn(1, 1, resolution, resolution))
 
     def noise_maps(self, batch: int, generator: torch.Generator | None) -> list[torch.Tensor]:
         """The registered buffers (``generator=None``) or fresh standard-normal (B, 1, r, r) maps drawn from it."""

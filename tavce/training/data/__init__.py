@@ -6,8 +6,9 @@ See docs/training.md for the layout and the manifest fields.
 from tavce.training.data.annotate import PrepareConfig, prepare_video
 from tavce.training.data.layout import PreparedVideo, open_prepared_videos, read_manifest
 from tavce.training.data.prepare import PrepareReport, list_videos, prepare_dataset
-from tavce.training.data.stage1 import TAVCDataset, TAVCDatasetConfig
-from tavce.training.data.stage2 import RendererDataset, RendererDatasetConfig
+from tavce.training.data.tavc_dataset import TAVCDataset, TAVCDatasetConfig
+from tavce.training.data.renderer_dataset import RendererDataset, RendererDatasetConfig
+from tavce.training.data.split import split_by_identity
 
 __all__ = [
     "PrepareConfig",
@@ -22,4 +23,5 @@ __all__ = [
     "prepare_dataset",
     "prepare_video",
     "read_manifest",
+    "split_by_identity",
 ]

@@ -1,6 +1,7 @@
 """Stage 2 of TAVCE: the face renderer trained with CERL and the CAR regulariser, MappingNet fine-tuned.
 
-One concept per module:
+The same files as stage 1 (:mod:`tavce.training.tavc`: ``config``, ``trainer``, ``run``,
+``export``), plus the stage's losses and networks. One concept per module:
 
 * :mod:`~tavce.training.renderer.config` — :class:`RendererTrainingConfig` (paper defaults),
   its JSON / YAML file form and the Table IV ablation presets;
@@ -8,13 +9,16 @@ One concept per module:
   pyramid perceptual loss;
 * :mod:`~tavce.training.renderer.adversarial` — hinge GAN terms and feature matching;
 * :mod:`~tavce.training.renderer.motion` — expression, keypoint prior, head pose, equivariance;
-* :mod:`~tavce.training.renderer.car` — CAR on generated frames (landmarks, mouth crops);
+* :mod:`~tavce.training.renderer.car` — CAR (:class:`CARLoss`) and its application to generated
+  frames (landmarks, mouth crops);
 * :mod:`~tavce.training.renderer.weights` — initial weights (official files, tavce folders), non-strict;
 * :mod:`~tavce.training.renderer.model` — the networks and the training forward pass;
 * :mod:`~tavce.training.renderer.trainer` — :class:`RendererTrainer`: generator / discriminator
-  steps, optimisers, schedules, mixed precision, export to a tavce weights folder;
-* :mod:`~tavce.training.renderer.loop` — :func:`train_renderer`: the steps on the shared
-  training infrastructure (data order, DDP, logging, checkpoints, exact resume, export).
+  steps, optimisers, schedules, mixed precision, DDP; stage 2's step for the shared run loop
+  (:mod:`tavce.training.loop`);
+* :mod:`~tavce.training.renderer.run` — :func:`train_renderer` and :class:`RendererRunConfig`;
+* :mod:`~tavce.training.renderer.export` — the trained networks as an inference renderer in a
+  tavce weights folder (``OUT/weights``).
 """
 
 from tavce.training.renderer.config import (
@@ -30,17 +34,10 @@ from tavce.training.renderer.config import (
     load_training_config,
     save_training_config,
 )
-from tavce.training.renderer.loop import (
-    LOSS_TERMS,
-    RendererRunConfig,
-    RendererStepRecord,
-    RendererTrainingResult,
-    build_trainer,
-    train_renderer,
-)
+from tavce.training.renderer.run import RendererRunConfig, RendererTrainingResult, build_trainer, train_renderer
 from tavce.training.renderer.model import RendererForward, RendererTrainingModules
 from tavce.training.renderer.perceptual import PerceptualPyramidLoss, VGG19Config, VGG19Features, load_vgg19_weights
-from tavce.training.renderer.trainer import NonFiniteLossError, RendererTrainer
+from tavce.training.renderer.trainer import LOSS_TERMS, NonFiniteLossError, RendererStepRecord, RendererTrainer
 from tavce.training.renderer.weights import InitialWeightsReport, load_metric, read_renderer_parts
 
 __all__ = [

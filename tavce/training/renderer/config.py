@@ -3,8 +3,8 @@
 Every default is the paper / released-config setting (``facerender.yaml``
 ``train_params`` and ``TRAIN``), so ``RendererTrainingConfig()`` is TAVCE's stage 2.
 The configs are frozen dataclasses with a JSON file form (:func:`save_training_config`,
-:func:`load_training_config`, through the project's :func:`~tavce.models.base.config_from_dict`);
-YAML is read and written too when PyYAML is importable (it is not a tavce dependency).
+:func:`load_training_config`, through :mod:`tavce.training.config_file`, which both stages
+share); YAML is read and written too when PyYAML is importable (it is not a tavce dependency).
 
 :func:`ablation_config` gives the variants of the paper's Table IV under the names the
 command line uses (:data:`ABLATION_VARIANTS`).
@@ -13,16 +13,14 @@ command line uses (:data:`ABLATION_VARIANTS`).
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, TrainingConfigError
-from tavce.models.base import config_from_dict, config_to_dict
+from tavce.errors import TrainingConfigError
 from tavce.models.renderer.discriminator import DiscriminatorConfig
 from tavce.models.renderer.head_pose_estimator import HeadPoseEstimatorConfig
-from tavce.training.data.stage2 import RendererDatasetConfig
+from tavce.training.config_file import load_config, save_config
+from tavce.training.data.renderer_dataset import RendererDatasetConfig
 
 __all__ = [
     "ABLATION_VARIANTS",
@@ -255,58 +253,15 @@ def ablation_config(variant: str, base: RendererTrainingConfig | None = None) ->
     return dataclasses.replace(base, variant=variant, cerl=cerl, losses=dataclasses.replace(base.losses, car=car))
 
 
-def _yaml_module() -> Any:
-    try:
-        import yaml
-    except ImportError as error:  # PyYAML is not a tavce dependency
-        raise TrainingConfigError(
-            "YAML training configs need PyYAML (`pip install pyyaml`); or write the config as .json"
-        ) from error
-    return yaml
-
-
-def _is_yaml(path: Path) -> bool:
-    return path.suffix.lower() in (".yaml", ".yml")
-
-
 def save_training_config(config: RendererTrainingConfig, path: str | Path) -> Path:
     """Write ``config`` as JSON (or YAML for a ``.yaml`` / ``.yml`` path); returns the path."""
-    path = Path(path)
-    values = config_to_dict(config)
-    if _is_yaml(path):
-        text = _yaml_module().safe_dump(values, sort_keys=False)
-    else:
-        text = json.dumps(values, indent=2) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    return save_config(config, path)
 
 
 def load_training_config(path: str | Path) -> RendererTrainingConfig:
     """Read a config written by :func:`save_training_config` or by hand; missing fields take the defaults.
 
     Raises:
-        TrainingConfigError: the file is missing, not JSON/YAML, holds an unknown field or a bad value.
+        ConfigError: the file is missing, not JSON/YAML, holds an unknown field or a bad value.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingConfigError(f"{path}: training config not found; check the path")
-    text = path.read_text()
-    try:
-        values = _yaml_module().safe_load(text) if _is_yaml(path) else json.loads(text)
-    except TrainingConfigError:
-        raise
-    except Exception as error:  # json.JSONDecodeError or yaml.YAMLError: both mean a malformed file
-        raise TrainingConfigError(
-            f"{path}: not valid {'YAML' if _is_yaml(path) else 'JSON'} ({error}); fix the syntax"
-        ) from error
-    if not isinstance(values, dict):
-        raise TrainingConfigError(f"{path}: expected a mapping of config fields at the top level")
-    try:
-        return config_from_dict(RendererTrainingConfig, values)
-    except IncompatibleWeightsError as error:
-        raise TrainingConfigError(f"{path}: {error.args[0].split(';')[0]}; remove or correct them") from error
-    except TypeError as error:
-        raise TrainingConfigError(f"{path}: {error}; check the field names and nesting") from error
-    except InvalidArgumentError as error:  # a value refused by one of the nested configs
-        raise TrainingConfigError(f"{path}: {error}") from error
+    return load_config(RendererTrainingConfig, path)

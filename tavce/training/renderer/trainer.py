@@ -1,7 +1,10 @@
-"""Single-process stage-2 training steps: the paper's losses, one Adam per module, MultiStepLR per epoch.
+"""The stage-2 trainer: the paper's losses, one Adam per module, MultiStepLR per epoch.
 
-:class:`RendererTrainer` is what a training loop calls (the loop — data loading, DDP,
-logging, checkpoint files, resume — lives in the shared training infrastructure):
+:class:`RendererTrainer` is stage 2's :class:`~tavce.training.loop.StageTrainer` (the
+shared run loop — data loading, logging, checkpoint files, resume — calls
+:meth:`~RendererTrainer.prepare`, :meth:`~RendererTrainer.run_step` and the checkpoint
+and export hooks; :func:`~tavce.training.renderer.train_renderer` runs it). Used on its
+own it is a plain single-process step API:
 
     trainer = RendererTrainer.from_pretrained([sadtalker_file, mapping_file], metric, config, landmarker=lm)
     for epoch in range(config.schedule.epochs):
@@ -12,23 +15,33 @@ logging, checkpoint files, resume — lives in the shared training infrastructur
 
 :meth:`RendererTrainer.state_dict` / :meth:`~RendererTrainer.load_state_dict` carry the
 networks, optimisers, schedulers, counters and random state for exact resumption.
+
+Under DDP (:meth:`RendererTrainer.prepare` on a ``torchrun`` rank) the generator side
+(keypoint detector, MappingNet, generator) and the discriminator are wrapped separately,
+because each has its own backward pass; BatchNorm statistics (the dense-motion network's)
+are per process unless synchronised on CUDA, rank 0's are kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
 
-from tavce.errors import InvalidArgumentError, NonFiniteLossError
+from tavce.errors import CheckpointError, InvalidArgumentError, NonFiniteLossError
 from tavce.models.renderer.discriminator import MultiScaleDiscriminator
-from tavce.models.renderer.generator import OcclusionAwareSPADEGenerator, load_inference_generator
+from tavce.models.renderer.generator import OcclusionAwareSPADEGenerator
 from tavce.models.renderer.head_pose_estimator import HeadPoseEstimator
 from tavce.models.renderer.keypoint_detector import KeypointDetector
 from tavce.models.renderer.mapping_net import HeadMotion, MappingNet
@@ -36,9 +49,13 @@ from tavce.models.renderer.renderer import CERLRenderer, CERLRendererConfig
 from tavce.models.tavc import TemporalCorrelationMetric
 from tavce.preprocess.landmarks import FaceLandmarker
 from tavce.preprocess.mouth import crop_mouths
+from tavce.training.distributed import DistributedContext
+from tavce.training.loop import LoopPosition, StageTrainer, Validation
+from tavce.training.sampler import SeededItems
 from tavce.training.renderer.adversarial import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from tavce.training.renderer.car import GeneratedMouthCAR
 from tavce.training.renderer.config import RendererTrainingConfig, TrainingConfigError
+from tavce.training.renderer.export import WEIGHTS_DIR, inference_renderer, save_trained_weights
 from tavce.training.renderer.model import RendererForward, RendererTrainingModules
 from tavce.training.renderer.motion import (
     RandomWarp,
@@ -50,7 +67,7 @@ from tavce.training.renderer.motion import (
 from tavce.training.renderer.perceptual import PerceptualPyramidLoss, VGG19Features, load_vgg19_weights
 from tavce.training.renderer.weights import InitialWeightsReport, WeightsSource, load_part, read_renderer_parts
 
-__all__ = ["NonFiniteLossError", "RendererTrainer"]
+__all__ = ["LOSS_TERMS", "NonFiniteLossError", "RendererStepRecord", "RendererTrainer"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +81,46 @@ _LEARNING_RATES = {
 }
 
 
-class RendererTrainer:
+LOSS_TERMS = (
+    "perceptual",
+    "generator_gan",
+    "feature_matching",
+    "l1",
+    "expression",
+    "keypoint_prior",
+    "head_pose",
+    "equivariance",
+    "car",
+    "mouth",
+    "generator_total",
+    "discriminator_gan",
+)
+"""Every loss term a step can report (weighted), in log order; a term switched off is absent."""
+
+
+@dataclass(frozen=True)
+class RendererStepRecord:
+    """Figures of one step over the global batch (all ranks), as logged to ``OUT/metrics.jsonl``.
+
+    Attributes:
+        losses: weighted loss terms of :data:`LOSS_TERMS` that were computed (mean over the ranks
+            that computed them: CAR over the ranks that did not skip it).
+        car_skipped: ranks whose CAR was skipped this step (no face found on a generated frame).
+        car_skipped_total: such skips since the run began (all ranks).
+        learning_rates: per optimised module.
+        seconds: wall time of the step on rank 0.
+    """
+
+    step: int
+    epoch: int
+    losses: dict[str, float]
+    car_skipped: int
+    car_skipped_total: int
+    learning_rates: dict[str, float]
+    seconds: float
+
+
+class RendererTrainer(StageTrainer):
     """Stage-2 training steps over :class:`RendererTrainingModules` (build with :meth:`from_renderer` / :meth:`from_pretrained`).
 
     Args:
@@ -77,7 +133,13 @@ class RendererTrainer:
         head_pose_teacher: image (B, 3, S, S) in [0, 1] → :class:`HeadMotion` logits (e.g. a wrapped
             Hopenet); required when ``losses.head_pose`` > 0.
         initial_weights: what the initial weights covered (from the constructors).
+        export_base: the ``preprocessor`` and ``audio2coeff`` stored beside the trained renderer by
+            :meth:`export` (a tavce folder or a mapping of components; None: renderer and metric only).
     """
+
+    stage = "renderer"
+    best_figure = "l1"
+    higher_is_better = False
 
     def __init__(
         self,
@@ -89,6 +151,7 @@ class RendererTrainer:
         perceptual_network: nn.Module | None = None,
         head_pose_teacher: Callable[[torch.Tensor], HeadMotion] | None = None,
         initial_weights: InitialWeightsReport | None = None,
+        export_base: str | Path | Mapping[str, Any] | None = None,
     ) -> None:
         weights = config.losses
         if modules.generator.has_cerl != config.cerl:
@@ -159,6 +222,10 @@ class RendererTrainer:
         self.step = 0
         self.epoch = 0
         self.last_prediction: torch.Tensor | None = None
+        self.export_base = export_base
+        # Set by the run loop (prepare): this process's place in the job, and CAR skips over all ranks.
+        self.context: DistributedContext | None = None
+        self.car_skipped_total = 0
         logger.info(
             "stage 2 (%s): optimising %s; CERL %s, CAR %s",
             config.variant,
@@ -290,7 +357,120 @@ class RendererTrainer:
         parts, read = read_renderer_parts(sources)
         return cls._build(renderer_config, parts, read, metric, config, **options)
 
-    # ------------------------------------------------------------------ loop hooks
+    # ------------------------------------------------------------------ the shared run loop's hooks
+    @property
+    def description(self) -> str:
+        return f"stage 2 ({self.config.variant})"
+
+    def prepare(self, context: DistributedContext, *, autocast: torch.dtype | None, sync_batch_norm: bool) -> None:
+        """Move every network to ``context.device``, set the autocast dtype, DDP-wrap under ``torchrun``.
+
+        Raises:
+            TrainingConfigError: bfloat16 autocast on the CPU.
+        """
+        self.context = context
+        self.modules.to(context.device)  # parameters move in place: the optimisers stay valid
+        if self.perceptual is not None:
+            self.perceptual.to(context.device)
+        if autocast == torch.bfloat16 and context.device.type == "cpu":
+            # Measured with torch 2.13: the process aborts (SIGABRT) inside the generator step's backward pass.
+            raise TrainingConfigError(
+                "mixed_precision bf16 (bfloat16) on the CPU: torch's CPU kernels abort in the renderer's backward "
+                "pass; use float16 or float32 (off) on the CPU (bfloat16 is for GPUs)"
+            )
+        self.use_mixed_precision(autocast)
+        if context.distributed:
+            wrap_for_data_parallel(self, context, sync_batch_norm)
+
+    def _global_figures(self, losses: dict[str, float]) -> tuple[dict[str, float], int]:
+        """The step's terms averaged over the ranks that computed them, and how many ranks skipped CAR.
+
+        A collective under DDP (every rank calls it): a term can be missing on some ranks (CAR skipped).
+        """
+        sums = torch.tensor([losses.get(name, 0.0) for name in LOSS_TERMS], dtype=torch.float64)
+        present = torch.tensor([float(name in losses) for name in LOSS_TERMS], dtype=torch.float64)
+        figures = torch.cat([sums, present, torch.tensor([losses.get("car_skipped", 0.0)], dtype=torch.float64)])
+        if self.context is not None and self.context.distributed:
+            figures = figures.to(self.device)
+            torch.distributed.all_reduce(figures)
+            figures = figures.cpu()
+        count = len(LOSS_TERMS)
+        totals, counts, skipped = figures[:count], figures[count : 2 * count], int(figures[-1].item())
+        means = {name: float(totals[i] / counts[i]) for i, name in enumerate(LOSS_TERMS) if counts[i] > 0}
+        return means, skipped
+
+    def run_step(self, batch: Mapping[str, torch.Tensor], position: LoopPosition) -> RendererStepRecord | None:
+        """:meth:`train_step` and its figures over the global batch (rank 0's record; None on other ranks)."""
+        learning_rates = self.learning_rates()
+        started = time.perf_counter()
+        losses = self.train_step(batch)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - started
+        means, skipped = self._global_figures(losses)
+        self.car_skipped_total += skipped
+        if self.context is not None and not self.context.is_main:
+            return None
+        return RendererStepRecord(
+            step=position.global_step,
+            epoch=position.epoch,
+            losses=means,
+            car_skipped=skipped,
+            car_skipped_total=self.car_skipped_total,
+            learning_rates=learning_rates,
+            seconds=seconds,
+        )
+
+    def describe_record(self, record: RendererStepRecord) -> str:
+        terms = ", ".join(f"{name} {value:.4f}" for name, value in record.losses.items())
+        return (
+            f"step {record.step} epoch {record.epoch} ({record.seconds:.2f} s) | {terms} | "
+            f"CAR skipped {record.car_skipped} (total {record.car_skipped_total})"
+        )
+
+    @torch.no_grad()
+    def validate(self, dataset: Dataset, *, items: int, seed: int) -> Validation:
+        """Render held-out items (eval mode): mean L1 and PSNR (dB, frames in [0, 1]) against the driving
+        frames, and the first item as the sample picture (source | driving | generated)."""
+        count = min(items, len(dataset))  # type: ignore[arg-type]
+        keys = [(0, index) for index in range(count)]
+        loader = DataLoader(SeededItems(dataset, seed), batch_size=self.config.batch_size, sampler=keys)
+        was_training = self.modules.training
+        self.modules.eval()
+        l1, psnr, sample = 0.0, 0.0, None
+        try:
+            for batch in loader:
+                batch = self._to_device(batch)
+                with self._autocast():
+                    prediction = self.modules(batch).prediction
+                prediction, driving = prediction.float().clamp(0, 1), batch["driving_image"].float()
+                errors = (prediction - driving).abs().flatten(1).mean(dim=1)
+                squared = (prediction - driving).square().flatten(1).mean(dim=1).clamp_min(1e-10)
+                l1 += float(errors.sum())
+                psnr += float((-10 * torch.log10(squared)).sum())
+                if sample is None:
+                    row = torch.cat([batch["source_image"][0].float(), driving[0], prediction[0]], dim=2)
+                    sample = (row.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        finally:
+            self.modules.train(was_training)
+        figures = {"l1": l1 / max(count, 1), "psnr": psnr / max(count, 1)}
+        return Validation(figures, None if sample is None else np.ascontiguousarray(sample))
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"trainer": self.state_dict(), "car_skipped_total": self.car_skipped_total}
+
+    def restore_checkpoint_state(self, state: dict[str, Any], source: Path) -> None:
+        try:
+            self.load_state_dict(state["trainer"])
+        except (InvalidArgumentError, RuntimeError, KeyError) as error:
+            raise CheckpointError(f"{source}: {error}; resume with the settings the checkpoint was written with") from None
+        self.car_skipped_total = int(state["car_skipped_total"])
+
+    def export(self, output: Path) -> Path:
+        """Write ``output/weights`` (:meth:`save_pretrained` with :attr:`export_base`)."""
+        return self.save_pretrained(output / WEIGHTS_DIR, base=self.export_base)
+
+    # ------------------------------------------------------------------ mixed precision
     def use_mixed_precision(self, dtype: torch.dtype | None) -> None:
         """Run the forward passes under ``torch.autocast(dtype)``; float16 also scales the gradients (GradScaler).
 
@@ -529,16 +709,7 @@ class RendererTrainer:
     # ------------------------------------------------------------------ export
     def export_renderer(self) -> CERLRenderer:
         """An inference :class:`CERLRenderer` (eval mode, spectral norm folded) with copies of the trained weights."""
-        modules = self.modules
-        keypoint_detector = KeypointDetector(modules.keypoint_detector.config)
-        keypoint_detector.load_state_dict(modules.keypoint_detector.state_dict())
-        mapping = MappingNet(modules.mapping.config)
-        mapping.load_state_dict(modules.mapping.state_dict())
-        generator_state = {key: value.detach().clone() for key, value in modules.generator.state_dict().items()}
-        generator = load_inference_generator(generator_state, modules.generator.config, source="trained generator")
-        return CERLRenderer.from_modules(keypoint_detector, mapping, generator, image_size=self.image_size).to(
-            self.device
-        )
+        return inference_renderer(self.modules, self.image_size).to(self.device)
 
     def save_pretrained(self, folder: str | Path, *, base: str | Path | Mapping[str, Any] | None = None) -> Path:
         """Write a tavce weights folder: the trained ``renderer`` and the frozen ``metric`` (+ ``base``'s others).
@@ -551,19 +722,6 @@ class RendererTrainer:
             base: the ``preprocessor`` and ``audio2coeff`` to store beside the renderer: a tavce
                 folder (e.g. the one training started from) or a mapping of components.
         """
-        from tavce.components import load_components, save_components
-        from tavce.convert.export import preprocessing_constants
-
-        preprocessing = preprocessing_constants(self.image_size)
-        others: dict[str, Any] = {}
-        if isinstance(base, (str, Path)):
-            others, preprocessing = load_components(base, skip={"renderer", "metric"})
-            preprocessing = {**preprocessing, "crop_size": self.image_size}
-        elif base is not None:
-            others = {name: base[name] for name in ("preprocessor", "audio2coeff") if base.get(name) is not None}
-        components = {**others, "renderer": self.export_renderer().cpu(), "metric": self.modules.metric}
-        if components["metric"] is None:
-            del components["metric"]
         provenance = {
             "source": "tavce.training.renderer",
             "variant": self.config.variant,
@@ -571,4 +729,39 @@ class RendererTrainer:
             "epoch": self.epoch,
             "initial_weights": self.initial_weights.sources,
         }
-        return save_components(folder, components, preprocessing, provenance=provenance)
+        return save_trained_weights(
+            folder, self.export_renderer().cpu(), self.modules.metric, self.image_size, base=base, provenance=provenance
+        )
+
+
+def wrap_for_data_parallel(trainer: RendererTrainer, context: DistributedContext, sync_batch_norm: bool) -> None:
+    """DDP-wrap the generator side and the discriminator separately (each has its own backward pass).
+
+    With ``sync_batch_norm`` on CUDA the BatchNorm layers become SyncBatchNorm first, in
+    place (same parameters and buffers, so optimisers, checkpoints and exports are unchanged).
+
+    The generator-side wrapper ignores the discriminator (trained by its own wrapper) and the
+    head-pose estimator (used outside the forward pass, by the equivariance term);
+    ``find_unused_parameters`` because whether CAR reaches the generator changes per batch
+    (skipped when no face is found) and frozen groups vary with ``config.trainable``.
+    """
+    modules = trainer.modules
+    if trainer.config.trainable.head_pose_estimator and modules.head_pose_estimator is not None:
+        raise TrainingConfigError(
+            "trainable.head_pose_estimator under torchrun: its gradients come from outside the DDP forward pass and "
+            "would not be averaged; keep it frozen (the default) or train on one process"
+        )
+    ignored = [
+        f"{name}.{key}"
+        for name in ("discriminator", "head_pose_estimator")
+        if getattr(modules, name) is not None
+        for key in [*dict(getattr(modules, name).named_parameters()), *dict(getattr(modules, name).named_buffers())]
+    ]
+    if sync_batch_norm and context.device.type == "cuda":
+        nn.SyncBatchNorm.convert_sync_batchnorm(modules)
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(modules, ignored)
+    device_ids = [context.device.index] if context.device.type == "cuda" else None
+    trainer.forward_module = DistributedDataParallel(modules, device_ids=device_ids, find_unused_parameters=True)
+    if modules.discriminator is not None and trainer.config.losses.discriminator_gan:
+        trainer.discriminator_forward = DistributedDataParallel(modules.discriminator, device_ids=device_ids)
+

@@ -219,24 +219,15 @@ def read_renderer_parts(sources: Sequence[WeightsSource]) -> tuple[dict[str, Sta
 
 
 def load_metric(source: str | Path) -> nn.Module:
-    """The frozen stage-1 TAVC metric from a tavce folder (its ``metric`` component) or TAVCE's correlation file.
+    """The frozen stage-1 TAVC metric (eval mode): a metric folder (``RUN/metric`` of ``tavce train tavc``), a
+    tavce weights folder with a ``metric`` component, or TAVCE's correlation file.
+
+    The same sources as ``tavce evaluate --tavc-metric`` (:func:`tavce.evaluation.load_tavc_metric`).
 
     Raises:
-        IncompatibleWeightsError: a folder without a metric, or a file that is not a correlation checkpoint.
+        WeightsNotFoundError: nothing at ``source``.
+        IncompatibleWeightsError: a weights folder without a metric, or a file that is not a correlation checkpoint.
     """
-    from tavce.components import read_pipeline_config
-    from tavce.convert.assemble import build_metric
-    from tavce.convert.official import TAVCE_CORRELATION_FILE, load_official_file
-    from tavce.models.base import resolve_component_class
+    from tavce.evaluation.backbones import load_tavc_metric
 
-    path = Path(source)
-    if path.is_dir():
-        recorded = read_pipeline_config(path).get("components", {})
-        if "metric" not in recorded:
-            raise IncompatibleWeightsError(
-                f"{path}: no metric component; pass the folder written by stage 1, or TAVCE's correlation checkpoint"
-            )
-        metric = resolve_component_class(recorded["metric"], path).from_pretrained(path / "metric")
-    else:
-        metric = build_metric(load_official_file(path, TAVCE_CORRELATION_FILE), source=str(path))
-    return metric.eval()
+    return load_tavc_metric(source).eval()

@@ -1,4 +1,5 @@
-"""Settings of the stage-1 trainer (:class:`TAVCTrainingConfig`) and their file form (JSON, or YAML with PyYAML).
+"""Settings of the stage-1 trainer (:class:`TAVCTrainingConfig`) and their file form (JSON, or YAML with PyYAML,
+through :mod:`tavce.training.config_file`).
 
 Defaults are the original code's (``correlation/train.py``), not the
 paper's where the two differ: the code counts epochs (10, lr ×0.1
@@ -9,21 +10,21 @@ weights must come from a file you provide.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
-from tavce.models.base import config_from_dict, config_to_dict
+from tavce.errors import ConfigError
+from tavce.models.base import config_to_dict
 from tavce.models.tavc import MouthEncoderConfig
+from tavce.training.config_file import config_from_mapping, load_config, save_config
+from tavce.training.distributed import MIXED_PRECISION_CHOICES
 from tavce.training.perceptual import PerceptualDistanceConfig
 from tavce.training.tavc.reconstruction import ReconstructionGeneratorConfig
 
 __all__ = ["MIXED_PRECISION_MODES", "TAVCTrainingConfig"]
 
-MIXED_PRECISION_MODES = ("auto", "off", "fp16", "bf16")
+MIXED_PRECISION_MODES = MIXED_PRECISION_CHOICES
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,10 @@ class TAVCTrainingConfig:
         seed: seeds initialisation, shuffling and every item's random choices (2024).
 
     Compute:
-        device: ``auto`` (the local GPU, else CPU), ``cpu``, ``cuda``, ``cuda:1``.
+        device: None (the local GPU, else CPU; ``auto`` also works), ``cpu``, ``cuda``, ``cuda:1``.
         num_workers: data-loading processes per training process (4).
-        mixed_precision: ``auto`` (float16 autocast + gradient scaling on CUDA, off on CPU),
-            ``off``, ``fp16`` or ``bf16``.
+        mixed_precision: None (float16 autocast + gradient scaling on CUDA, off on CPU; ``auto``
+            also works), ``float32`` (off), ``float16`` or ``bfloat16`` (aliases ``off``, ``fp16``, ``bf16``).
         sync_batch_norm: under DDP on CUDA, BatchNorm statistics over the global batch (on).
 
     Output:
@@ -73,6 +74,15 @@ class TAVCTrainingConfig:
         checkpoint_every: also checkpoint every N steps (None: after each epoch and at the end only).
         export_metric: write the trained metric to ``OUT/metric`` at the end (needs saveable encoders).
         progress: show a progress bar (rank 0).
+
+    Validation and watching (the shared loop's, :class:`~tavce.training.loop.LoopSettings`):
+        val_data: a prepared folder of held-out videos; val_fraction: else hold out this fraction
+            of the identities (no person in both parts); None for both: no validation.
+        validate_every: similarities and the fraction ranked correctly on the held-out items every
+            N steps (None: at the end only); the best checkpoint by the similarity gap is kept.
+        validation_items: held-out items per validation (16).
+        tensorboard: TensorBoard event files in ``OUT/tensorboard`` (``tavce[train]``).
+        plots: ``OUT/curves.png`` at the end (``tavce[train]``).
     """
 
     negative_distance: int = 3
@@ -103,15 +113,22 @@ class TAVCTrainingConfig:
     batch_size: int = 16
     seed: int = 2024
 
-    device: str = "auto"
+    device: str | None = None
     num_workers: int = 4
-    mixed_precision: str = "auto"
+    mixed_precision: str | None = None
     sync_batch_norm: bool = True
 
     log_every: int = 10
     checkpoint_every: int | None = None
     export_metric: bool = True
     progress: bool = True
+
+    val_data: str | None = None
+    val_fraction: float | None = None
+    validate_every: int | None = None
+    validation_items: int = 16
+    tensorboard: bool = False
+    plots: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -122,11 +139,13 @@ class TAVCTrainingConfig:
             )
         if self.epochs is None and self.max_steps is None:
             problems.append("set epochs or max_steps (or both: training stops at whichever comes first)")
-        for name in ("epochs", "max_steps", "checkpoint_every"):
+        for name in ("epochs", "max_steps", "checkpoint_every", "validate_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name} must be at least 1, got {value}")
-        for name in ("batch_size", "log_every", "lr_step_epochs", "negative_distance", "repeats"):
+        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
+            problems.append(f"val_fraction must be in (0, 1) (a fraction of the identities), got {self.val_fraction}")
+        for name in ("batch_size", "log_every", "lr_step_epochs", "negative_distance", "repeats", "validation_items"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.num_workers < 0:
@@ -135,7 +154,8 @@ class TAVCTrainingConfig:
             problems.append(f"learning_rate must be positive, got {self.learning_rate}")
         if self.mixed_precision not in MIXED_PRECISION_MODES:
             problems.append(
-                f"mixed_precision must be one of {', '.join(MIXED_PRECISION_MODES)}, got {self.mixed_precision!r}"
+                f"mixed_precision must be None (automatic) or one of "
+                f"{', '.join(str(mode) for mode in MIXED_PRECISION_MODES[1:])}, got {self.mixed_precision!r}"
             )
         if self.reconstruction and not self.lpips_weights:
             problems.append(
@@ -143,7 +163,7 @@ class TAVCTrainingConfig:
                 "torch.save(lpips.LPIPS(net='vgg').state_dict(), 'lpips_vgg.pth')"
             )
         if problems:
-            raise InvalidArgumentError("TAVCTrainingConfig: " + "; ".join(problems))
+            raise ConfigError("TAVCTrainingConfig: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (nested configs as dicts, tuples as lists)."""
@@ -154,56 +174,19 @@ class TAVCTrainingConfig:
         """Rebuild from :meth:`to_dict`'s form; missing fields keep their defaults.
 
         Raises:
-            InvalidArgumentError: an unknown field (naming ``source``).
+            ConfigError: an unknown field or a refused value (naming ``source`` and the field).
         """
-        try:
-            return config_from_dict(cls, values)
-        except IncompatibleWeightsError as error:
-            known = ", ".join(field.name for field in dataclasses.fields(cls))
-            raise InvalidArgumentError(f"{source}: {error}. Known fields: {known}") from None
+        return config_from_mapping(cls, values, source=source)
 
     def save(self, path: str | Path) -> Path:
         """Write as JSON (``.json``) or YAML (``.yaml`` / ``.yml``, needs PyYAML)."""
-        path = Path(path)
-        values = self.to_dict()
-        if path.suffix in (".yaml", ".yml"):
-            path.write_text(_yaml().safe_dump(values, sort_keys=False))
-        else:
-            path.write_text(json.dumps(values, indent=2) + "\n")
-        return path
+        return save_config(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> TAVCTrainingConfig:
         """Read a file written by :meth:`save` (or by hand: any subset of the fields).
 
         Raises:
-            InvalidArgumentError: missing or unparsable file, unknown fields, invalid values.
+            ConfigError: missing or unparsable file, unknown fields, invalid values.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise InvalidArgumentError(f"{path}: training config not found; write one with TAVCTrainingConfig().save()")
-        text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            yaml = _yaml()
-            try:
-                values = yaml.safe_load(text)
-            except yaml.YAMLError as error:
-                raise InvalidArgumentError(f"{path}: not valid YAML ({error})") from error
-        else:
-            try:
-                values = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise InvalidArgumentError(f"{path}: not valid JSON ({error})") from error
-        if not isinstance(values, dict):
-            raise InvalidArgumentError(f"{path}: expected a mapping of field names to values")
-        return cls.from_dict(values, source=str(path))
-
-
-def _yaml():
-    try:
-        import yaml
-    except ImportError as error:
-        raise InvalidArgumentError(
-            "YAML training configs need PyYAML (pip install pyyaml); or use a .json file"
-        ) from error
-    return yaml
+        return load_config(cls, path)

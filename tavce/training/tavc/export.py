@@ -1,11 +1,15 @@
-"""Put a trained metric into a tavce weights folder, as the pipeline's ``metric`` component.
+"""Where a trained metric goes: the run's ``OUT/metric`` folder, then a tavce weights folder's ``metric`` component.
 
-After ``install_metric(folder, metric)``, ``TalkingHeadPipeline.from_pretrained(folder)``
-gives the renderer's CERL the relationships of the new audio encoder.
+:func:`export_metric` writes the run's result (``tavce train tavc`` does it at the end of a
+run). :func:`install_metric` (``tavce train tavc ... --install-into WEIGHTS``) puts it into
+a weights folder, after which ``TalkingHeadPipeline.from_pretrained(folder)`` gives the
+renderer's CERL the relationships of the new audio encoder. ``tavce train renderer --metric``
+and ``tavce evaluate --tavc-metric`` take the ``OUT/metric`` folder as it is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,13 +19,30 @@ from pathlib import Path
 from tavce.components import PIPELINE_CONFIG_NAME, read_pipeline_config
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import class_path
-from tavce.models.tavc import TAVCMetric
+from tavce.models.tavc import TAVCMetric, TAVCMetricConfig
 
-__all__ = ["install_metric"]
+__all__ = ["METRIC_DIR", "export_metric", "install_metric"]
 
 logger = logging.getLogger(__name__)
 
 METRIC_COMPONENT = "metric"
+METRIC_DIR = "metric"
+"""The trained metric's folder in a stage-1 run folder."""
+
+
+def export_metric(metric: TAVCMetric, folder: str | Path, *, alpha: float) -> Path:
+    """Write the trained metric (with the ``alpha`` it was trained with) as a tavce component folder."""
+    folder = Path(folder)
+    if isinstance(metric.config, TAVCMetricConfig):
+        metric.config = dataclasses.replace(metric.config, alpha=alpha)
+    metric.save_pretrained(folder)
+    logger.info(
+        "trained metric written to %s: pass it as `tavce train renderer DATA OUT --metric %s` and "
+        "`tavce evaluate --tavc-metric %s`; to put it into a tavce weights folder, run the same "
+        "`tavce train tavc` command with `--resume --install-into WEIGHTS`",
+        folder, folder, folder,
+    )  # fmt: skip
+    return folder
 
 
 def install_metric(weights_folder: str | Path, metric: TAVCMetric | str | Path) -> Path:

@@ -1,27 +1,23 @@
-"""The stage-1 trainer: the TAVC metric's two encoders on a prepared dataset.
+"""The stage-1 trainer: one optimiser step of the TAVC metric's two encoders, for the shared run loop.
 
-:func:`train_tavc` runs as one process or, unchanged, as every rank of a ``torchrun``
-job (DDP; NCCL on GPUs, gloo on CPUs). Each step: a batch of (i, i+1, j) items per
-process, both encoders in train mode, the stage-1 objective (+ λ·L_rec when the
-auxiliary reconstruction is on), Adam; StepLR at each epoch's end. Rank 0 logs every
-``log_every`` steps, shows the progress bar and writes the checkpoints
-(``OUT/checkpoints/step_<N>.pt``, after every epoch, every ``checkpoint_every`` steps
-and at the end) and the trained metric (``OUT/metric``, a tavce component folder).
+:class:`TAVCTrainer` is stage 1's :class:`~tavce.training.loop.StageTrainer`
+(:func:`~tavce.training.tavc.train_tavc` runs it). Each step: a batch of (i, i+1, j)
+items per process, both encoders in train mode, the stage-1 objective (+ λ·L_rec when the
+auxiliary reconstruction is on), Adam; StepLR at each epoch's end. Under ``torchrun`` the
+model is wrapped in DDP (NCCL on GPUs, gloo on CPUs) and the logged figures are the
+means over the ranks.
 
-A run resumed from a checkpoint continues exactly: model, optimiser, scheduler,
-gradient scaler, the smoothed similarities, the position in the data and every
-RNG are restored, and batches depend only on (seed, epoch, step).
+A checkpoint holds the model, optimiser, scheduler, gradient scaler and the smoothed
+similarities, so a resumed run continues exactly (the loop restores the data position
+and every RNG).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,33 +28,22 @@ from tavce.errors import CheckpointError, IncompatibleWeightsError
 from tavce.models.base import load_state_dict_strict
 from tavce.models.tavc import MouthEncoder, TAVCAudioEncoder, TAVCAudioEncoderConfig, TAVCMetric, TAVCMetricConfig
 from tavce.training.distributed import DistributedContext
-from tavce.training.loop import (
-    CONFIG_NAME,
-    METRICS_LOG,
-    LoopPosition,
-    append_metrics,
-    autocast_dtype,
-    build_loader,
-    load_resumable,
-    restore_position,
-    planned_steps,
-    run_steps,
-    seed_everything,
-    write_checkpoint,
-)
+from tavce.training.loop import LoopPosition, StageTrainer, Validation
 from tavce.training.tavc.config import TAVCTrainingConfig
+from tavce.training.tavc.evaluate import evaluate_similarity
+from tavce.training.tavc.export import METRIC_DIR, export_metric
 from tavce.training.tavc.losses import SimilarityAverage, StageOneLosses, embed_stage_one_batch, stage_one_objective
 from tavce.training.tavc.reconstruction import ReconstructionLoss
 
-__all__ = ["StageOneModel", "StepRecord", "TAVCTrainingResult", "build_metric", "train_tavc"]
+__all__ = ["StageOneModel", "StepRecord", "TAVCTrainer", "build_metric"]
 
 logger = logging.getLogger(__name__)
 
-METRIC_DIR = "metric"
 # Settings a resumed run may change without changing what it computes (extending a run is the usual resume).
 RUN_LENGTH_AND_OUTPUT_FIELDS = frozenset(
-    {"epochs", "max_steps", "progress", "log_every", "checkpoint_every", "num_workers", "device", "export_metric"}
-)
+    {"epochs", "max_steps", "progress", "log_every", "checkpoint_every", "num_workers", "device", "export_metric",
+     "val_data", "val_fraction", "validate_every", "validation_items", "tensorboard", "plots"}
+)  # fmt: skip
 
 
 def build_metric(config: TAVCTrainingConfig) -> TAVCMetric:
@@ -85,7 +70,7 @@ def build_metric(config: TAVCTrainingConfig) -> TAVCMetric:
             load_legacy_checkpoint(config.wav2lip_checkpoint), Path(config.wav2lip_checkpoint).name
         )
         load_state_dict_strict(
-            cast(torch.nn.Module, cast(TAVCAudioEncoder, metric.audio_encoder).backbone), converted["audio_encoder"], source=config.wav2lip_checkpoint
+            metric.audio_encoder.backbone, converted["audio_encoder"], source=config.wav2lip_checkpoint
         )
         logger.info("audio encoder initialised from %s", config.wav2lip_checkpoint)
     if config.iresnet_checkpoint:
@@ -168,54 +153,25 @@ class StepRecord:
     smoothed_negative: float
 
 
-@dataclass
-class TAVCTrainingResult:
-    """What :func:`train_tavc` leaves.
+class TAVCTrainer(StageTrainer):
+    """Stage 1 for the shared run loop: the metric (and the auxiliary generators) under Adam + StepLR.
 
-    Attributes:
-        metric: the trained metric (eval mode, on the training device).
-        history: one record per step run by this call (global-batch figures; empty on ranks other than 0).
-        steps: optimiser steps done in total (including those before a resume).
-        checkpoint: the last checkpoint written (None on ranks other than 0).
-        metric_folder: ``OUT/metric`` if exported.
+    Args:
+        config: the stage-1 settings.
+        metric: train this metric instead of building one from ``config`` (:func:`build_metric`).
+
+    Raises:
+        ComponentNotSerializableError: ``config.export_metric`` with a metric that cannot be saved
+            (raised now, not after training).
+        WeightsNotFoundError, IncompatibleWeightsError: an initialisation or LPIPS weights file.
     """
 
-    metric: TAVCMetric
-    history: list[StepRecord]
-    steps: int
-    checkpoint: Path | None
-    metric_folder: Path | None
+    stage = "tavc"
+    unchecked_on_resume = RUN_LENGTH_AND_OUTPUT_FIELDS
+    best_figure = "gap"
 
-
-class _Run:
-    """State of one training call; split into methods so that each concern reads on its own."""
-
-    def __init__(
-        self,
-        data: str | Path,
-        output: str | Path,
-        config: TAVCTrainingConfig,
-        metric: TAVCMetric | None,
-        dataset: Dataset | None,
-        context: DistributedContext,
-    ) -> None:
-        from tavce.training.data import TAVCDataset, TAVCDatasetConfig
-
-        self.config, self.context, self.output = config, context, Path(output)
-        self.device = context.device
-        seed_everything(config.seed)
-        self.dataset = (
-            dataset
-            if dataset is not None
-            else TAVCDataset(
-                data,
-                TAVCDatasetConfig(
-                    negative_distance=config.negative_distance,
-                    repeats=config.repeats,
-                    identity_sampling=config.identity_sampling,
-                ),
-            )
-        )
+    def __init__(self, config: TAVCTrainingConfig, metric: TAVCMetric | None = None) -> None:
+        self.config = config
         self.metric = metric if metric is not None else build_metric(config)
         if config.export_metric:
             self.metric.describe()  # fail now, not after training, if the metric cannot be saved
@@ -225,25 +181,18 @@ class _Run:
 
             reconstruction = ReconstructionLoss(
                 config.embedding_dim,
-                load_perceptual_distance(cast(str, config.lpips_weights), config.perceptual),
+                load_perceptual_distance(config.lpips_weights, config.perceptual),
                 config.generator,
             )
-        model = StageOneModel(
+        self.model = StageOneModel(
             self.metric,
             reconstruction,
             alpha=config.alpha,
             reconstruction_weight=config.reconstruction_weight,
             encode_negative_window=config.encode_negative_window,
-        ).to(self.device)
-        if context.distributed and self.device.type == "cuda" and config.sync_batch_norm:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            self.metric = model.metric
-        self.model = model
-        self.wrapped: nn.Module = model
-        if context.distributed:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.wrapped = DistributedDataParallel(model, device_ids=device_ids)
-        trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+        )
+        self.wrapped: nn.Module = self.model
+        trainable = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         self.optimizer = torch.optim.Adam(
             trainable,
             lr=config.learning_rate,
@@ -252,67 +201,42 @@ class _Run:
             weight_decay=config.weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.lr_step_epochs, config.lr_gamma)
-        self.autocast_dtype = autocast_dtype(config.mixed_precision, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
-        self.sampler, self.loader = build_loader(
-            self.dataset, config.batch_size, context, seed=config.seed, num_workers=config.num_workers
-        )
         self.averages = {"positive": SimilarityAverage(), "negative": SimilarityAverage()}
-        self.position = LoopPosition()
-        self.history: list[StepRecord] = []
-        self.last_checkpoint: Path | None = None
+        self.validation_averages = {"positive": SimilarityAverage(), "negative": SimilarityAverage()}
+        self.context: DistributedContext | None = None
+        self.autocast_dtype: torch.dtype | None = None
+        self.scaler = torch.amp.GradScaler("cpu", enabled=False)
 
-    # --- resume -----------------------------------------------------------------------------
+    @property
+    def description(self) -> str:
+        return "stage 1"
 
-    def resume(self, location: str | Path) -> None:
-        path, state = load_resumable(
-            location, stage="tavc", global_batch_size=self.config.batch_size * self.context.world_size
-        )
-        saved = TAVCTrainingConfig.from_dict(json.loads(state["config"]), source=str(path))
-        changed = [
-            field.name
-            for field in dataclasses.fields(saved)
-            if field.name not in RUN_LENGTH_AND_OUTPUT_FIELDS
-            and getattr(saved, field.name) != getattr(self.config, field.name)
-        ]
-        if changed:
-            logger.warning("%s: resuming with changed settings: %s", path, ", ".join(changed))
-        try:
-            load_state_dict_strict(self.model, state["model"], source=str(path))
-        except IncompatibleWeightsError as error:
-            raise CheckpointError(f"{error}; resume with the settings the checkpoint was written with") from None
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        for name, average in self.averages.items():
-            average.value, average.updates = state["averages"][name]
-        self.position = restore_position(path, state, self.context, self.output)
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
-    # --- checkpoints --------------------------------------------------------------------------
+    def prepare(self, context: DistributedContext, *, autocast: torch.dtype | None, sync_batch_norm: bool) -> None:
+        self.context = context
+        self.model.to(context.device)  # parameters move in place: the optimiser stays valid
+        if context.distributed and context.device.type == "cuda" and sync_batch_norm:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.metric = self.model.metric
+        self.wrapped = self.model
+        if context.distributed:
+            device_ids = [context.device.index] if context.device.type == "cuda" else None
+            self.wrapped = DistributedDataParallel(self.model, device_ids=device_ids)
+        self.autocast_dtype = autocast
+        self.scaler = torch.amp.GradScaler(context.device.type, enabled=autocast == torch.float16)
 
-    def _state(self) -> dict[str, Any]:
-        return {
-            "stage": "tavc",
-            "config": json.dumps(self.config.to_dict()),
-            "global_batch_size": self.config.batch_size * self.context.world_size,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "averages": {name: (average.value, average.updates) for name, average in self.averages.items()},
-        }
+    # --- one step -----------------------------------------------------------------------------
 
-    def save(self) -> None:
-        self.last_checkpoint = write_checkpoint(self.context, self.output, self.position, self._state)
-
-    # --- training -----------------------------------------------------------------------------
-
-    def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
-        mels = batch["mels"].to(self.device, non_blocking=True)
-        mouths = batch["mouths"].to(self.device, non_blocking=True)
+    def _forward_backward(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        device = self.device
+        mels = batch["mels"].to(device, non_blocking=True)
+        mouths = batch["mouths"].to(device, non_blocking=True)
         self.wrapped.train()
         with torch.autocast(
-            self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
+            device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
         ):
             output = self.wrapped(mels, mouths)
         self.optimizer.zero_grad(set_to_none=True)
@@ -341,18 +265,23 @@ class _Run:
                 torch.zeros_like(losses.positive) if reconstruction is None else reconstruction.detach().float(),
             ]
         )
-        if self.context.distributed:
+        if self.context is not None and self.context.distributed:
             torch.distributed.all_reduce(figures)
             figures = figures / self.context.world_size
         return figures.tolist()
 
-    def _record(self, output: dict[str, Any], figures: list[float], learning_rate: float) -> None:
+    def run_step(self, batch: dict[str, torch.Tensor], position: LoopPosition) -> StepRecord | None:
+        learning_rate = self.optimizer.param_groups[0]["lr"]
+        output = self._forward_backward(batch)
+        figures = self._global_figures(output)
+        if self.context is not None and not self.context.is_main:
+            return None
         total, positive, negative, cos_positive, cos_negative, logged_positive, logged_negative, reconstruction = (
             figures
         )
-        record = StepRecord(
-            step=self.position.global_step,
-            epoch=self.position.epoch,
+        return StepRecord(
+            step=position.global_step,
+            epoch=position.epoch,
             learning_rate=learning_rate,
             loss=total,
             positive_loss=positive,
@@ -365,105 +294,66 @@ class _Run:
             smoothed_positive=self.averages["positive"].update(logged_positive),
             smoothed_negative=self.averages["negative"].update(logged_negative),
         )
-        self.history.append(record)
-        if self.position.global_step % self.config.log_every == 0:
-            logger.info(
-                "step %d epoch %d lr %.2e | loss %.4f (positive %.4f, negative %.4f%s) | similarity positive %.3f "
-                "negative %.3f (flattened cosine %.3f / %.3f)",
-                record.step, record.epoch, record.learning_rate, record.loss, record.positive_loss,
-                record.negative_loss,
-                "" if record.reconstruction_loss is None else f", reconstruction {record.reconstruction_loss:.4f}",
-                record.smoothed_positive, record.smoothed_negative, record.cos_positive, record.cos_negative,
-            )  # fmt: skip
-            append_metrics(self.output / METRICS_LOG, dataclasses.asdict(record))
 
-    def _train_step(self, batch: dict[str, torch.Tensor]) -> None:
-        learning_rate = self.optimizer.param_groups[0]["lr"]
-        output = self._step(batch)
-        figures = self._global_figures(output)
-        if self.context.is_main:
-            self._record(output, figures, learning_rate)
-
-    def train(self) -> None:
-        if self.context.is_main:
-            self.output.mkdir(parents=True, exist_ok=True)
-            self.config.save(self.output / CONFIG_NAME)
-        config = self.config
-        logger.info(
-            "stage 1: %d items, %d steps per epoch of %d × %d process(es), %d steps planned, on %s%s",
-            len(cast(Sized, self.dataset)), self.sampler.steps_per_epoch, config.batch_size, self.context.world_size,
-            planned_steps(config.epochs, config.max_steps, self.sampler.steps_per_epoch), self.device,
-            "" if self.autocast_dtype is None else f" with {self.autocast_dtype} autocast",
-        )  # fmt: skip
-        run_steps(
-            loader=self.loader,
-            sampler=self.sampler,
-            position=self.position,
-            epochs=config.epochs,
-            max_steps=config.max_steps,
-            step=self._train_step,
-            end_epoch=self.scheduler.step,  # stepped per epoch, as the original
-            save=self.save,
-            checkpoint_every=config.checkpoint_every,
-            progress=self.context.is_main and config.progress,
-            description="stage 1",
+    def describe_record(self, record: StepRecord) -> str:
+        reconstruction = "" if record.reconstruction_loss is None else f", reconstruction {record.reconstruction_loss:.4f}"
+        return (
+            f"step {record.step} epoch {record.epoch} lr {record.learning_rate:.2e} | loss {record.loss:.4f} "
+            f"(positive {record.positive_loss:.4f}, negative {record.negative_loss:.4f}{reconstruction}) | "
+            f"similarity positive {record.smoothed_positive:.3f} negative {record.smoothed_negative:.3f} "
+            f"(flattened cosine {record.cos_positive:.3f} / {record.cos_negative:.3f})"
         )
 
-    def export(self) -> Path | None:
+    def end_epoch(self) -> None:
+        self.scheduler.step()  # stepped per epoch, as the original
+
+    # --- checkpoints and export ---------------------------------------------------------------
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "averages": {name: (average.value, average.updates) for name, average in self.averages.items()},
+            "validation_averages": {
+                name: (average.value, average.updates) for name, average in self.validation_averages.items()
+            },
+        }
+
+    def restore_checkpoint_state(self, state: dict[str, Any], source: Path) -> None:
+        try:
+            load_state_dict_strict(self.model, state["model"], source=str(source))
+        except IncompatibleWeightsError as error:
+            raise CheckpointError(f"{error}; resume with the settings the checkpoint was written with") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        for name, average in self.averages.items():
+            average.value, average.updates = state["averages"][name]
+        for name, average in self.validation_averages.items():  # absent from checkpoints of earlier releases
+            average.value, average.updates = state.get("validation_averages", {}).get(name, (0.0, 0))
+
+    def validate(self, dataset: Dataset, *, items: int, seed: int) -> Validation:
+        """Similarities on held-out items: flattened cosines (what the loss trains), row-wise (what the
+        original logs) and their moving average, the fraction of items whose adjacent pair scores
+        above the distant one, and the gap (flattened positive − negative, the best checkpoint's figure)."""
+        figures = evaluate_similarity(self.metric, dataset, items=items, seed=seed)
+        return Validation(
+            {
+                "cos_positive": figures.cos_positive,
+                "cos_negative": figures.cos_negative,
+                "gap": figures.gap,
+                "row_positive": figures.row_positive,
+                "row_negative": figures.row_negative,
+                "smoothed_positive": self.validation_averages["positive"].update(figures.row_positive),
+                "smoothed_negative": self.validation_averages["negative"].update(figures.row_negative),
+                "ranked": figures.ranked,
+            }
+        )
+
+    def finish(self) -> None:
         self.metric.eval()
-        if not (self.config.export_metric and self.context.is_main):
-            return None
-        if isinstance(self.metric.config, TAVCMetricConfig):
-            self.metric.config = dataclasses.replace(self.metric.config, alpha=self.config.alpha)
-        folder = self.output / METRIC_DIR
-        self.metric.save_pretrained(folder)
-        logger.info("trained metric written to %s (install it with tavce.training.tavc.install_metric)", folder)
-        return folder
 
-
-def train_tavc(
-    data: str | Path,
-    output: str | Path,
-    config: TAVCTrainingConfig | None = None,
-    *,
-    resume: str | Path | None = None,
-    metric: TAVCMetric | None = None,
-    dataset: Dataset | None = None,
-) -> TAVCTrainingResult:
-    """Train the TAVC metric (stage 1) on a folder written by ``tavce prepare-data``.
-
-    Args:
-        data: the prepared dataset folder (its ``manifest.jsonl`` lists the videos).
-        output: run folder: ``training_config.json``, ``metrics.jsonl``, ``checkpoints/``, ``metric/``.
-        config: settings (default :class:`TAVCTrainingConfig`: the original code's).
-        resume: a checkpoint file, or a run folder whose newest checkpoint to continue from.
-        metric: train this metric instead of building one from ``config`` (its embedding size
-            must be ``config.embedding_dim`` when the reconstruction term is on).
-        dataset: items as :class:`~tavce.training.data.TAVCDataset` gives them (default: that
-            dataset over ``data``).
-
-    Under ``torchrun`` every rank calls this with the same arguments.
-
-    Raises:
-        InvalidArgumentError: no prepared data (missing folder or manifest, no usable video), or
-            fewer items than one global batch.
-        CheckpointError: ``resume`` names no usable checkpoint, or one written with another batch size.
-        WeightsNotFoundError, IncompatibleWeightsError: an initialisation or LPIPS weights file.
-    """
-    config = config or TAVCTrainingConfig()
-    context = DistributedContext.from_environment(config.device)
-    try:
-        run = _Run(data, output, config, metric, dataset, context)
-        if resume is not None:
-            run.resume(resume)
-        run.train()
-        folder = run.export()
-        return TAVCTrainingResult(
-            metric=run.metric,
-            history=run.history,
-            steps=run.position.global_step,
-            checkpoint=run.last_checkpoint,
-            metric_folder=folder,
-        )
-    finally:
-        context.close()
+    def export(self, output: Path) -> Path | None:
+        return export_metric(self.metric, output / METRIC_DIR, alpha=self.config.alpha)
