@@ -730,7 +730,12 @@ class RendererTrainer(StageTrainer):
             "initial_weights": self.initial_weights.sources,
         }
         return save_trained_weights(
-            folder, self.export_renderer().cpu(), self.modules.metric, self.image_size, base=base, provenance=provenance
+            folder,
+            self.export_renderer().cpu(),
+            cast("nn.Module | None", self.modules.metric),
+            self.image_size,
+            base=base,
+            provenance=provenance,
         )
 
 

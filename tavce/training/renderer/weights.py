@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -230,4 +230,4 @@ def load_metric(source: str | Path) -> nn.Module:
     """
     from tavce.evaluation.backbones import load_tavc_metric
 
-    return load_tavc_metric(source).eval()
+    return cast(nn.Module, load_tavc_metric(source)).eval()
