@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import cast
 from pathlib import Path
 
-from tavce.errors import OutputError
+from tavce.errors import OutputError, TavceError
 
 __all__ = ["LOW_SPACE_BYTES", "lacks_space", "out_of_space_error", "reporting_full_disk", "write_atomically"]
 
@@ -77,7 +77,12 @@ def lacks_space(error: BaseException | str | None, folder: str | Path, needed: i
         error: the exception raised by the writer (its causes are searched too), or a writer's log text.
         folder: where the file was being written.
         needed: bytes the write needed, when known: less free space than that is a full disk.
+
+    A :class:`~tavce.errors.TavceError` other than :class:`OutputError` (bad input found on purpose)
+    is never lack of space.
     """
+    if isinstance(error, TavceError) and not isinstance(error, OutputError):
+        return False
     for link in [] if error is None or isinstance(error, str) else _chain(error):
         if getattr(link, "errno", None) in _SPACE_ERRNOS:
             return True
@@ -114,9 +119,10 @@ def out_of_space_error(
     """
     path = Path(path)
     needs = f", about {_size(needed)} needed" if needed is not None else ""
-    if _hits_file_size_limit(error, needed):
+    limit = _file_size_limit()
+    if limit is not None and _hits_file_size_limit(error, needed):
         return OutputError(
-            f"{path}: the file-size limit of this process was reached (ulimit -f: {_size(cast(int, _file_size_limit()))}"
+            f"{path}: the file-size limit of this process was reached (ulimit -f: {_size(limit)}"
             f"{needs}); raise the limit (`ulimit -f unlimited`), then {then}"
         )
     free = _free_bytes(path.parent)

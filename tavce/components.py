@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import tavce
+from tavce._writes import write_atomically
 from tavce.errors import ComponentNotSerializableError, IncompatibleWeightsError, WeightsNotFoundError
+from tavce.hub import load_json
 from tavce.models.base import TavceModule, class_path, register_component_class, resolve_component_class
 
 __all__ = [
@@ -87,7 +89,8 @@ def save_components(
     }
     if provenance is not None:
         config["provenance"] = dict(provenance)
-    (folder / PIPELINE_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    # Written last and atomically: a folder with pipeline_config.json is complete.
+    write_atomically(folder / PIPELINE_CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return folder
 
 
@@ -99,10 +102,7 @@ def read_pipeline_config(folder: str | Path) -> dict[str, Any]:
             f"{path}: not found; {folder} is not a tavce weights folder. Write one with "
             "`tavce convert` or pipe.save_pretrained()"
         )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise IncompatibleWeightsError(f"{path}: not valid JSON ({error}); download it again") from error
+    return load_json(path)
 
 
 def load_components(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import logging
 import os
 import pickle
@@ -27,9 +28,18 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from tavce._writes import reporting_full_disk
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, OutputError, TavceError, WeightsNotFoundError
 
-__all__ = ["save_safetensors", "load_safetensors", "open_safetensors", "load_legacy_checkpoint", "resolve_weights"]
+__all__ = [
+    "save_safetensors",
+    "load_safetensors",
+    "open_safetensors",
+    "load_legacy_checkpoint",
+    "damaged_file_fix",
+    "load_json",
+    "resolve_weights",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +51,10 @@ def save_safetensors(
 
     Tensors are made contiguous and moved to the CPU; tensors sharing storage (tied
     weights) are copied, because safetensors stores each buffer once.
+
+    Raises:
+        OutputError: the folder cannot be written, or the disk is full (the message gives the
+            space needed; nothing is left behind).
     """
     path = Path(path)
     seen_storages: set[int] = set()
@@ -57,13 +71,60 @@ def save_safetensors(
             f"{path}: cannot write weights there ({error.strerror}); choose an existing, writable folder"
         ) from error
     os.close(descriptor)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with reporting_full_disk(path, needed=sum(tensor.nbytes for tensor in tensors.values())):
+        try:
+            save_file(tensors, temporary, metadata=metadata)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
     return path
+
+
+_HUB_REPO_FOLDER_PREFIXES = {"models--": "", "datasets--": " --repo-type dataset", "spaces--": " --repo-type space"}
+
+
+def damaged_file_fix(path: str | Path) -> str:
+    """How to replace a damaged weights or config file: which file to delete and what fetches it again.
+
+    In a Hugging Face cache (``.../models--org--name/snapshots/<commit>/<file>``) the snapshot
+    entry links to a blob; the blob is what must go (the Hub client would link the damaged blob
+    again), and ``hf download ... --force-download`` replaces it in one step. Elsewhere the file
+    came from ``tavce convert``, ``save_pretrained`` or a copy, which are named instead.
+    """
+    path = Path(path)
+    parts = path.parts
+    for index in range(len(parts) - 2, 0, -1):
+        repo_folder = parts[index - 1]
+        prefix = next((p for p in _HUB_REPO_FOLDER_PREFIXES if repo_folder.startswith(p)), None)
+        if parts[index] != "snapshots" or prefix is None or index + 2 >= len(parts):
+            continue
+        repo_id = repo_folder[len(prefix):].replace("--", "/")
+        commit, filename = parts[index + 1], "/".join(parts[index + 2 :])
+        cache_dir = Path(*parts[: index - 1])
+        blob = path.resolve() if path.is_symlink() else path
+        return (
+            f"the cached download is damaged: fetch it again with `hf download {repo_id} {filename} "
+            f"--revision {commit} --cache-dir {cache_dir} --force-download{_HUB_REPO_FOLDER_PREFIXES[prefix]}` "
+            f"(or delete {blob} and run the same command again while online)"
+        )
+    return (
+        f"the file is damaged: download it again from where you got it, or write it again (`tavce convert` for "
+        f"converted weights, save_pretrained() for your own), replacing {path}"
+    )
+
+
+def load_json(path: str | Path) -> Any:
+    """A weights folder's JSON file (``config.json``, ``pipeline_config.json``), parsed.
+
+    Raises:
+        IncompatibleWeightsError: not valid JSON (truncated or altered), with :func:`damaged_file_fix`.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise IncompatibleWeightsError(f"{path}: not valid JSON ({error}); {damaged_file_fix(path)}") from error
 
 
 def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -94,8 +155,7 @@ def open_safetensors(path: str | Path) -> Iterator[tuple[dict[str, tuple[int, ..
 
     def invalid(error: Exception) -> IncompatibleWeightsError:
         return IncompatibleWeightsError(
-            f"{path}: not a valid safetensors file ({error}); the download is probably incomplete, delete it "
-            "and download it again"
+            f"{path}: not a valid safetensors file ({error}); {damaged_file_fix(path)}"
         )
 
     try:
@@ -156,7 +216,7 @@ def load_legacy_checkpoint(path: str | Path) -> dict:
         path,
         IncompatibleWeightsError,
         unsafe_fix="Use the official checkpoint or convert it to safetensors where you trust it",
-        corrupt_fix="the file is corrupt or incomplete, download it again",
+        corrupt_fix=damaged_file_fix(path),
     )
     if not isinstance(checkpoint, dict):
         raise IncompatibleWeightsError(

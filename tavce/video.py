@@ -4,7 +4,9 @@ Frames go one at a time to imageio-ffmpeg's bundled ffmpeg, so a clip is never
 held in memory. Everything is written inside a hidden temporary folder next to
 the destination; only a complete file is moved into place (``os.replace``). If
 anything fails or is interrupted inside the ``with`` block, ffmpeg is killed,
-the temporary folder removed, and nothing appears at the destination.
+the temporary folder removed, and nothing appears at the destination. A process
+killed outright leaves its folder (named with its pid); the next writer of the same
+destination removes it once that process is gone.
 
 Deliberate deviations from the original:
 
@@ -18,6 +20,7 @@ Deliberate deviations from the original:
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -33,6 +36,7 @@ import imageio_ffmpeg
 import numpy as np
 import soundfile
 
+from tavce._kill_points import kill_point
 from tavce._writes import lacks_space, out_of_space_error, reporting_full_disk
 from tavce.errors import InvalidArgumentError, OutputError
 from tavce.types import FPS, SAMPLE_RATE, AudioClip
@@ -44,6 +48,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CRF = 25  # what the original's imageio quality 5 means for libx264
 _LOG_TAIL_CHARS = 2000
 _ENCODER_EXIT_SECONDS = 10
+_WORKSPACE_SUFFIX = ".tavce-tmp"
 
 
 def check_output_path(path: str | Path) -> Path:
@@ -69,6 +74,26 @@ def check_output_path(path: str | Path) -> Path:
     except OSError as error:
         raise OutputError(f"{path}: cannot write into {folder} ({error.strerror}); choose a writable folder") from error
     return path
+
+
+def _remove_abandoned_workspaces(path: Path) -> None:
+    """Work folders left beside ``path`` by writers that were killed (their process is gone)."""
+    prefix = f".{path.stem}."
+    for leftover in path.parent.glob(f"{glob.escape(prefix)}*{_WORKSPACE_SUFFIX}"):
+        owner = leftover.name[len(prefix) :].split(".", 1)[0]
+        if owner.isdigit() and not _process_alive(int(owner)) and leftover.is_dir():
+            logger.info("removing %s (left by a killed run)", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 class VideoWriter:
@@ -104,8 +129,11 @@ class VideoWriter:
         self._encoder: subprocess.Popen | None = None
 
     def __enter__(self) -> VideoWriter:
+        _remove_abandoned_workspaces(self.path)
         with reporting_full_disk(self.path):
-            workspace = tempfile.mkdtemp(prefix=f".{self.path.stem}.", suffix=".tavce-tmp", dir=self.path.parent)
+            workspace = tempfile.mkdtemp(
+                prefix=f".{self.path.stem}.{os.getpid()}.", suffix=_WORKSPACE_SUFFIX, dir=self.path.parent
+            )
         self._workspace = Path(workspace)
         return self
 
@@ -144,6 +172,7 @@ class VideoWriter:
         except (BrokenPipeError, OSError) as error:
             raise self._encoder_failure("stopped while encoding") from error
         self.num_frames += 1
+        kill_point("generate:encode")
 
     @property
     def _video_only(self) -> Path:
@@ -179,7 +208,7 @@ class VideoWriter:
         log = self._log_tail()
         if status == -signal.SIGXFSZ:
             log = f"File too large (ffmpeg was stopped by the file-size limit) {log}"
-        if lacks_space(log, cast(Path, self._workspace)):
+        if lacks_space(log, self._workspace or self.path.parent):
             return out_of_space_error(self.path, log)
         return OutputError(f"{self.path}: ffmpeg {what} ({log})")
 

@@ -50,13 +50,17 @@ def ffmpeg_problem(stderr: bytes | str) -> str:
     return (causes or lines or [text.strip() or "no message"])[0]
 
 
-def decode_with_ffmpeg(source: str | Path | bytes, label: str) -> tuple[np.ndarray, int]:
+def decode_with_ffmpeg(
+    source: str | Path | bytes, label: str, max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of a file (or of in-memory bytes).
 
     Args:
         source: a file path, or the file's bytes (piped to ffmpeg; formats that need seeking,
             such as mp4 with its index at the end, then fail).
         label: how messages name the source.
+        max_seconds: decode at most a little more than this (ffmpeg ``-t``), so a caller can
+            tell a too-long clip without holding all of it. None: everything.
 
     Returns:
         (samples (N, channels) float32 in [-1, 1], sample rate in Hz).
@@ -68,7 +72,9 @@ def decode_with_ffmpeg(source: str | Path | bytes, label: str) -> tuple[np.ndarr
     command = [
         imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
         *(["-i", "pipe:0"] if from_memory else ["-nostdin", "-i", str(source)]),
-        "-map", "0:a:0", "-vn", "-f", "wav", "-acodec", "pcm_f32le", "pipe:1",
+        "-map", "0:a:0", "-vn",
+        *(["-t", f"{max_seconds + 1:.3f}"] if max_seconds is not None else []),
+        "-f", "wav", "-acodec", "pcm_f32le", "pipe:1",
     ]  # fmt: skip
     completed = subprocess.run(command, input=source if isinstance(source, bytes) else None, capture_output=True, check=False)
     problem = ffmpeg_problem(completed.stderr)

@@ -37,7 +37,7 @@ _SHORT_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MU
 _STREAMING_SIZES = {0, 0xFFFFFFFF}
 
 
-def load_audio(source: AudioSource, *, sample_rate: int | None = None) -> AudioClip:
+def load_audio(source: AudioSource, *, sample_rate: int | None = None, max_seconds: float | None = None) -> AudioClip:
     """Load driving audio as a 16 kHz mono float32 clip.
 
     Args:
@@ -48,12 +48,15 @@ def load_audio(source: AudioSource, *, sample_rate: int | None = None) -> AudioC
             their full range (int16 / 32768), floats are taken as is.
         sample_rate: rate of array/tensor samples in Hz; required for them, ignored
             (must be None) for files.
+        max_seconds: refuse a file longer than this before decoding more of it than that (from
+            libsndfile's header, or by stopping ffmpeg just past it): memory stays bounded for
+            compressed uploads that would decode to hours of samples. None: no limit.
 
     Returns:
         An :class:`AudioClip` of at least 640 samples (one 25 fps frame). Silence is valid.
 
     Raises:
-        InvalidAudioError: missing, empty, unreadable, truncated, too short or non-finite audio.
+        InvalidAudioError: missing, empty, unreadable, truncated, too short, too long or non-finite audio.
     """
     if isinstance(source, (np.ndarray, torch.Tensor)):
         if sample_rate is None:
@@ -68,7 +71,7 @@ def load_audio(source: AudioSource, *, sample_rate: int | None = None) -> AudioC
                 f"{_describe(source)}: sample_rate is only for arrays; a file's rate is read from its header"
             )
         label = _describe(source)
-        samples, rate = _decode(source, label)
+        samples, rate = _decode(source, label, max_seconds)
     return to_mono_16k(samples, rate, source=label)
 
 
@@ -123,7 +126,14 @@ def _array_samples(source: np.ndarray | torch.Tensor, sample_rate: int) -> np.nd
     raise InvalidAudioError(f"<array>: samples must be integers or floats, got dtype {array.dtype}")
 
 
-def _decode(source: str | Path | BinaryIO, label: str) -> tuple[np.ndarray, int]:
+def _too_long(label: str, max_seconds: float, seconds: float | None = None) -> InvalidAudioError:
+    length = f"{seconds:.1f} s long" if seconds is not None else f"longer than {max_seconds:g} s"
+    return InvalidAudioError(
+        f"{label}: the audio is {length}; at most {max_seconds:g} s is accepted here. Cut the clip or split it"
+    )
+
+
+def _decode(source: str | Path | BinaryIO, label: str, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     original = source
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -141,6 +151,8 @@ def _decode(source: str | Path | BinaryIO, label: str) -> tuple[np.ndarray, int]
     try:
         with soundfile.SoundFile(source) as audio_file:
             declared_frames = audio_file.frames
+            if max_seconds is not None and declared_frames > max_seconds * audio_file.samplerate:
+                raise _too_long(label, max_seconds, declared_frames / audio_file.samplerate)
             details = audio_file.extra_info
             samples = audio_file.read(dtype="float32", always_2d=True)
             rate = audio_file.samplerate
@@ -151,7 +163,12 @@ def _decode(source: str | Path | BinaryIO, label: str) -> tuple[np.ndarray, int]
                 "re-export or re-download it"
             ) from error
         # A format libsndfile does not read (a video, m4a, ...): ffmpeg decodes it, or explains why not.
-        return decode_with_ffmpeg(original if isinstance(original, (str, Path)) else cast(io.BytesIO, source).getvalue(), label)
+        samples, rate = decode_with_ffmpeg(
+            original if isinstance(original, (str, Path)) else cast(io.BytesIO, source).getvalue(), label, max_seconds
+        )
+        if max_seconds is not None and samples.shape[0] > max_seconds * rate:
+            raise _too_long(label, max_seconds) from None
+        return samples, rate
     short_chunk = _SHORT_DATA_CHUNK.search(details)
     truncated = short_chunk and int(short_chunk.group(1)) not in _STREAMING_SIZES
     if truncated or samples.shape[0] < declared_frames:

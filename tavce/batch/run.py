@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tavce._kill_points import kill_point
 from tavce.batch.executor import Executor, Outcome, Task
 from tavce.batch.jobs import BatchJob, PlannedJob, RefusedJob, output_inside, plan_jobs, read_job_file
 from tavce.batch.results import ResultsLog
@@ -156,6 +157,7 @@ def run_batch(
                     record = _record(by_output[outcome.key], outcome)
                     records[outcome.key] = record
                     log.append(record)
+                    kill_point("batch:record")
                     if not outcome.ok:
                         logger.warning("%s: failed: %s: %s", record["row"], outcome.error_type, outcome.error)
                     bar.update(1)

@@ -103,7 +103,7 @@ class GenerateHandler:
         self.limits.check_upload(speech, speech.name, InvalidAudioError)
         self.limits.check_audio_header(speech, speech.name)
         photo = load_image(portrait, max_pixels=self.limits.max_image_pixels)
-        clip = load_audio(speech)
+        clip = load_audio(speech, max_seconds=self.limits.max_audio_seconds)  # compressed uploads decode bounded
         self.limits.check_audio_clip(clip, speech.name)
 
         seed = options.seed if options.seed is not None else secrets.randbelow(DRAWN_SEEDS)

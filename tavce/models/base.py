@@ -177,17 +177,20 @@ class TavceModule(nn.Module):
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed)."""
+        from tavce._writes import write_atomically
         from tavce.hub import save_safetensors
 
         description = self.describe()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_NAME).write_text(json.dumps(description, indent=2) + "\n")
+        write_atomically(folder / CONFIG_NAME, json.dumps(description, indent=2) + "\n")
         save_safetensors(self.state_dict(), folder / WEIGHTS_NAME)
 
     @classmethod
     def from_pretrained(cls: type[ModuleT], folder: str | Path) -> ModuleT:
         """Build the module from a folder written by :meth:`save_pretrained` (strict load)."""
+        from tavce.hub import load_json
+
         folder = Path(folder)
         config_path = folder / CONFIG_NAME
         if not config_path.is_file():
@@ -195,7 +198,7 @@ class TavceModule(nn.Module):
                 f"{config_path}: missing; pass a folder written by save_pretrained() "
                 "or convert official weights with `tavce convert`."
             )
-        module = cls.from_description(json.loads(config_path.read_text()), folder)
+        module = cls.from_description(load_json(config_path), folder)
         load_safetensors_strict(module, folder / WEIGHTS_NAME, source=str(folder))
         return module.eval()
 

@@ -109,13 +109,13 @@ class _DetectorPool:
     holds more detectors than callers ever detected at once.
     """
 
-    def __init__(self, build: Callable[[], object]) -> None:
+    def __init__(self, build: Callable[[], Any]) -> None:
         self._build = build
         self._idle = [build()]
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def borrow(self) -> Iterator[Any]:  # a dlib detector (dlib has no type information)
+    def borrow(self) -> Iterator[Any]:
         with self._lock:
             detector = self._idle.pop() if self._idle else None
         if detector is None:

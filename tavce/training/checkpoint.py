@@ -22,6 +22,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from tavce._writes import reporting_full_disk, write_atomically
 from tavce.errors import CheckpointError
 from tavce.hub import torch_load_weights_only
 
@@ -38,6 +39,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "tavce-training-checkpoint/1"
+_RESUME = "continue the run with --resume (from the last complete checkpoint)"
 LATEST_NAME = "latest"
 """File in the checkpoints folder holding the newest checkpoint's file name."""
 
@@ -79,20 +81,38 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], *, update_latest: bool = True) -> Path:
-    """Write ``state`` (plus the format tag) atomically and point ``latest`` at it (unless ``update_latest`` is off)."""
+    """Write ``state`` (plus the format tag) atomically and point ``latest`` at it (unless ``update_latest`` is off).
+
+    Raises:
+        OutputError: the disk is full (the message gives the space needed); the previous
+            checkpoint and ``latest`` are untouched and no partial file is left.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    torch.save({"format": CHECKPOINT_FORMAT, **state}, partial)
+    with reporting_full_disk(path, needed=_stored_bytes(state), then=_RESUME):
+        try:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, partial)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # a torn file would hold the space the next try needs
+            raise
     os.replace(partial, path)
     if not update_latest:
         return path
-    latest = path.parent / LATEST_NAME
-    latest_partial = path.parent / (LATEST_NAME + ".partial")
-    latest_partial.write_text(path.name + "\n")
-    os.replace(latest_partial, latest)
+    write_atomically(path.parent / LATEST_NAME, path.name + "\n", then=_RESUME)
     logger.info("checkpoint written: %s", path)
     return path
+
+
+def _stored_bytes(value: Any) -> int:
+    """Bytes of the tensors in a nested container (what torch.save writes, give or take the pickle)."""
+    if isinstance(value, torch.Tensor):
+        return value.untyped_storage().nbytes()
+    if isinstance(value, dict):
+        return sum(_stored_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_stored_bytes(item) for item in value)
+    return 0
 
 
 def find_checkpoint(location: str | Path) -> Path:

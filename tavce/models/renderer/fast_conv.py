@@ -141,7 +141,8 @@ class DerivedWeights:
         return {}
 
     def __setstate__(self, state: dict) -> None:
-        DerivedWeights.__init__(self)
+        self._entries = {}
+        self._lock = threading.Lock()
 
 
 def concatenate_parameters(

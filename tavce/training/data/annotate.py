@@ -36,6 +36,7 @@ import soundfile
 import torch
 
 import tavce
+from tavce._kill_points import kill_point
 from tavce.audio import load_audio
 from tavce.errors import FaceNotDetectedError, InvalidArgumentError, InvalidVideoError, OutputError
 from tavce.models.face_recon import FaceReconstructor, source_coefficients
@@ -144,6 +145,7 @@ def prepare_video(
         "tavce_version": tavce.__version__,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    kill_point("prepare-data:annotations")
     # meta.json is written last: its presence marks a complete folder.
     (destination / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -177,6 +179,7 @@ def _write_crops(video: Path, frames_dir: Path, landmarker: FaceLandmarker, conf
             for image in ready:
                 _write_png(frames_dir / frame_filename(count), crop_working_image(image, geometry, config.size))
                 count += 1
+                kill_point("prepare-data:frame")
             waiting = []
             if config.max_frames is not None and count >= config.max_frames:
                 break
@@ -189,8 +192,11 @@ def _write_crops(video: Path, frames_dir: Path, landmarker: FaceLandmarker, conf
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
-        raise OutputError(f"{path}: cannot write the frame; check the free space and permissions of the folder")
+    # Encoded here and written by Python, so a failed write keeps its errno (cv2.imwrite only says False).
+    encoded, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not encoded:
+        raise OutputError(f"{path}: OpenCV could not encode the frame as PNG")
+    path.write_bytes(data.tobytes())
 
 
 def _read_crop(frames_dir: Path, index: int) -> np.ndarray:

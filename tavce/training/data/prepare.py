@@ -25,8 +25,10 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from tavce._kill_points import kill_point
+from tavce._writes import lacks_space, out_of_space_error, reporting_full_disk, write_atomically
 from tavce.batch.executor import Executor, Task
-from tavce.errors import InvalidArgumentError, TavceError
+from tavce.errors import InvalidArgumentError, OutputError, TavceError
 from tavce.models.face_recon import FaceReconstructor
 from tavce.preprocess.landmarks import FaceLandmarker, default_landmarker
 from tavce.training.data.annotate import PrepareConfig, prepare_video
@@ -36,6 +38,8 @@ from tavce.video_reader import VIDEO_EXTENSIONS
 __all__ = ["PrepareReport", "list_videos", "prepare_dataset"]
 
 logger = logging.getLogger(__name__)
+
+RESUME = "run the same command again: finished videos are kept and the rest is prepared"
 
 
 @dataclass
@@ -165,8 +169,12 @@ def prepare_dataset(
     # Log records go through tqdm.write while the bar is shown, so warnings do not break it.
     with logging_redirect_tqdm(), open(output / MANIFEST_NAME, "a") as manifest:
         for entry in _run(todo, _PrepareRunner(face_recon, landmarker, config, output), executor):
-            manifest.write(json.dumps(entry) + "\n")
-            manifest.flush()  # each finished video is on record even if the run is killed next
+            # A line torn by a crash or a full disk is skipped by read_manifest, and the next run
+            # rewrites the manifest from the finished folders' meta.json.
+            with reporting_full_disk(output / MANIFEST_NAME, then=RESUME):
+                manifest.write(json.dumps(entry) + "\n")
+                manifest.flush()  # each finished video is on record even if the run is killed next
+            kill_point("prepare-data:manifest")
             if entry["status"] == "ok":
                 report.prepared.append(entry["name"])
             else:
@@ -207,9 +215,7 @@ def _ok_entry(meta: dict) -> dict:
 
 
 def _write_manifest(output: Path, entries: Sequence[dict]) -> None:
-    temporary = output / f".{MANIFEST_NAME}.tmp"
-    temporary.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
-    os.replace(temporary, output / MANIFEST_NAME)
+    write_atomically(output / MANIFEST_NAME, "".join(json.dumps(entry) + "\n" for entry in entries), then=RESUME)
 
 
 # --- running one video, here or on an executor's worker ----------------------------------------
@@ -228,7 +234,11 @@ class _PrepareRunner:
             self.landmarker = self.landmarker() if self.landmarker is not None else default_landmarker()
 
     def run(self, payload: tuple[str, Path]) -> dict:
-        """Prepare one video into its partial folder and rename it into place; never raises for a bad video."""
+        """Prepare one video into its partial folder and rename it into place.
+
+        Never raises for a bad video (its failure is the returned entry); raises :class:`OutputError`
+        when the disk is full, which stops the run.
+        """
         name, path = payload
         partial = self.output / f".{name}{PARTIAL_SUFFIX}"
         final = self.output / name
@@ -239,7 +249,10 @@ class _PrepareRunner:
                 path, partial, name=name, face_recon=self.face_recon, landmarker=self.landmarker, config=self.config
             )
         except Exception as error:  # one bad video must not stop the run; its reason goes to the manifest
+            out_of_space = lacks_space(error, partial)  # asked before the partial folder frees its space
             shutil.rmtree(partial, ignore_errors=True)
+            if out_of_space:  # not the video's fault: the run stops, and a rerun resumes here
+                raise out_of_space_error(final, error, then=RESUME) from error
             if not isinstance(error, TavceError):
                 logger.warning("%s: unexpected error", path, exc_info=True)
             reason = str(error) if isinstance(error, TavceError) else f"{type(error).__name__}: {error}"
@@ -267,6 +280,8 @@ def _run(todo: dict[str, Path], runner: _PrepareRunner, executor: Executor | Non
     for outcome in executor.map(runner, [Task(name, (name, path)) for name, path in todo.items()]):
         if outcome.ok:
             yield outcome.value
+        elif outcome.error_type == OutputError.__name__:  # the runner raises only for a full disk
+            raise OutputError(outcome.error)
         else:  # the worker died twice on this video (out of memory?) or the runner itself failed
             reason = f"{outcome.error_type}: {outcome.error} ({outcome.worker})"
             yield {"status": "failed", "name": outcome.key, "source": str(todo[outcome.key]), "error": reason}
