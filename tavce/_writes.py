@@ -19,7 +19,6 @@ import resource
 import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import cast
 from pathlib import Path
 
 from tavce.errors import OutputError, TavceError
