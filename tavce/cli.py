@@ -38,7 +38,7 @@ def parse_face_box(text: str) -> tuple[float, float, float, float]:
         values = ()
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"{text!r}: expected four numbers X0,Y0,X1,Y1 (pixels)")
-    return values  # type: ignore[return-value]
+    return values
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import pickle
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -311,7 +311,7 @@ def _hub_snapshot(
 
     import tavce
 
-    common = dict(
+    common: dict[str, Any] = dict(
         repo_id=repo_id,
         revision=revision,
         cache_dir=cache_dir,
@@ -358,6 +358,7 @@ def _hub_snapshot(
             f"{repo_id}: could not get {what}{at_revision} ({type(error).__name__}: {error}). Check the network "
             f"and the repository id, run `hf download {repo_id}`, or pass a local folder holding the files"
         ) from error
+    folder = cast(Path, folder)  # a download above set it: names or patterns is never empty
     if patterns and not _matches_any(folder, patterns):
         raise WeightsNotFoundError(
             f"{repo_id}: no file matches {what}{at_revision}; check the patterns, or run `hf download {repo_id}`"

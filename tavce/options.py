@@ -112,7 +112,7 @@ def _as_face_box(value: Any) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = box
     if not (x1 > x0 and y1 > y0):
         raise InvalidArgumentError(f"face_box={value!r}: needs x0 < x1 and y0 < y1 (photo pixels)")
-    return box  # type: ignore[return-value]
+    return box
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -41,7 +41,9 @@ RENDER_AHEAD_BATCHES = 2
 """Rendered batches that may wait for the paste-back and the encoder (tavce.background.iterate_ahead)."""
 
 
-def default_device_and_dtype(device: str | torch.device | None, dtype: str | torch.dtype | None):
+def default_device_and_dtype(
+    device: str | torch.device | None, dtype: str | torch.dtype | None
+) -> tuple[torch.device, torch.dtype]:
     """Resolve user choices: CUDA when available, float16 on CUDA, float32 elsewhere.
 
     Raises:
@@ -69,7 +71,7 @@ def default_device_and_dtype(device: str | torch.device | None, dtype: str | tor
         # Without native bf16 instructions oneDNN falls back to reference kernels 100x+ slower than float32.
         logger.warning("dtype=bfloat16: this CPU has no native bfloat16 support; rendering in float32 instead")
         dtype = torch.float32
-    return device, dtype
+    return device, cast(torch.dtype, dtype)
 
 
 def _wants_gfpgan(components: dict[str, Any], enhancer_weights: Any, enhancer_upscale: int | None) -> bool:
@@ -303,9 +305,10 @@ class TalkingHeadPipeline:
                 f"from_pretrained: unknown arguments {unknown}; components are {', '.join(COMPONENT_NAMES)}"
             )
         wants_gfpgan = _wants_gfpgan(components, enhancer_weights, enhancer_upscale)
-        hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        hub: dict[str, Any] = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         location = DEFAULT_REPO if weights is None else weights
         layout, found = ("official", location) if tavce_facerender is not None else locate_weights(location, **hub)
+        loaded: dict[str, Any]
         if layout == "tavce":
             skip = set(components) | ({"enhancer"} if enhancer_weights is not None else set())
             loaded, _ = load_components(found, skip=skip)
@@ -344,7 +347,7 @@ class TalkingHeadPipeline:
                     "give it yours when you build it"
                 )
             loaded["preprocessor"].landmarker = landmarker
-        pipeline = cls(**{name: loaded.get(name) for name in COMPONENT_NAMES})
+        pipeline = cls(**cast(dict[str, Any], {name: loaded.get(name) for name in COMPONENT_NAMES}))
         if device is not None or dtype is not None:
             pipeline.to(device, dtype)
         return pipeline
@@ -399,7 +402,7 @@ class TalkingHeadPipeline:
             # Without inference mode the result would keep the encoder's autograd graph: every
             # activation of every window, O(T) memory held until the video is written.
             with torch.inference_mode():
-                relationship = self.metric.audio_relationships(windows)
+                relationship = cast("TemporalCorrelationMetric", self.metric).audio_relationships(windows)
         return TalkingHeadResult(self, source, clip, windows, coefficients, relationship, settings)
 
     def stream(self, image, audio, **options: Any) -> Iterator[np.ndarray]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -198,8 +199,9 @@ class CropGeometry:
     def tight_box_in_image(self) -> Box:
         """The original's ``full``-mode paste box (C origin + Q), untruncated, in resized-image pixels."""
         self._require_crop()
-        left, top, right, bottom = self.tight_box
-        return self.crop_box[0] + left, self.crop_box[1] + top, self.crop_box[0] + right, self.crop_box[1] + bottom
+        left, top, right, bottom = cast(Box, self.tight_box)
+        crop_left, crop_top = cast(Box, self.crop_box)[:2]
+        return crop_left + left, crop_top + top, crop_left + right, crop_top + bottom
 
     @property
     def source_box(self) -> Box:
@@ -209,7 +211,7 @@ class CropGeometry:
         if self.mode.extended:
             return self.crop_box
         crop_left, crop_top, crop_right, crop_bottom = self.crop_box
-        left, top, right, bottom = self.tight_box
+        left, top, right, bottom = cast(Box, self.tight_box)
         return (
             crop_left + left,
             crop_top + top,
@@ -254,7 +256,7 @@ class CropGeometry:
             resized_size=ints("resized_size"),
             crop_box=ints("crop_box"),
             tight_box=ints("tight_box"),
-            tight_box_float=None if floats is None else tuple(float(v) for v in floats),
+            tight_box_float=None if floats is None else cast(tuple[float, float, float, float], tuple(float(v) for v in floats)),
             mode=CropMode.parse(values["mode"]),
         )
 

@@ -30,6 +30,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import IO, cast
 
 import imageio_ffmpeg
 import numpy as np
@@ -167,7 +168,7 @@ class VideoWriter:
         if height % 2 or width % 2:
             frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         try:
-            self._encoder.stdin.write(np.ascontiguousarray(frame).tobytes())
+            cast(IO[bytes], cast(subprocess.Popen, self._encoder).stdin).write(np.ascontiguousarray(frame).tobytes())
         except (BrokenPipeError, OSError) as error:
             raise self._encoder_failure("stopped while encoding") from error
         self.num_frames += 1
@@ -175,10 +176,10 @@ class VideoWriter:
 
     @property
     def _video_only(self) -> Path:
-        return self._workspace / "video.mp4"
+        return cast(Path, self._workspace) / "video.mp4"
 
     def _start_encoder(self) -> subprocess.Popen:
-        height, width = self._frame_shape
+        height, width = cast(tuple[int, int], self._frame_shape)
         command = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width + width % 2}x{height + height % 2}",
@@ -187,7 +188,7 @@ class VideoWriter:
             "-f", "mp4", str(self._video_only),
         ]  # fmt: skip
         logger.debug("starting ffmpeg: %s", " ".join(command))
-        log = open(self._workspace / "ffmpeg.log", "wb")  # a file, so a chatty ffmpeg never blocks on a full pipe
+        log = open(cast(Path, self._workspace) / "ffmpeg.log", "wb")  # a file, so a chatty ffmpeg never blocks on a full pipe
         try:
             return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
         finally:
@@ -201,7 +202,7 @@ class VideoWriter:
     def _encoder_failure(self, what: str) -> OutputError:
         # The log is read once ffmpeg has exited: read at the broken pipe, it is often still empty.
         try:
-            status = self._encoder.wait(timeout=_ENCODER_EXIT_SECONDS)
+            status = cast(subprocess.Popen, self._encoder).wait(timeout=_ENCODER_EXIT_SECONDS)
         except subprocess.TimeoutExpired:
             status = None
         log = self._log_tail()
@@ -215,7 +216,7 @@ class VideoWriter:
         if self._encoder is None:
             raise OutputError(f"{self.path}: no frames were written; nothing to save")
         try:
-            self._encoder.stdin.close()
+            cast(IO[bytes], self._encoder.stdin).close()
         except OSError:
             pass  # ffmpeg is gone; its exit status and log say why
         if self._encoder.wait() != 0:
@@ -223,20 +224,20 @@ class VideoWriter:
         self._encoder = None
         result = self._video_only if self.audio is None else self._mux_audio()
         os.replace(result, self.path)
-        shutil.rmtree(self._workspace, ignore_errors=True)
+        shutil.rmtree(cast(Path, self._workspace), ignore_errors=True)
         self._workspace = None
         logger.info("wrote %s (%d frames)", self.path, self.num_frames)
 
     def _mux_audio(self) -> Path:
         duration = self.num_frames / self.fps
         if isinstance(self.audio, AudioClip):
-            audio_path = self._workspace / "audio.wav"
+            audio_path = cast(Path, self._workspace) / "audio.wav"
             samples = self.audio.samples[: round(duration * SAMPLE_RATE)]
             with reporting_full_disk(self.path, needed=2 * len(samples)):
                 soundfile.write(audio_path, samples, SAMPLE_RATE, subtype="PCM_16")
         else:
-            audio_path = Path(self.audio)
-        muxed = self._workspace / "muxed.mp4"
+            audio_path = Path(cast("str | Path", self.audio))
+        muxed = cast(Path, self._workspace) / "muxed.mp4"
         command = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
             "-i", str(self._video_only), "-i", str(audio_path),
@@ -250,7 +251,7 @@ class VideoWriter:
             if completed.returncode == -signal.SIGXFSZ:
                 message = f"File too large (ffmpeg was stopped by the file-size limit) {message}"
             needed = self._video_only.stat().st_size  # the muxed copy: at least the video again, beside it
-            if lacks_space(message, self._workspace, needed):
+            if lacks_space(message, cast(Path, self._workspace), needed):
                 raise out_of_space_error(self.path, message, needed=needed)
             raise OutputError(f"{self.path}: ffmpeg failed to add the audio track from {audio_path} ({message})")
         return muxed

@@ -11,10 +11,11 @@ re-encode does. The audio track is decoded by :func:`tavce.audio.load_audio`
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any, cast
 
 import cv2
 import imageio_ffmpeg
@@ -80,7 +81,7 @@ class VideoReader:
         _check_file(self.path)
         self.fps = fps
         self.size = size
-        self._frames: Iterator[bytes] | None = None
+        self._frames: Generator[Any, None, None] | None = None  # the metadata dict, then each frame's bytes
         self._info: VideoInfo | None = None
 
     @property
@@ -106,14 +107,14 @@ class VideoReader:
                 f"{self.path}: cannot be read as a video ({ffmpeg_problem(str(error))}); the file is corrupt, "
                 "truncated or has no video stream; re-encode it, e.g. `ffmpeg -i input -c:v libx264 output.mp4`"
             ) from None  # ffmpeg's whole log is in the message's source; a traceback adds nothing
-        decoded_size = tuple(int(v) for v in meta["size"])
+        decoded_size = cast(tuple[int, int], tuple(int(v) for v in meta["size"]))
         self._decoded_size = decoded_size
         self._info = VideoInfo(
             path=self.path,
-            source_size=tuple(int(v) for v in meta.get("source_size", decoded_size)),
+            source_size=cast(tuple[int, int], tuple(int(v) for v in meta.get("source_size", decoded_size))),
             source_fps=float(meta.get("fps") or 0.0),
             duration=float(meta.get("duration") or 0.0),
-            size=tuple(self.size) if self.size is not None else decoded_size,
+            size=cast(tuple[int, int], tuple(self.size)) if self.size is not None else decoded_size,
             fps=float(self.fps),
         )
         logger.debug("reading %s: %s", self.path, self._info)
@@ -127,7 +128,7 @@ class VideoReader:
         try:
             for data in self._frames:
                 count += 1
-                frame = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
+                frame: np.ndarray = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
                 if self.size is not None and tuple(self.size) != (width, height):
                     # Resized here rather than by ffmpeg's scale filter: same area averaging, one code path.
                     frame = cv2.resize(frame, tuple(self.size), interpolation=cv2.INTER_AREA)

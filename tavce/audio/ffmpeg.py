@@ -76,7 +76,7 @@ def decode_with_ffmpeg(
         *(["-t", f"{max_seconds + 1:.3f}"] if max_seconds is not None else []),
         "-f", "wav", "-acodec", "pcm_f32le", "pipe:1",
     ]  # fmt: skip
-    completed = subprocess.run(command, input=source if from_memory else None, capture_output=True, check=False)
+    completed = subprocess.run(command, input=source if isinstance(source, bytes) else None, capture_output=True, check=False)
     problem = ffmpeg_problem(completed.stderr)
     if completed.returncode != 0 and b"matches no streams" in completed.stderr:
         raise InvalidAudioError(

@@ -16,7 +16,7 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 import resampy
@@ -164,7 +164,7 @@ def _decode(source: str | Path | BinaryIO, label: str, max_seconds: float | None
             ) from error
         # A format libsndfile does not read (a video, m4a, ...): ffmpeg decodes it, or explains why not.
         samples, rate = decode_with_ffmpeg(
-            original if isinstance(original, (str, Path)) else source.getvalue(), label, max_seconds
+            original if isinstance(original, (str, Path)) else cast(io.BytesIO, source).getvalue(), label, max_seconds
         )
         if max_seconds is not None and samples.shape[0] > max_seconds * rate:
             raise _too_long(label, max_seconds) from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+from collections.abc import Callable
+from typing import Any, cast
 
 from tavce.cli import Subcommand
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
@@ -27,7 +29,12 @@ def make_landmarker(name: str):
     """The face landmarker for alignment and mouth crops: auto (insightface if its pack is present, else dlib)."""
     from tavce.preprocess.landmarks import DlibLandmarker, InsightFaceLandmarker, default_landmarker
 
-    return {"auto": default_landmarker, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker}[name]()
+    choices: dict[str, Callable[[], Any]] = {
+        "auto": default_landmarker,
+        "insightface": InsightFaceLandmarker,
+        "dlib": DlibLandmarker,
+    }
+    return choices[name]()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -190,7 +197,7 @@ def run(arguments: argparse.Namespace) -> int:
             references,
             arguments.generated,
             pipe,
-            SelfReconstructionConfig(max_frames=max_frames, mode=arguments.mode, seed=arguments.seed),
+            SelfReconstructionConfig(max_frames=cast(int, max_frames), mode=arguments.mode, seed=arguments.seed),
             progress=not arguments.no_progress,
         )
     backbones.landmarker = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
@@ -76,7 +77,7 @@ def load_face_recon(weights: str, *, revision: str | None, cache_dir: str | None
     from tavce.convert.official import load_official_components
     from tavce.errors import IncompatibleWeightsError
 
-    hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
+    hub: dict[str, Any] = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
     layout, found = locate_weights(weights, **hub)
     if layout == "tavce":  # only the preprocessor is read; the other components stay on disk
         preprocessor = load_components(found, skip=set(COMPONENT_NAMES) - {"preprocessor"})[0].get("preprocessor")

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
 from tavce.models.base import TavceModule, load_state_dict_strict
+
+if TYPE_CHECKING:
+    from tavce.models.renderer.mapping_net import MappingNet
 
 __all__ = [
     "build_audio2coeff",
@@ -27,7 +31,10 @@ __all__ = [
 StateDict = Mapping[str, torch.Tensor]
 
 
-def _loaded(module: TavceModule, state_dict: StateDict, source: str) -> TavceModule:
+ModuleT = TypeVar("ModuleT", bound=TavceModule)
+
+
+def _loaded(module: ModuleT, state_dict: StateDict, source: str) -> ModuleT:
     load_state_dict_strict(module, dict(state_dict), source=source)
     return module.eval()
 
@@ -40,7 +47,7 @@ def build_preprocessor(face_recon: StateDict, source: str = "face_3drecon") -> T
     return FacePreprocessor(face_recon=_loaded(FaceReconNet(), face_recon, source))
 
 
-def build_mapping(state_dict: StateDict, source: str = "mapping") -> TavceModule:
+def build_mapping(state_dict: StateDict, source: str = "mapping") -> MappingNet:
     """A ``MappingNet``; its input size (70, or 73 for the full modes) is read from the first conv."""
     from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
 

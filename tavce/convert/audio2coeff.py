@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
 
 import torch
 
 from tavce.convert.audio_encoder import WAV2LIP_ENCODER_RULES, prefixed
 from tavce.convert.common import rename_state_dict
+
+if TYPE_CHECKING:
+    from tavce.models.audio2coeff import ExpressionNetConfig, PoseVAEConfig
 
 StateDict = dict[str, torch.Tensor]
 
@@ -101,13 +105,13 @@ def audio2coeff_state_dict(
 
 def _linear_out_dims(state_dict: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
     """Output widths of the Linear layers ``<prefix>0``, ``<prefix>1``, ... in order."""
-    dims = []
+    dims: list[int] = []
     while f"{prefix}{len(dims)}.weight" in state_dict:
         dims.append(int(state_dict[f"{prefix}{len(dims)}.weight"].shape[0]))
     return dims
 
 
-def pose_vae_config_from_state_dict(state_dict: Mapping[str, torch.Tensor]):
+def pose_vae_config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> PoseVAEConfig:
     """The :class:`~tavce.models.audio2coeff.PoseVAEConfig` a converted PoseVAE dict fits (sizes read from shapes)."""
     from tavce.models.audio2coeff import PoseVAEConfig
 
@@ -124,12 +128,14 @@ def pose_vae_config_from_state_dict(state_dict: Mapping[str, torch.Tensor]):
         num_styles=int(num_styles),
         decoder_hidden_dims=tuple(decoder_dims[:-1]),
         encoder_hidden_dims=tuple(_linear_out_dims(state_dict, "encoder.mlp.")) if with_encoder else (128,),
-        resunet_channels=tuple(int(state_dict[f"{name}.weight"].shape[0]) for name in resunet),
+        resunet_channels=cast(
+            tuple[int, int, int, int], tuple(int(state_dict[f"{name}.weight"].shape[0]) for name in resunet)
+        ),
         with_encoder=with_encoder,
     )
 
 
-def expression_net_config_from_state_dict(state_dict: Mapping[str, torch.Tensor]):
+def expression_net_config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> ExpressionNetConfig:
     """The :class:`~tavce.models.audio2coeff.ExpressionNetConfig` a converted ExpNet dict fits."""
     from tavce.models.audio2coeff import ExpressionNetConfig
 

@@ -9,7 +9,9 @@ WAV2LIP_ENCODER_RULES = (
 )
 
 
-def prefixed(prefix_original: str, prefix_ours: str, rules):
+def prefixed(
+    prefix_original: str, prefix_ours: str, rules: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
     """The same rules applied under a prefix on both sides (e.g. ``audio_encoder.`` -> ``audio_encoder.``)."""
     import re
 

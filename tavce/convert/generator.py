@@ -11,6 +11,7 @@ folding them into plain weights is the separate inference step
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -66,7 +67,7 @@ def convert_generator(original: Mapping[str, torch.Tensor], source: str = "gener
     return rename_state_dict(strip_module_prefix(original), GENERATOR_RULES, source=source)
 
 
-def generator_config_from_original(kwargs: Mapping[str, object]) -> GeneratorConfig:
+def generator_config_from_original(kwargs: Mapping[str, Any]) -> GeneratorConfig:
     """Our inference config from the original constructor kwargs (facerender.yaml generator + common params).
 
     Raises:

@@ -175,7 +175,7 @@ def load_official_components(
     # Small files first, so that a bad one fails before the 700 MB safetensors is read.
     full_mode_mapping = load_official_file(folder / MAPPING_FULL_FILE)["mapping"] if full_mode else None
     metric = None
-    if tavce_facerender is not None:
+    if tavce_facerender is not None and tavce_correlation is not None:  # both or neither, checked above
         metric = build_metric(load_official_file(tavce_correlation, TAVCE_CORRELATION_FILE))
         renderer_parts = load_official_file(tavce_facerender, TAVCE_FACERENDER_FILE)
         sources += [str(tavce_correlation), str(tavce_facerender)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -84,7 +85,7 @@ def load_sync_encoder(path: str | Path, device: str | torch.device = "cpu") -> S
     """SyncNet from syncnet_python's ``syncnet_v2.model``, or a module folder."""
     path = _existing(path, "SyncNet weights", "download syncnet_v2.model of syncnet_python (docs/evaluation.md)")
     model = load_module_folder(path) if path.is_dir() else load_syncnet(path)
-    return model.to(device)
+    return cast(SyncEncoder, model.to(device))
 
 
 def load_tavc_metric(path: str | Path, device: str | torch.device = "cpu") -> TemporalCorrelationMetric:

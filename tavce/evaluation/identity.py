@@ -16,7 +16,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -218,7 +218,7 @@ def csim(
             f"csim: {len(generated)} generated frames but {len(reference)} reference frames; give the same number "
             "(cut both to the shorter video) or one reference image"
         )
-    kwargs = {"encoder": encoder, "landmarker": landmarker, "config": config}
+    kwargs: dict[str, Any] = {"encoder": encoder, "landmarker": landmarker, "config": config}
     generated_embeddings = identity_embeddings(
         generated, landmarks=generated_landmarks, name="csim generated", **kwargs
     )

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -168,7 +168,7 @@ def evaluate_videos(
     fid = None
     if generated_features:
         fid = frechet_distance(np.concatenate(real_features), np.concatenate(generated_features))
-    settings = {"max_frames": config.max_frames, "max_offset": config.sync.max_offset, "csim_align": config.csim.align}
+    settings: dict[str, object] = {"max_frames": config.max_frames, "max_offset": config.sync.max_offset, "csim_align": config.csim.align}
     return EvaluationReport(videos=tuple(rows), fid=fid, backbones=dict(backbones.names), settings=settings)
 
 
@@ -207,7 +207,7 @@ class _ScoringRunner:
         count = min(len(generated.frames), len(reference.frames))
         generated_frames, real_frames = generated.frames[:count], reference.frames[:count]
         audio = _generated_audio(pair, reference.audio)
-        scores: dict[str, object] = {}
+        scores: dict[str, Any] = {}
         generated_features = real_features = None
         if backbones.feature_extractor is not None:
             generated_features = extract_features(generated_frames, backbones.feature_extractor, batch_size=config.batch_size)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from tavce.types import SAMPLES_PER_FRAME, AudioClip
 from tavce.video_reader import read_video
@@ -54,9 +55,10 @@ def self_reconstruct(
     written = []
     for reference in tqdm(list(references), desc="self-reconstruction", unit="video", disable=not progress):
         clip = read_video(reference, max_frames=config.max_frames)
-        count = min(len(clip.frames), clip.audio.num_frames)
+        clip_audio = cast(AudioClip, clip.audio)  # read_video decodes the audio track by default
+        count = min(len(clip.frames), clip_audio.num_frames)
         # Not the file path as source: the writer would mux the whole file's audio, not the 200-frame cut.
-        audio = AudioClip(clip.audio.samples[: count * SAMPLES_PER_FRAME], source=f"{reference} (first {count} frames)")
+        audio = AudioClip(clip_audio.samples[: count * SAMPLES_PER_FRAME], source=f"{reference} (first {count} frames)")
         result = pipeline(clip.frames[0], audio, mode=config.mode, pose_style=0, use_blink=True, seed=config.seed,
                           batch_size=config.batch_size, progress=False)  # fmt: skip
         with torch.inference_mode():

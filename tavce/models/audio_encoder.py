@@ -62,7 +62,7 @@ class AudioEncoder(Protocol):
 class ConvBlock(nn.Module):
     """Conv2d + BatchNorm2d + ReLU, with the input added before the ReLU when ``residual``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride, padding: int, residual: bool):
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int | tuple[int, int], padding: int, residual: bool):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding)
         self.norm = nn.BatchNorm2d(out_channels)

@@ -22,7 +22,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import torch
 from torch import nn
@@ -98,10 +98,10 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 def _dataclass_in(annotation: Any) -> type | None:
     """The config dataclass an annotation names (``Config`` or ``Config | None``), else None."""
     if dataclasses.is_dataclass(annotation):
-        return annotation
+        return cast(type, annotation)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         found = [arg for arg in typing.get_args(annotation) if dataclasses.is_dataclass(arg)]
-        return found[0] if len(found) == 1 else None
+        return cast(type, found[0]) if len(found) == 1 else None
     return None
 
 

@@ -78,7 +78,7 @@ def align_for_reconstruction(image: np.ndarray, landmarks_y_up: np.ndarray | Non
     landmarks_y_up = np.asarray(landmarks_y_up)
     if landmarks_y_up.shape not in ((68, 2), (5, 2)):
         raise InvalidArgumentError(f"landmarks: expected (68, 2) or (5, 2), got {landmarks_y_up.shape}")
-    points = landmarks_y_up if landmarks_y_up.shape[0] == 5 else five_points(landmarks_y_up)
+    points = landmarks_y_up if int(landmarks_y_up.shape[0]) == 5 else five_points(landmarks_y_up)
 
     pos_scale, translation = fit_similarity(points, standard)
     scale = RESCALE_FACTOR / pos_scale
@@ -89,7 +89,7 @@ def align_for_reconstruction(image: np.ndarray, landmarks_y_up: np.ndarray | Non
     if resized_width < 1 or resized_height < 1:
         raise InvalidArgumentError(f"landmarks: degenerate 3DMM alignment (scale {scale:.3g}); the face is too small")
 
-    resized = Image.fromarray(image).resize((int(resized_width), int(resized_height)), Image.BICUBIC)
+    resized = Image.fromarray(image).resize((int(resized_width), int(resized_height)), Image.Resampling.BICUBIC)
     aligned = np.array(resized.crop((int(left), int(up), int(left) + RECON_SIZE, int(up) + RECON_SIZE)))
 
     offset = np.array([resized_width / 2 - RECON_SIZE / 2, resized_height / 2 - RECON_SIZE / 2])

@@ -16,6 +16,7 @@ region instead).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import cv2
 import numpy as np
@@ -113,8 +114,8 @@ def compute_crop_geometry(
         image_size=(int(image_size[0]), int(image_size[1])),
         resized_size=(width, height),
         crop_box=crop,
-        tight_box=tuple(int(v) for v in tight),
-        tight_box_float=tuple(float(v) for v in tight),
+        tight_box=cast(tuple[int, int, int, int], tuple(int(v) for v in tight)),
+        tight_box_float=cast(tuple[float, float, float, float], tuple(float(v) for v in tight)),
         mode=mode,
     )
 
@@ -134,7 +135,7 @@ def crop_frame(image: np.ndarray, geometry: CropGeometry) -> np.ndarray:
     left, top, right, bottom = geometry.crop_box
     cropped = image[top:bottom, left:right]
     if not geometry.mode.extended:
-        tight_left, tight_top, tight_right, tight_bottom = geometry.tight_box
+        tight_left, tight_top, tight_right, tight_bottom = cast(tuple[int, int, int, int], geometry.tight_box)
         cropped = cropped[tight_top:tight_bottom, tight_left:tight_right]
     return cropped
 

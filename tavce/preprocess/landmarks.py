@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import cv2
 import numpy as np
@@ -246,7 +246,7 @@ class InsightFaceLandmarker:
             raise LandmarkerError(f"insightface detection failed ({error!r})") from error
         return [
             Face(
-                box=tuple(float(v) for v in face.bbox),
+                box=cast(tuple[float, float, float, float], tuple(float(v) for v in face.bbox)),
                 landmarks=np.asarray(face.landmark_3d_68[:, :2], dtype=np.float32),
                 score=float(face.det_score),
             )

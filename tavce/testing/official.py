@@ -7,6 +7,7 @@ The key names, shapes and bookkeeping entries come from the manifests bundled in
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 
@@ -42,7 +43,7 @@ def official_manifest(filename: str) -> dict[str, dict]:
 
     if filename not in OFFICIAL_FILES:
         raise ValueError(f"unknown official file {filename!r}; known: {', '.join(OFFICIAL_FILES)}")
-    text = resources.files("tavce.convert").joinpath("manifests", f"{filename}.json").read_text()
+    text = resources.files("tavce.convert").joinpath("manifests").joinpath(f"{filename}.json").read_text()
     return json.loads(text)
 
 
@@ -144,7 +145,7 @@ def write_official_file(path, entries: Mapping[str, object]):
 
     path = Path(path)
     if path.name.endswith(".safetensors"):
-        return save_safetensors(dict(entries), path)
+        return save_safetensors(cast(dict[str, torch.Tensor], dict(entries)), path)
     if path.name in OFFICIAL_FILES and is_bare_file(path.name):
         torch.save(dict(entries), path)
         return path

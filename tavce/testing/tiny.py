@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tavce.testing.recipe import reference_state_dict
 
 __all__ = ["tiny_components", "make_tiny_checkpoint"]
 
 _TINY_KEYPOINT_DETECTOR = dict(base_channels=4, max_channels=16, num_blocks=2, reshape_channels=64, reshape_depth=4)
 _TINY_MAPPING = dict(hidden_channels=8)
-_TINY_GENERATOR = dict(
+_TINY_GENERATOR: dict[str, Any] = dict(
     base_channels=4,
     max_channels=16,
     volume_channels=4,

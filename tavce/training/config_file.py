@@ -15,7 +15,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tavce.errors import ConfigError, InvalidArgumentError
 
@@ -86,7 +86,7 @@ def config_from_mapping(config_class: type[ConfigT], values: Any, *, source: str
         raise ConfigError(
             f"{source}: {where} must be a mapping of {config_class.__name__} fields, got {type(values).__name__}"
         )
-    fields = {item.name: item for item in dataclasses.fields(config_class)}
+    fields = {item.name: item for item in dataclasses.fields(cast(Any, config_class))}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(
@@ -123,7 +123,7 @@ def _union_members(annotation: Any) -> tuple[Any, ...]:
 def _config_class_in(annotation: Any) -> type | None:
     """The config dataclass a field's annotation names (``Config`` or ``Config | None``), else None."""
     found = [member for member in _union_members(annotation) if dataclasses.is_dataclass(member)]
-    return found[0] if len(found) == 1 else None
+    return cast(type, found[0]) if len(found) == 1 else None
 
 
 def _scalar_types(annotation: Any) -> tuple[type, ...]:

@@ -25,10 +25,10 @@ import logging
 import os
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -539,7 +539,7 @@ def run_training(
     def validate() -> None:
         if context.is_main:
             rng = capture_rng_state()
-            result = trainer.validate(validation, items=settings.validation_items, seed=settings.seed)
+            result = trainer.validate(cast(Dataset, validation), items=settings.validation_items, seed=settings.seed)
             restore_rng_state(rng)
             if result is not None:
                 _record_validation(result)
@@ -590,9 +590,9 @@ def run_training(
     watchers = _Watchers(output, settings, context)
     logger.info(
         "%s: %d items, %d steps per epoch of %d × %d process(es), %d steps planned, on %s%s%s",
-        trainer.description, len(dataset), sampler.steps_per_epoch, settings.batch_size, context.world_size,
+        trainer.description, len(cast(Sized, dataset)), sampler.steps_per_epoch, settings.batch_size, context.world_size,
         planned, context.device, "" if autocast is None else f" with {autocast} autocast",
-        "" if validation is None else f"; {min(settings.validation_items, len(validation))} held-out items",
+        "" if validation is None else f"; {min(settings.validation_items, len(cast(Sized, validation)))} held-out items",
     )  # fmt: skip
     try:
         run_steps(

@@ -122,6 +122,9 @@ class PerceptualDistance(FrozenFeatureNetwork):
     Frozen: every parameter has ``requires_grad=False``; gradients still flow to the inputs.
     """
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, config: PerceptualDistanceConfig | None = None) -> None:
         super().__init__()
         self.config = config or PerceptualDistanceConfig()

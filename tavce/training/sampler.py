@@ -100,7 +100,7 @@ class GlobalBatchSampler(DistributedSampler):
         super().set_epoch(epoch)
         self.start_step = 0
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.dataset), generator=generator).tolist()  # type: ignore[arg-type]
         size, offset = self.global_batch_size, self.rank * self.batch_size

@@ -19,6 +19,7 @@ hourglass convolve their nearest-upsampled input in polyphase form (fast_conv.py
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -215,7 +216,7 @@ class DenseMotionNetwork(nn.Module):
             return self.occlusion(features)
         conv = self.occlusion
         features = features.to(conv.weight.dtype)
-        return single_output_conv2d(features, conv.weight, conv.bias, conv.padding[0])
+        return single_output_conv2d(features, conv.weight, conv.bias, cast(int, conv.padding[0]))
 
     def forward(self, compressed: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> DenseMotion:
         """Predict the motion.

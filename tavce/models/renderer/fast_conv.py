@@ -31,6 +31,7 @@ import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -72,11 +73,12 @@ def exact_reductions(enabled: bool) -> Iterator[None]:
         _state.enabled = previous
 
 
-def _signature(tensors: Sequence[torch.Tensor]) -> tuple:
+def _signature(tensors: Sequence[torch.Tensor | None]) -> tuple:
     # Inference tensors (parameters created under torch.inference_mode) have no version
     # counter; for them in-place loads are caught by the load_state_dict hook (clear_derived).
     return tuple(
-        (t.data_ptr(), None if t.is_inference() else t._version, t.dtype, t.device, tuple(t.shape)) for t in tensors
+        None if t is None else (t.data_ptr(), None if t.is_inference() else t._version, t.dtype, t.device, tuple(t.shape))
+        for t in tensors
     )
 
 
@@ -101,17 +103,20 @@ class DerivedWeights:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[tuple, tuple[torch.Tensor, ...]]] = {}
+        self._entries: dict[str, tuple[tuple, tuple[torch.Tensor | None, ...]]] = {}
         # Threads rendering with one shared renderer: the first callers would each build
         # (and hold) the derived tensors; with the lock they are built once.
         self._lock = threading.Lock()
 
     def get(
-        self, name: str, sources: Sequence[torch.Tensor], build: Callable[[], tuple[torch.Tensor, ...]]
-    ) -> tuple[torch.Tensor, ...]:
-        """``build()``, or its cached result while ``sources`` are the same unmodified tensors."""
+        self,
+        name: str,
+        sources: Sequence[torch.Tensor | None],
+        build: Callable[[], tuple[torch.Tensor | None, ...]],
+    ) -> tuple[Any, ...]:
+        """``build()``, or its cached result while ``sources`` are the same unmodified tensors (None: no bias)."""
         if torch.compiler.is_compiling() or (
-            torch.is_grad_enabled() and any(source.requires_grad for source in sources)
+            torch.is_grad_enabled() and any(source is not None and source.requires_grad for source in sources)
         ):
             # Under torch.compile the derivation is traced into the graph (a cache lookup would split it).
             return build()
@@ -122,7 +127,7 @@ class DerivedWeights:
                 entry = self._entries.get(name)
                 if entry is None or entry[0] != signature:
                     with torch.no_grad():
-                        entry = (signature, tuple(t.detach() for t in build()))
+                        entry = (signature, tuple(None if t is None else t.detach() for t in build()))
                     self._entries[name] = entry
         return entry[1]
 
@@ -140,7 +145,9 @@ class DerivedWeights:
         self._lock = threading.Lock()
 
 
-def concatenate_parameters(convs: Sequence[torch.nn.Module]) -> tuple[torch.Tensor, torch.Tensor | None]:
+def concatenate_parameters(
+    convs: Sequence[torch.nn.Conv2d | torch.nn.Conv3d],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(weight, bias) of one conv equal to ``convs`` stacked along output channels (bias None if none have one)."""
     weight = torch.cat([conv.weight for conv in convs])
     if all(conv.bias is None for conv in convs):
@@ -235,7 +242,7 @@ def polyphase_weights(
             torch.einsum(equation, weight64, *(per_axis[axis][t].to(weight.device) for axis, t in enumerate(phase)))
             for phase in phases
         ]
-        parameters += [torch.cat([fold[(..., *taps)] for fold in folded]).to(weight.dtype), bias.repeat(len(phases))]
+        parameters += [torch.cat([fold[(...,) + tuple(taps)] for fold in folded]).to(weight.dtype), bias.repeat(len(phases))]
     return tuple(parameters)
 
 
@@ -273,7 +280,7 @@ def conv3x3_of_nearest_upsampled(
     order = [0, spatial + 1] + [axis for k in range(spatial) for axis in (spatial + 2 + k, 1 + k)]
     for (axes, _), weight, bias in zip(groups, folded[0::2], folded[1::2]):
         window = tuple(slice(first, first + size + count - 1) for (_, first, count), size in zip(axes, sizes))
-        stacked = _CONV[spatial](padded[(..., *window)], weight.to(input.dtype), bias.to(input.dtype))
+        stacked = _CONV[spatial](padded[(...,) + window], weight.to(input.dtype), bias.to(input.dtype))
         if relu:
             stacked = stacked.relu_()
         counts = [len(group_phases) for group_phases, _, _ in axes]

@@ -52,6 +52,9 @@ class Bottleneck(nn.Module):
     The shortcut is the identity for stride 1 and conv1×1 (stride s) + BN otherwise.
     """
 
+    shortcut: nn.Conv2d | None
+    shortcut_norm: nn.BatchNorm2d | None
+
     def __init__(self, channels: int, stride: int = 1) -> None:
         super().__init__()
         hidden = channels // 4
@@ -71,7 +74,10 @@ class Bottleneck(nn.Module):
         hidden = F.relu(self.norm1(self.conv1(features)))
         hidden = F.relu(self.norm2(self.conv2(hidden)))
         hidden = self.norm3(self.conv3(hidden))
-        shortcut = features if self.shortcut is None else self.shortcut_norm(self.shortcut(features))
+        if self.shortcut is None or self.shortcut_norm is None:  # both or neither (stride 1)
+            shortcut = features
+        else:
+            shortcut = self.shortcut_norm(self.shortcut(features))
         return F.relu(hidden + shortcut)
 
 

@@ -54,6 +54,8 @@ class AntiAliasDownsample(nn.Module):
     (for pyramids whose kernels no checkpoint stores).
     """
 
+    kernel: torch.Tensor
+
     def __init__(self, channels: int, scale_factor: float, persistent: bool = True) -> None:
         super().__init__()
         stride = round(1 / scale_factor)
@@ -149,5 +151,6 @@ class KeypointDetector(TavceModule):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) in [0, 1] → (B, K, 3): the heat-map expectation of the coordinate grid."""
         heatmaps = self.heatmaps(image)
-        grid = coordinate_grid_3d(*heatmaps.shape[2:], like=heatmaps)
+        depth, height, width = heatmaps.shape[2:]
+        grid = coordinate_grid_3d(depth, height, width, like=heatmaps)
         return (heatmaps.unsqueeze(-1) * grid).sum(dim=(2, 3, 4))

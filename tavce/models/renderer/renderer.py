@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
 
@@ -106,12 +106,15 @@ class SourceState:
         """A copy with every tensor moved/cast like ``Tensor.to`` (device and/or dtype)."""
         return dataclasses.replace(
             self,
-            **{
-                field.name: value.to(*args, **kwargs)
-                for field in dataclasses.fields(self)
-                for value in [getattr(self, field.name)]
-                if isinstance(value, torch.Tensor)
-            },
+            **cast(
+                dict[str, Any],
+                {
+                    field.name: value.to(*args, **kwargs)
+                    for field in dataclasses.fields(self)
+                    for value in [getattr(self, field.name)]
+                    if isinstance(value, torch.Tensor)
+                },
+            ),
         )
 
 
@@ -217,7 +220,7 @@ class CERLRenderer(TavceModule):
         return self.generator.has_cerl
 
     def _mapping_for(self, state: SourceState) -> MappingNet:
-        return self.full_mode_mapping if state.full_mode else self.mapping
+        return cast(MappingNet, self.full_mode_mapping) if state.full_mode else self.mapping
 
     def _parameter(self) -> torch.Tensor:
         return next(self.parameters())
@@ -302,7 +305,7 @@ class CERLRenderer(TavceModule):
             raise InvalidImageError("source_image: values must be finite and in [0, 1]; divide uint8 images by 255.")
         reference = self._parameter()
         image = source_image.to(device=reference.device, dtype=reference.dtype)
-        mapping = self.full_mode_mapping if full_mode else self.mapping
+        mapping = cast(MappingNet, self.full_mode_mapping) if full_mode else self.mapping
         semantics = self._coefficients(source_semantics, "source_semantics", (), mapping.config.coeff_dim)
         window = semantics[None, :, None].expand(1, -1, 2 * SEMANTIC_RADIUS + 1)
         canonical = self.keypoint_detector(image)
@@ -326,7 +329,7 @@ class CERLRenderer(TavceModule):
         batch = driving_windows.shape[0]
         mapping = self._mapping_for(state)
         windows = self._coefficients(driving_windows, "driving_windows", (batch,), mapping.config.coeff_dim)
-        overrides = {}
+        overrides: dict[str, Any] = {}
         for name, values in (("yaw", yaw), ("pitch", pitch), ("roll", roll)):
             if values is not None:
                 if tuple(values.shape) != (batch,):
@@ -390,7 +393,7 @@ class CERLRenderer(TavceModule):
         else:
             volume = self.generator.lift(self.generator.fuse(state.source_features, relationship))
             compressed = self.generator.prepare_volume(volume)
-        frames = self.generator.animate(volume, compressed, kp_source, kp_driving).prediction
+        frames = self.generator.animate(volume, cast(torch.Tensor, compressed), kp_source, kp_driving).prediction
         if not torch.isfinite(frames).all():
             raise RenderError(
                 f"renderer produced non-finite pixels in {str(frames.dtype).replace('torch.', '')}; with float16 or "

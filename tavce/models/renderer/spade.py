@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -91,12 +92,12 @@ def shared_hidden(
     resolution).
     """
     if folded:
-        scale = nearest_scale(condition.shape[2:], size)
-        return conv3x3_of_nearest_upsampled(condition, parameters, (scale, scale), relu=True)
+        scale = cast(int, nearest_scale(condition.shape[2:], size))
+        return conv3x3_of_nearest_upsampled(condition, cast(Sequence[torch.Tensor], parameters), (scale, scale), relu=True)
     if tuple(condition.shape[2:]) != tuple(size):
         condition = F.interpolate(condition, size=tuple(size), mode="nearest")
     weight, bias = parameters
-    return F.relu(concatenated_conv(condition, weight, bias, padding=1))
+    return F.relu(concatenated_conv(condition, cast(torch.Tensor, weight), bias, padding=1))
 
 
 class SPADE(nn.Module):
@@ -116,7 +117,7 @@ class SPADE(nn.Module):
 
     @property
     def shared_conv(self) -> nn.Conv2d:
-        return self.shared[0]
+        return cast(nn.Conv2d, self.shared[0])
 
     def gamma_beta_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The merged γ/β conv: weight (2C, hidden, 3, 3), bias (2C,), γ first (derived, cached)."""
@@ -187,17 +188,18 @@ class SPADEResBlock(nn.Module):
         instead of f_in output channels (256→64 and 512→256 in the up blocks). Returns the weight
         (f_in + f_out, hidden, 3, 3) and bias, γ first; composed in float64.
         """
-        layer, conv = self.norm_shortcut, self.conv_shortcut
+        layer, conv = self.norm_shortcut, cast(nn.Conv2d, self.conv_shortcut)
+        gamma_bias, beta_bias = cast(torch.Tensor, layer.gamma.bias), cast(torch.Tensor, layer.beta.bias)
         sources = (layer.gamma.weight, layer.gamma.bias, layer.beta.weight, layer.beta.bias, conv.weight)
 
         def build() -> tuple[torch.Tensor, torch.Tensor]:
             projection = conv.weight[:, :, 0, 0].to(torch.float64)
             composed_weight = torch.einsum("oc,chij->ohij", projection, layer.beta.weight.to(torch.float64))
-            composed_bias = projection @ layer.beta.bias.to(torch.float64)
+            composed_bias = projection @ beta_bias.to(torch.float64)
             dtype = layer.gamma.weight.dtype
             return (
                 torch.cat([layer.gamma.weight, composed_weight.to(dtype)]),
-                torch.cat([layer.gamma.bias, composed_bias.to(dtype)]),
+                torch.cat([gamma_bias, composed_bias.to(dtype)]),
             )
 
         return layer._derived.get("shortcut", sources, build)
@@ -295,7 +297,8 @@ class SPADEDecoder(nn.Module):
 
     def stages(self) -> list[tuple[int, list[SPADEResBlock]]]:
         """(upsampling factor of S, blocks) per stage: the middle blocks at ×1, then up block i at ×2^(i+1)."""
-        return [(1, list(self.middle_blocks))] + [(2 ** (i + 1), [block]) for i, block in enumerate(self.up_blocks)]
+        middle = cast(list[SPADEResBlock], list(self.middle_blocks))
+        return [(1, middle)] + [(2 ** (i + 1), [cast(SPADEResBlock, block)]) for i, block in enumerate(self.up_blocks)]
 
     def _stage_hidden(
         self, index: int, scale: int, blocks: list[SPADEResBlock], condition: torch.Tensor

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -131,7 +132,7 @@ class TAVCMetric(TavceModule, TemporalCorrelationMetric):
         separately. Gradients are kept if the caller has them enabled; run it under
         ``torch.inference_mode()`` for inference, or the graph of every window is held.
         """
-        reference = next(iter(self.audio_encoder.parameters()), None)
+        reference = next(iter(cast(nn.Module, self.audio_encoder).parameters()), None)
         mels = windows.windows if reference is None else windows.windows.to(reference.device, reference.dtype)
         embeddings = torch.cat([self.audio_encoder(part) for part in mels.split(RELATIONSHIP_BATCH)], dim=0)
         return relationships_from_embeddings(embeddings)

@@ -28,6 +28,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -199,7 +200,8 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 
 
 def _read_crop(frames_dir: Path, index: int) -> np.ndarray:
-    return np.ascontiguousarray(cv2.imread(str(frames_dir / frame_filename(index)), cv2.IMREAD_COLOR)[..., ::-1])
+    crop = cast(np.ndarray, cv2.imread(str(frames_dir / frame_filename(index)), cv2.IMREAD_COLOR))
+    return np.ascontiguousarray(crop[..., ::-1])
 
 
 def _crop_landmarks(video: Path, frames_dir: Path, count: int, landmarker: FaceLandmarker):

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
@@ -74,12 +75,12 @@ def list_videos(videos: str | Path | Iterable[str | Path]) -> dict[str, Path]:
         source = Path(videos).expanduser()
         if source.is_dir():
             found = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
-            named = [("#".join(p.relative_to(source).with_suffix("").parts), p) for p in found]
-            if not named:
+            by_relative_path = [("#".join(p.relative_to(source).with_suffix("").parts), p) for p in found]
+            if not by_relative_path:
                 raise InvalidArgumentError(
                     f"{source}: no video files ({', '.join(VIDEO_EXTENSIONS)}) in this folder or below it"
                 )
-            return dict(named)
+            return dict(by_relative_path)
         if source.suffix.lower() == ".txt" and source.is_file():
             lines = [line.strip() for line in source.read_text().splitlines() if line.strip()]
             return list_videos([source.parent / line for line in lines])
@@ -160,7 +161,7 @@ def prepare_dataset(
     if report.skipped:
         logger.info("%d of %d videos already prepared in %s; skipped", len(report.skipped), len(named), output)
     if todo and face_recon is None:
-        face_recon = load_face_recon()
+        face_recon = cast(Callable[[], Any], load_face_recon)()  # exactly one of the two is given
     if isinstance(face_recon, torch.nn.Module):
         face_recon.eval()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +67,9 @@ class VGG19Features(FrozenFeatureNetwork):
     torchvision's widths. Layers after relu5_1 exist only so that the weights file loads strictly.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, config: VGG19Config = VGG19Config()) -> None:
         super().__init__()
         self.config = config
@@ -83,7 +87,7 @@ class VGG19Features(FrozenFeatureNetwork):
         activations = []
         start = 0
         for end in self.slice_ends:
-            for layer in self.features[start:end]:
+            for layer in cast(nn.Sequential, self.features[start:end]):
                 hidden = layer(hidden)
             activations.append(hidden)
             start = end

@@ -14,10 +14,10 @@ length, logging), :class:`~tavce.training.renderer.RendererTrainingConfig` the m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch.utils.data import Dataset
@@ -28,6 +28,9 @@ from tavce.training.distributed import MIXED_PRECISION_CHOICES, DistributedConte
 from tavce.training.loop import LoopSettings, split_validation, train_stage
 from tavce.training.renderer.config import RendererTrainingConfig, TrainingConfigError
 from tavce.training.renderer.trainer import RendererStepRecord, RendererTrainer
+
+if TYPE_CHECKING:
+    from tavce.models.tavc import TemporalCorrelationMetric
 
 __all__ = ["RendererRunConfig", "RendererTrainingResult", "build_trainer", "loop_settings", "train_renderer"]
 
@@ -138,7 +141,12 @@ class RendererTrainingResult:
 def _landmarker(choice: str):
     from tavce.preprocess.landmarks import DlibLandmarker, InsightFaceLandmarker, default_landmarker
 
-    return {"auto": default_landmarker, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker}[choice]()
+    choices: dict[str, Callable[[], Any]] = {
+        "auto": default_landmarker,
+        "insightface": InsightFaceLandmarker,
+        "dlib": DlibLandmarker,
+    }
+    return choices[choice]()
 
 
 def build_trainer(config: RendererTrainingConfig, run: RendererRunConfig, device: torch.device) -> RendererTrainer:
@@ -161,11 +169,11 @@ def build_trainer(config: RendererTrainingConfig, run: RendererRunConfig, device
             f"variant {config.variant!r} needs the frozen stage-1 metric (CERL input / CAR): pass --metric, a folder "
             "written by `tavce train tavc` (RUN/metric), a tavce weights folder with a metric, or TAVCE's correlation file"
         )
-    metric = load_metric(run.metric).to(device) if needs_metric else None
+    metric = load_metric(cast(str, run.metric)).to(device) if needs_metric else None
     landmarker = _landmarker(run.landmarker) if (config.losses.car or config.losses.mouth) else None
     return RendererTrainer.from_pretrained(
         list(run.init),
-        metric,
+        cast("TemporalCorrelationMetric | None", metric),
         config,
         renderer_config=_renderer_config(run.init),
         landmarker=landmarker,

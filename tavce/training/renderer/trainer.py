@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -186,7 +186,9 @@ class RendererTrainer(StageTrainer):
             self.perceptual = PerceptualPyramidLoss(network, weights.perceptual, weights.perceptual_scales)
             self.perceptual.to(self.device)
         self.car = (
-            GeneratedMouthCAR(modules.metric, landmarker, weights.car) if (weights.car or weights.mouth) else None
+            GeneratedMouthCAR(
+                cast(TemporalCorrelationMetric, modules.metric), cast(FaceLandmarker, landmarker), weights.car
+            ) if (weights.car or weights.mouth) else None
         )
         modules.set_trainable(config.trainable)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -198,7 +200,7 @@ class RendererTrainer(StageTrainer):
             self.optimizers[name] = torch.optim.Adam(
                 parameters,
                 lr=getattr(config.optimizer, rate_field),
-                betas=tuple(config.optimizer.betas),
+                betas=cast(tuple[float, float], tuple(config.optimizer.betas)),
                 weight_decay=config.optimizer.weight_decay,
             )
             milestones = config.schedule.mapping_milestones if name == "mapping" else config.schedule.milestones
@@ -547,7 +549,7 @@ class RendererTrainer(StageTrainer):
             terms["keypoint_prior"] = weights.keypoint_prior * keypoint_prior_loss(forward.driving_keypoints)
         if weights.head_pose:
             with torch.no_grad():
-                teacher = self.head_pose_teacher(driving)
+                teacher = cast(Callable[[torch.Tensor], HeadMotion], self.head_pose_teacher)(driving)
             terms["head_pose"] = weights.head_pose * head_pose_loss(forward.driving_motion, teacher)
         if weights.equivariance:
             transform = self.config.equivariance_transform
@@ -560,7 +562,7 @@ class RendererTrainer(StageTrainer):
                 like=prediction,
             )
             terms["equivariance"] = weights.equivariance * equivariance_loss(
-                forward.driving_keypoints, forward.canonical_keypoints, driving, self.modules.head_pose_estimator, warp
+                forward.driving_keypoints, forward.canonical_keypoints, driving, cast(HeadPoseEstimator, self.modules.head_pose_estimator), warp
             )
         if self.car is not None:
             car = self.car(
@@ -728,7 +730,12 @@ class RendererTrainer(StageTrainer):
             "initial_weights": self.initial_weights.sources,
         }
         return save_trained_weights(
-            folder, self.export_renderer().cpu(), self.modules.metric, self.image_size, base=base, provenance=provenance
+            folder,
+            self.export_renderer().cpu(),
+            cast("nn.Module | None", self.modules.metric),
+            self.image_size,
+            base=base,
+            provenance=provenance,
         )
 
 

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -162,7 +163,7 @@ def _renderer_folder_parts(folder: Path) -> dict[str, StateDict]:
     recorded = read_pipeline_config(folder).get("components", {})
     if "renderer" not in recorded:
         raise IncompatibleWeightsError(f"{folder}: the tavce folder has no renderer component to start stage 2 from")
-    renderer = resolve_component_class(recorded["renderer"], folder).from_pretrained(folder / "renderer")
+    renderer: Any = resolve_component_class(recorded["renderer"], folder).from_pretrained(folder / "renderer")
     return {
         "kp_detector": renderer.keypoint_detector.state_dict(),
         "mapping": renderer.mapping.state_dict(),
@@ -229,4 +230,4 @@ def load_metric(source: str | Path) -> nn.Module:
     """
     from tavce.evaluation.backbones import load_tavc_metric
 
-    return load_tavc_metric(source).eval()
+    return cast(nn.Module, load_tavc_metric(source)).eval()

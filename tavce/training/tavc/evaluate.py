@@ -75,4 +75,5 @@ def evaluate_similarity(
         )
     metric.train(was_training)
     means = (sums / max(count, 1)).tolist()
-    return SimilarityFigures(*means, items=count)
+    cos_positive, cos_negative, row_positive, row_negative, ranked = means
+    return SimilarityFigures(cos_positive, cos_negative, row_positive, row_negative, ranked, items=count)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -70,7 +70,7 @@ def build_metric(config: TAVCTrainingConfig) -> TAVCMetric:
             load_legacy_checkpoint(config.wav2lip_checkpoint), Path(config.wav2lip_checkpoint).name
         )
         load_state_dict_strict(
-            metric.audio_encoder.backbone, converted["audio_encoder"], source=config.wav2lip_checkpoint
+            cast(nn.Module, cast(TAVCAudioEncoder, metric.audio_encoder).backbone), converted["audio_encoder"], source=config.wav2lip_checkpoint
         )
         logger.info("audio encoder initialised from %s", config.wav2lip_checkpoint)
     if config.iresnet_checkpoint:
@@ -181,7 +181,7 @@ class TAVCTrainer(StageTrainer):
 
             reconstruction = ReconstructionLoss(
                 config.embedding_dim,
-                load_perceptual_distance(config.lpips_weights, config.perceptual),
+                load_perceptual_distance(cast(str, config.lpips_weights), config.perceptual),
                 config.generator,
             )
         self.model = StageOneModel(
