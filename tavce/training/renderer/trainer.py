@@ -739,8 +739,15 @@ class RendererTrainer(StageTrainer):
         )
 
 
-def wrap_for_data_parallel(trainer: RendererTrainer, context: DistributedContext, sync_batch_norm: bool) -> None:
+def wrap_for_data_parallel(
+    trainer: RendererTrainer,
+    context: DistributedContext,
+    sync_batch_norm: bool,
+    data_parallel: Any = DistributedDataParallel,
+) -> None:
     """DDP-wrap the generator side and the discriminator separately (each has its own backward pass).
+
+    ``data_parallel`` is the wrapper class (``DistributedDataParallel``; a stand-in without a process group in tests).
 
     With ``sync_batch_norm`` on CUDA the BatchNorm layers become SyncBatchNorm first, in
     place (same parameters and buffers, so optimisers, checkpoints and exports are unchanged).
@@ -764,9 +771,9 @@ def wrap_for_data_parallel(trainer: RendererTrainer, context: DistributedContext
     ]
     if sync_batch_norm and context.device.type == "cuda":
         nn.SyncBatchNorm.convert_sync_batchnorm(modules)
-    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(modules, ignored)
+    data_parallel._set_params_and_buffers_to_ignore_for_model(modules, ignored)
     device_ids = [context.device.index] if context.device.type == "cuda" else None
-    trainer.forward_module = DistributedDataParallel(modules, device_ids=device_ids, find_unused_parameters=True)
+    trainer.forward_module = data_parallel(modules, device_ids=device_ids, find_unused_parameters=True)
     if modules.discriminator is not None and trainer.config.losses.discriminator_gan:
-        trainer.discriminator_forward = DistributedDataParallel(modules.discriminator, device_ids=device_ids)
+        trainer.discriminator_forward = data_parallel(modules.discriminator, device_ids=device_ids)
 
