@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from tavce.cli import Subcommand
+from tavce.cli import Subcommand, add_device_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +22,9 @@ The table goes to stdout, one row per video plus the means; FID is computed over
 
 def make_landmarker(name: str):
     """The face landmarker for alignment and mouth crops: auto (insightface if its pack is present, else dlib)."""
-    from tavce.preprocess.landmarks import DlibLandmarker, InsightFaceLandmarker, default_landmarker
+    from tavce.preprocess.landmarks import landmarker_class
 
-    return {"auto": default_landmarker, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker}[name]()
+    return landmarker_class(name)()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,9 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=2024, help="with --self-reconstruction: random seed (default 2024)"
     )
     compute = parser.add_argument_group("compute")
-    compute.add_argument(
-        "--device", default="cpu", help="device of the backbones and the pipeline: cpu, cuda, ... (default cpu)"
-    )
+    add_device_arguments(compute)
     compute.add_argument("--batch-size", type=int, default=32, help="frames per FID network call (default 32)")
     compute.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
@@ -138,6 +136,7 @@ def run(arguments: argparse.Namespace) -> int:
         pair_videos,
         self_reconstruct,
     )
+    from tavce.device import resolve_device
     from tavce.evaluation.runner import videos_in_folder
 
     if arguments.batch_size < 1:
@@ -149,7 +148,7 @@ def run(arguments: argparse.Namespace) -> int:
         csim=CSIMConfig(align=not arguments.no_align),
         sync=SyncConfig(max_offset=arguments.max_offset),
     )
-    device = arguments.device
+    device = resolve_device(arguments.device)
     backbones = MetricBackbones()
     # Every backbone is loaded before any generation, so a wrong path fails in seconds, not after hours.
     for option, attribute, loader in (

@@ -27,10 +27,18 @@ from tavce.preprocess.landmarks import (
 )
 from tavce.preprocess.mouth import crop_mouth, crop_mouths, mouth_box, mouth_centre
 from tavce.preprocess.paste import paste_back
-from tavce.preprocess.preprocessor import FacePreprocessor, FacePreprocessorConfig, Preprocessor
+from tavce.preprocess.preprocessor import (
+    AcceptsLandmarker,
+    FacePreprocessor,
+    FacePreprocessorConfig,
+    Preprocessor,
+    ReadsReferenceVideos,
+)
 from tavce.preprocess.source import PreparedSource
 
 __all__ = [
+    "AcceptsLandmarker",
+    "ReadsReferenceVideos",
     "AlignedFace",
     "CropGeometry",
     "CropMode",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -28,6 +29,7 @@ import cv2
 import numpy as np
 
 from tavce.errors import InvalidArgumentError, TavceError, WeightsNotFoundError
+from tavce.types import LANDMARKER_NAMES
 
 __all__ = [
     "Face",
@@ -37,6 +39,7 @@ __all__ = [
     "InsightFaceLandmarker",
     "default_landmarker",
     "insightface_pack_folder",
+    "landmarker_class",
 ]
 
 logger = logging.getLogger(__name__)
@@ -241,6 +244,18 @@ def default_landmarker(
         return InsightFaceLandmarker(pack, root)
     logger.debug("no insightface model pack in %s; using dlib", folder)
     return DlibLandmarker()
+
+
+def landmarker_class(name: str) -> Callable[[], FaceLandmarker]:
+    """The factory of a landmark backend named in :data:`LANDMARKER_NAMES` (nothing is built yet).
+
+    Raises:
+        InvalidArgumentError: an unknown name.
+    """
+    factories = {"auto": default_landmarker, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker}
+    if name not in factories:
+        raise InvalidArgumentError(f"landmarker={name!r}: choose one of {', '.join(LANDMARKER_NAMES)}")
+    return factories[name]
 
 
 def select_face(faces: list[Face], face_index: int | None, image_size: tuple[int, int]) -> Face:

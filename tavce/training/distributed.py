@@ -16,21 +16,12 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from tavce.device import resolve_device
 from tavce.errors import InvalidArgumentError
 
 __all__ = ["DistributedContext", "resolve_device"]
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> ``cuda:<local_rank>`` when a GPU is visible, else the CPU; other values as given."""
-    if device == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and resolved.index is None:
-        resolved = torch.device("cuda", local_rank)
-    return resolved
 
 
 @dataclass(frozen=True)
