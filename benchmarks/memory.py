@@ -20,6 +20,15 @@ Inputs are synthetic and need no download: a drawn portrait with a known face bo
 (the landmark predictor runs inside the box, no detector) and speech-like audio
 (voiced harmonics under a 4 Hz syllable envelope). Weights default to
 :func:`tavce.testing.make_tiny_checkpoint`; pass ``--weights`` for real ones.
+
+``--renderer`` measures the renderer alone instead, each configuration in a fresh process:
+the straightforward float32 loop (``benchmarks/renderer.py``'s baseline: per-frame source
+work, reductions off) and the render path in float32 and bfloat16, on the renderer of
+``--weights`` (default: the official 256 sizes with recipe weights, written once into
+``--workdir``: ``benchmarks/recipe_weights.py``). Per configuration one JSON line:
+``load_peak_mib`` (loading and casting the weights as ``from_pretrained(dtype=)`` does),
+``resident_mib`` (after loading), ``render_peak_mib`` (the peak while rendering
+``--frames`` frames, the resident weights included) and ``peak_mib`` (the larger).
 """
 
 from __future__ import annotations
@@ -137,6 +146,59 @@ def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+RENDERER_CONFIGURATIONS = (("loop", "float32"), ("render", "float32"), ("render", "bfloat16"))
+
+
+def run_renderer_child(args: argparse.Namespace) -> None:
+    """Load only the renderer of ``args.weights`` in ``args.dtype``, render, print a JSON line of peaks (MiB)."""
+    import torch
+
+    from renderer import baseline_loop, driving_inputs, render_frames, source_image
+
+    from tavce.components import COMPONENT_NAMES, load_components
+
+    torch.set_num_threads(args.threads)
+    loaded, _ = load_components(args.weights, skip=set(COMPONENT_NAMES) - {"renderer"})
+    renderer = loaded["renderer"].to(getattr(torch, args.dtype)).eval()
+    figures = {"load_peak_mib": _status_kib("VmHWM") / 1024, "resident_mib": _status_kib("VmRSS") / 1024}
+    _reset_peak()
+    image, _ = source_image(renderer.image_size)
+    coefficients, windows, differences = driving_inputs(args.frames, renderer.generator.config.relationship_dim)
+    if args.kind == "loop":
+        baseline_loop(renderer, image, coefficients, windows, differences)
+    else:
+        render_frames(renderer, image, coefficients, windows, differences, batch=1)
+    figures["render_peak_mib"] = _status_kib("VmHWM") / 1024
+    figures["peak_mib"] = max(figures["load_peak_mib"], figures["render_peak_mib"])
+    print(json.dumps({"config": args.kind, "dtype": args.dtype, "frames": args.frames, **figures}))
+
+
+def measure_renderers(args: argparse.Namespace) -> None:
+    """One fresh process per configuration of :data:`RENDERER_CONFIGURATIONS`; JSON lines on stdout."""
+    from recipe_weights import official_256_folder
+    from machine import cpu_description
+
+    with tempfile.TemporaryDirectory(prefix="tavce-memory-") as folder:
+        workdir = args.workdir or Path(folder)
+        weights = args.weights or official_256_folder(workdir)
+        rows = []
+        for kind, dtype in RENDERER_CONFIGURATIONS:
+            command = [
+                sys.executable, __file__, "--renderer-child", "--kind", kind, "--dtype", dtype,
+                "--weights", str(weights), "--frames", str(args.frames), "--threads", str(args.threads),
+            ]  # fmt: skip
+            run = subprocess.run(command, capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                raise SystemExit(f"{kind} {dtype} failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
+            rows.append(json.loads(run.stdout.strip().splitlines()[-1]) | cpu_description())
+            print(json.dumps(rows[-1]), flush=True)
+    loop, float32, bfloat16 = (row["peak_mib"] for row in rows)
+    logger.info(
+        "render path / straightforward loop: float32 %.3f, bfloat16 %.3f (targets <= 1); bfloat16 / float32 %.3f "
+        "(target < 1)", float32 / loop, bfloat16 / loop, bfloat16 / float32,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, help="weights folder (default: tiny random weights in a temp folder)")
@@ -146,14 +208,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--photo", type=Path, help="portrait to use instead of the synthetic one (needs --face-box)")
     parser.add_argument("--face-box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"))
+    parser.add_argument("--renderer", action="store_true", help="peak memory of the renderer alone: straightforward "
+                        "float32 loop vs render path in float32 and bfloat16, a fresh process each")
+    parser.add_argument("--frames", type=int, default=2, help="--renderer: frames rendered per configuration")
+    parser.add_argument("--workdir", type=Path, help="--renderer: keeps the recipe weights between runs")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--renderer-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", help=argparse.SUPPRESS)
     parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_child(args)
         return
+    if args.renderer_child:
+        run_renderer_child(args)
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.renderer:
+        measure_renderers(args)
+        return
     if args.photo is not None and args.face_box is None:
         parser.error("--photo needs --face-box X0 Y0 X1 Y1 (the benchmark runs no face detector)")
 

@@ -87,11 +87,13 @@ class Subcommand:
 # (e.g. "tavce.commands.generate", "tavce.commands.convert", "tavce.commands.push").
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "tavce.commands.generate",
+    "tavce.commands.batch",
     "tavce.commands.convert",
     "tavce.commands.push",
     "tavce.commands.prepare_data",
     "tavce.commands.train",
     "tavce.commands.evaluate",
+    "tavce.commands.demo",
 )
 
 

@@ -21,6 +21,9 @@ __all__ = [
     "ComponentNotSerializableError",
     "CheckpointError",
     "MissingExtraError",
+    "LandmarkerError",
+    "TrainingConfigError",
+    "NonFiniteLossError",
 ]
 
 
@@ -74,3 +77,15 @@ class CheckpointError(TavceError):
 
 class MissingExtraError(TavceError, ImportError):
     """An optional part of tavce needs a package that is not installed (the message names the extra)."""
+
+
+class LandmarkerError(TavceError):
+    """A landmark backend failed to load or run."""
+
+
+class TrainingConfigError(InvalidArgumentError):
+    """A training configuration (object or file) is invalid; the message names the field and the fix."""
+
+
+class NonFiniteLossError(TavceError, FloatingPointError):
+    """A loss term became NaN or infinite; the message names the terms (lower the learning rates, check the data)."""

@@ -152,7 +152,7 @@ def _from_array(array: np.ndarray, label: str) -> np.ndarray:
 def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
     """(N, 3, S, S) frames in [0, 1] (any float dtype, any device) -> (N, S, S, 3) uint8 RGB.
 
-    Values are rounded to the nearest level (the SadTalker convention, quirk 26).
+    Values are rounded to the nearest level (SadTalker rounds; the TAVCE code truncated).
 
     Raises:
         RenderError: a NaN or infinite value (e.g. float16 overflow in the renderer).

@@ -1,18 +1,46 @@
 """Value types passed between components (one direction: audio/image -> coefficients -> frames).
 
 Each type states its shapes and ranges and validates them once at construction;
-functions downstream trust it.
+functions downstream trust it. They sit below every layer that uses them
+(preprocessing, models, pipeline, training), so none of those imports another
+layer just for a type.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tavce.errors import InvalidArgumentError
+from tavce.errors import InvalidArgumentError, InvalidImageError
+
+__all__ = [
+    "CROP_MODES",
+    "CROP_ONLY_MODES",
+    "DTYPE_NAMES",
+    "FPS",
+    "LANDMARKER_NAMES",
+    "MEL_BINS",
+    "MEL_STEPS_PER_WINDOW",
+    "MOTION_DIM",
+    "RENDER_SIZES",
+    "SAMPLES_PER_FRAME",
+    "SAMPLE_RATE",
+    "SOURCE_COEFF_DIM",
+    "AudioClip",
+    "AudioRelationship",
+    "AudioWindows",
+    "Box",
+    "CropGeometry",
+    "CropMode",
+    "MotionCoefficients",
+    "PathLike",
+    "PreparedSource",
+]
 
 SAMPLE_RATE = 16_000
 FPS = 25
@@ -21,14 +49,12 @@ MEL_BINS = 80
 MEL_STEPS_PER_WINDOW = 16
 MOTION_DIM = 70  # expression 64 + pose 6
 SOURCE_COEFF_DIM = 73  # motion 70 + crop parameters (scale, tx, ty)
-CROP_MODES = ("crop", "extcrop", "resize", "full", "extfull")
 RENDER_SIZES = (256, 512)
 """Sides S of the square working image the networks see (and of the official weights)."""
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 """Precisions the networks run in, by torch's names."""
 LANDMARKER_NAMES = ("auto", "insightface", "dlib")
 """Face landmark backends by name; ``auto`` is insightface when its model pack is installed, else dlib."""
-"""How the photo becomes the working image; the full modes paste the animated crop back into the photo."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +164,9 @@ class AudioRelationship:
 
     def __post_init__(self) -> None:
         if self.differences.ndim != 2:
-            raise InvalidArgumentError(f"AudioRelationship needs (T, D) differences, got {tuple(self.differences.shape)}")
+            raise InvalidArgumentError(
+                f"AudioRelationship needs (T, D) differences, got {tuple(self.differences.shape)}"
+            )
 
     @property
     def num_frames(self) -> int:
@@ -147,6 +175,258 @@ class AudioRelationship:
     def as_matrices(self) -> torch.Tensor:
         """(T, D, D) full relationship matrices ½·d·dᵀ."""
         return 0.5 * self.differences.unsqueeze(2) * self.differences.unsqueeze(1)
+
+
+Box = tuple[int, int, int, int]
+"""(left, top, right, bottom) in pixels, right/bottom exclusive."""
+
+
+class CropMode(str, Enum):
+    """What part of the photo the networks see, and whether the result is pasted back into the photo."""
+
+    CROP = "crop"  # tight face box
+    EXTCROP = "extcrop"  # bordered crop (hair, shoulders)
+    RESIZE = "resize"  # whole photo squashed to a square
+    FULL = "full"  # tight box, pasted back into the photo
+    EXTFULL = "extfull"  # bordered crop, pasted back into the photo
+
+    @classmethod
+    def parse(cls, mode: str | CropMode) -> CropMode:
+        try:
+            return cls(mode)
+        except ValueError:
+            choices = ", ".join(m.value for m in cls)
+            raise InvalidArgumentError(f"mode={mode!r}: unknown crop mode; choose one of {choices}") from None
+
+    @property
+    def extended(self) -> bool:
+        """Ext modes keep the whole bordered crop instead of cutting the tight box out of it."""
+        return self in (CropMode.EXTCROP, CropMode.EXTFULL)
+
+    @property
+    def pastes_back(self) -> bool:
+        return self in (CropMode.FULL, CropMode.EXTFULL)
+
+
+@dataclass(frozen=True)
+class CropGeometry:
+    """Where the working image comes from in the original photo.
+
+    Attributes:
+        image_size: (W, H) of the original photo.
+        resized_size: (W, H) after the shrink of very large faces (= ``image_size`` mostly).
+        crop_box: bordered crop C in the resized image; None in ``resize`` mode.
+        tight_box: tight box Q relative to C, as the original truncates it; None in ``resize``
+            mode. Its right and bottom edges are clamped by the resized photo's *width*, so on
+            a photo wider than tall Q may reach past the bottom of C (the original's behaviour).
+        tight_box_float: Q before truncation (the original's ``quad`` output).
+        mode: the crop mode.
+    """
+
+    image_size: tuple[int, int]
+    resized_size: tuple[int, int]
+    crop_box: Box | None
+    tight_box: Box | None
+    tight_box_float: tuple[float, float, float, float] | None
+    mode: CropMode
+
+    @property
+    def crop_info_size(self) -> tuple[int, int]:
+        """(w, h) the original restores the output aspect from: tight box size, or the photo in resize mode."""
+        if self.tight_box is None:
+            return self.image_size
+        left, top, right, bottom = self.tight_box
+        return right - left, bottom - top
+
+    @property
+    def tight_box_in_image(self) -> Box:
+        """The original's ``full``-mode paste box (C origin + Q), untruncated, in resized-image pixels."""
+        self._require_crop()
+        left, top, right, bottom = self.tight_box
+        return self.crop_box[0] + left, self.crop_box[1] + top, self.crop_box[0] + right, self.crop_box[1] + bottom
+
+    @property
+    def source_box(self) -> Box:
+        """The region of the resized image the working image actually shows (numpy slicing clips Q to C)."""
+        if self.crop_box is None:
+            return 0, 0, *self.resized_size
+        if self.mode.extended:
+            return self.crop_box
+        crop_left, crop_top, crop_right, crop_bottom = self.crop_box
+        left, top, right, bottom = self.tight_box
+        return (
+            crop_left + left,
+            crop_top + top,
+            crop_left + min(right, crop_right - crop_left),
+            crop_top + min(bottom, crop_bottom - crop_top),
+        )
+
+    @property
+    def paste_box(self) -> tuple[float, float, float, float]:
+        """:attr:`source_box` in ORIGINAL photo pixels.
+
+        The shrink of very large faces is undone here; the original pasted with the box in
+        shrunk-image pixels, which misplaces the face on such photos.
+        """
+        scale_x = self.image_size[0] / self.resized_size[0]
+        scale_y = self.image_size[1] / self.resized_size[1]
+        left, top, right, bottom = self.source_box
+        return left * scale_x, top * scale_y, right * scale_x, bottom * scale_y
+
+    def _require_crop(self) -> None:
+        if self.crop_box is None or self.tight_box is None:
+            raise InvalidArgumentError(f"mode={self.mode.value!r} has no crop box; only crop/full/ext modes do")
+
+    def to_dict(self) -> dict:
+        return {
+            "image_size": list(self.image_size),
+            "resized_size": list(self.resized_size),
+            "crop_box": None if self.crop_box is None else list(self.crop_box),
+            "tight_box": None if self.tight_box is None else list(self.tight_box),
+            "tight_box_float": None if self.tight_box_float is None else list(self.tight_box_float),
+            "mode": self.mode.value,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> CropGeometry:
+        def ints(key):
+            return None if values[key] is None else tuple(int(v) for v in values[key])
+
+        floats = values["tight_box_float"]
+        return cls(
+            image_size=ints("image_size"),
+            resized_size=ints("resized_size"),
+            crop_box=ints("crop_box"),
+            tight_box=ints("tight_box"),
+            tight_box_float=None if floats is None else tuple(float(v) for v in floats),
+            mode=CropMode.parse(values["mode"]),
+        )
+
+
+CROP_MODES = tuple(mode.value for mode in CropMode)
+"""How the photo becomes the working image; the full modes paste the animated crop back into the photo."""
+CROP_ONLY_MODES = tuple(mode.value for mode in CropMode if not mode.pastes_back)
+"""The modes whose output is the working image itself (no paste-back): training data and evaluation use these."""
+
+PREPARED_SOURCE_FORMAT = "tavce.PreparedSource"
+PREPARED_SOURCE_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)  # holds tensors and arrays: compared by identity
+class PreparedSource:
+    """A prepared source photo: everything the animation needs from it, computed once.
+
+    A photo is prepared once (detection, crop, 3DMM coefficients) and can then be
+    animated by any number of audio clips; :meth:`save` writes it to one
+    ``.safetensors`` file (tensors + JSON metadata, no pickle) and :meth:`load`
+    reads it back.
+
+    Attributes:
+        image: (3, S, S) float32 RGB in [0, 1], the working image the renderer sees (S = 256 or 512).
+        coefficients: (73,) float32: expression 64 ‖ angle 3 ‖ translation 3 ‖ (s, t_x, t_y).
+        reconstruction: (257,) float32 full 3DMM output (identity, texture, lighting included).
+        landmarks: (68, 2) float32 landmarks of the chosen face in the ORIGINAL photo (x right, y down).
+        geometry: crop mode and crop boxes (see :class:`CropGeometry`).
+        original_image: (H, W, 3) uint8 photo, kept for paste-back modes (full, extfull); else None.
+        landmarker: name of the landmark backend used ("explicit" for user-given landmarks).
+    """
+
+    image: torch.Tensor
+    coefficients: torch.Tensor
+    reconstruction: torch.Tensor
+    landmarks: np.ndarray
+    geometry: CropGeometry
+    original_image: np.ndarray | None = None
+    landmarker: str = "explicit"
+
+    def __post_init__(self) -> None:
+        size = self.image.shape[-1]
+        if self.image.ndim != 3 or tuple(self.image.shape) != (3, size, size) or self.image.dtype != torch.float32:
+            raise InvalidArgumentError(
+                f"image: expected (3, S, S) float32, got {tuple(self.image.shape)} {self.image.dtype}"
+            )
+        if tuple(self.coefficients.shape) != (SOURCE_COEFF_DIM,):
+            raise InvalidArgumentError(
+                f"coefficients: expected ({SOURCE_COEFF_DIM},), got {tuple(self.coefficients.shape)}"
+            )
+        if self.landmarks.shape != (68, 2):
+            raise InvalidArgumentError(f"landmarks: expected (68, 2), got {self.landmarks.shape}")
+        if self.geometry.mode.pastes_back and self.original_image is None:
+            raise InvalidArgumentError(f"mode={self.mode.value!r} pastes back and needs original_image")
+
+    @property
+    def size(self) -> int:
+        """S, the working image side."""
+        return int(self.image.shape[-1])
+
+    @property
+    def mode(self) -> CropMode:
+        return self.geometry.mode
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(W, H) of the original photo."""
+        return self.geometry.image_size
+
+    @property
+    def motion_coefficients(self) -> torch.Tensor:
+        """(70,) expression + pose: what Audio2Coeff and the 70-dim MappingNet use."""
+        return self.coefficients[:MOTION_DIM]
+
+    def save(self, path: str | Path) -> Path:
+        """Write one ``.safetensors`` file (atomically); returns its path."""
+        from tavce.hub import save_safetensors
+
+        tensors = {
+            "image": self.image,
+            "coefficients": self.coefficients,
+            "reconstruction": self.reconstruction,
+            "landmarks": torch.from_numpy(np.ascontiguousarray(self.landmarks, dtype=np.float32)),
+        }
+        if self.original_image is not None:
+            tensors["original_image"] = torch.from_numpy(np.ascontiguousarray(self.original_image))
+        metadata = {
+            "format": PREPARED_SOURCE_FORMAT,
+            "version": str(PREPARED_SOURCE_VERSION),
+            "geometry": json.dumps(self.geometry.to_dict()),
+            "landmarker": self.landmarker,
+        }
+        return save_safetensors(tensors, path, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PreparedSource:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            InvalidImageError: the file is missing or is not a prepared source of a known version.
+        """
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidImageError(
+                f"{path}: prepared source file not found; create it with Preprocessor.prepare(...).save()"
+            )
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        except Exception as error:  # safetensors raises its own error types and OSError
+            raise InvalidImageError(f"{path}: not a readable safetensors file ({error})") from error
+        if metadata.get("format") != PREPARED_SOURCE_FORMAT:
+            raise InvalidImageError(f"{path}: not a tavce prepared source (format {metadata.get('format')!r})")
+        if int(metadata.get("version", 0)) > PREPARED_SOURCE_VERSION:
+            raise InvalidImageError(f"{path}: written by a newer tavce (version {metadata['version']}); upgrade tavce")
+        original = tensors.get("original_image")
+        return cls(
+            image=tensors["image"],
+            coefficients=tensors["coefficients"],
+            reconstruction=tensors["reconstruction"],
+            landmarks=tensors["landmarks"].numpy(),
+            geometry=CropGeometry.from_dict(json.loads(metadata["geometry"])),
+            original_image=None if original is None else original.numpy(),
+            landmarker=metadata.get("landmarker", "explicit"),
+        )
 
 
 PathLike = str | Path

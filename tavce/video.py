@@ -1,4 +1,4 @@
-"""Streaming H.264 mp4 writer with an AAC audio track (reference-pipeline.md §6).
+"""Streaming H.264 mp4 writer with an AAC audio track.
 
 Frames go one at a time to imageio-ffmpeg's bundled ffmpeg, so a clip is never
 held in memory. Everything is written inside a hidden temporary folder next to
@@ -6,7 +6,7 @@ the destination; only a complete file is moved into place (``os.replace``). If
 anything fails or is interrupted inside the ``with`` block, ffmpeg is killed,
 the temporary folder removed, and nothing appears at the destination.
 
-Deliberate deviations from the original (quirk §9 #27, #28):
+Deliberate deviations from the original:
 
 * sizes are kept exactly; yuv420p needs even sizes, so an odd width or height is
   padded by ONE edge-replicated column / row (the original enlarged each side to a
@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ import imageio_ffmpeg
 import numpy as np
 import soundfile
 
+from tavce._writes import lacks_space, out_of_space_error, reporting_full_disk
 from tavce.errors import InvalidArgumentError, OutputError
 from tavce.types import FPS, SAMPLE_RATE, AudioClip
 
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CRF = 25  # what the original's imageio quality 5 means for libx264
 _LOG_TAIL_CHARS = 2000
+_ENCODER_EXIT_SECONDS = 10
 
 
 def check_output_path(path: str | Path, *, create_folder: bool = False) -> Path:
@@ -108,7 +111,8 @@ class VideoWriter:
         self._encoder: subprocess.Popen | None = None
 
     def __enter__(self) -> VideoWriter:
-        workspace = tempfile.mkdtemp(prefix=f".{self.path.stem}.", suffix=".tavce-tmp", dir=self.path.parent)
+        with reporting_full_disk(self.path):
+            workspace = tempfile.mkdtemp(prefix=f".{self.path.stem}.", suffix=".tavce-tmp", dir=self.path.parent)
         self._workspace = Path(workspace)
         return self
 
@@ -145,7 +149,7 @@ class VideoWriter:
         try:
             self._encoder.stdin.write(np.ascontiguousarray(frame).tobytes())
         except (BrokenPipeError, OSError) as error:
-            raise OutputError(f"{self.path}: ffmpeg stopped while encoding ({self._log_tail()})") from error
+            raise self._encoder_failure("stopped while encoding") from error
         self.num_frames += 1
 
     @property
@@ -173,12 +177,28 @@ class VideoWriter:
         text = log.read_text(errors="replace").strip() if log and log.exists() else ""
         return text[-_LOG_TAIL_CHARS:] or "no message"
 
+    def _encoder_failure(self, what: str) -> OutputError:
+        # The log is read once ffmpeg has exited: read at the broken pipe, it is often still empty.
+        try:
+            status = self._encoder.wait(timeout=_ENCODER_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            status = None
+        log = self._log_tail()
+        if status == -signal.SIGXFSZ:
+            log = f"File too large (ffmpeg was stopped by the file-size limit) {log}"
+        if lacks_space(log, self._workspace):
+            return out_of_space_error(self.path, log)
+        return OutputError(f"{self.path}: ffmpeg {what} ({log})")
+
     def _finish(self) -> None:
         if self._encoder is None:
             raise OutputError(f"{self.path}: no frames were written; nothing to save")
-        self._encoder.stdin.close()
+        try:
+            self._encoder.stdin.close()
+        except OSError:
+            pass  # ffmpeg is gone; its exit status and log say why
         if self._encoder.wait() != 0:
-            raise OutputError(f"{self.path}: ffmpeg failed to encode the video ({self._log_tail()})")
+            raise self._encoder_failure("failed to encode the video")
         self._encoder = None
         result = self._video_only if self.audio is None else self._mux_audio()
         os.replace(result, self.path)
@@ -191,7 +211,8 @@ class VideoWriter:
         if isinstance(self.audio, AudioClip):
             audio_path = self._workspace / "audio.wav"
             samples = self.audio.samples[: round(duration * SAMPLE_RATE)]
-            soundfile.write(audio_path, samples, SAMPLE_RATE, subtype="PCM_16")
+            with reporting_full_disk(self.path, needed=2 * len(samples)):
+                soundfile.write(audio_path, samples, SAMPLE_RATE, subtype="PCM_16")
         else:
             audio_path = Path(self.audio)
         muxed = self._workspace / "muxed.mp4"
@@ -205,6 +226,11 @@ class VideoWriter:
         completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
         if completed.returncode != 0:
             message = completed.stderr.decode(errors="replace").strip()[-_LOG_TAIL_CHARS:]
+            if completed.returncode == -signal.SIGXFSZ:
+                message = f"File too large (ffmpeg was stopped by the file-size limit) {message}"
+            needed = self._video_only.stat().st_size  # the muxed copy: at least the video again, beside it
+            if lacks_space(message, self._workspace, needed):
+                raise out_of_space_error(self.path, message, needed=needed)
             raise OutputError(f"{self.path}: ffmpeg failed to add the audio track from {audio_path} ({message})")
         return muxed
 

@@ -31,3 +31,17 @@ def test_renderer_benchmark_prints_one_json_line_per_configuration() -> None:
     # The render path computes the baseline's frames (float32, same weights and inputs).
     assert all(row["psnr_vs_fp32_db"] is None or row["psnr_vs_fp32_db"] > 80 for row in rows)
     assert rows[1]["gflop_per_frame"] < rows[0]["gflop_per_frame"]  # source work once, reductions on
+
+
+def test_end_to_end_benchmark_times_every_phase_of_generate() -> None:
+    command = [sys.executable, "benchmarks/end_to_end.py", "--tiny", "--json", "--seconds", "0.6",
+               "--dtypes", "float32", "--threads", "1"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (row,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert row["frames"] == 15 and row["dtype"] == "float32"
+    phases = ("load_s", "face_s", "plan_s", "save_s")
+    assert all(row[name] > 0 for name in (*phases, "render_s", "peak_rss_mib"))
+    assert row["end_to_end_s"] == pytest.approx(sum(row[name] for name in phases), rel=1e-3)
+    assert row["overhead"] == pytest.approx(row["end_to_end_s"] / row["render_s"], rel=1e-3)
+    assert row["cpu_flags"] is not None

@@ -1,4 +1,4 @@
-"""Audio front-end: decoding, the Wav2Lip mel spectrogram and per-frame mel windows (§1)."""
+"""Audio front-end: decoding, the Wav2Lip mel spectrogram and per-frame mel windows."""
 
 from tavce.audio.loading import load_audio, to_mono_16k
 from tavce.audio.mel import (

@@ -1,4 +1,4 @@
-"""Decode any audio source into a 16 kHz mono float32 :class:`~tavce.types.AudioClip` (§1.1).
+"""Decode any audio source into a 16 kHz mono float32 :class:`~tavce.types.AudioClip`.
 
 Matches what the original's ``librosa.load(path, sr=16000)`` (librosa 0.9.2) returns:
 libsndfile decode to float32, channels averaged, resampled with resampy's

@@ -1,10 +1,10 @@
-"""Wav2Lip mel spectrogram (reference-pipeline.md §1.3), without librosa.
+"""Wav2Lip mel spectrogram, without librosa.
 
 The recipe, on a 16 kHz mono waveform:
 
 1. pre-emphasis ``y[n] = x[n] - 0.97 x[n-1]`` (``y[0] = x[0]``);
 2. STFT magnitude: n_fft 800, hop 200, periodic Hann window of 800, centred with
-   400 zeros on each side (librosa >= 0.9 pads with zeros, quirk §9 #8), so
+   400 zeros on each side (as librosa >= 0.9, which the original pins, pads; older versions reflect), so
    ``M = 1 + N // 200`` frames;
 3. Slaney mel filterbank (80 bands, 55-7600 Hz, Slaney area normalisation),
    computed like ``librosa.filters.mel`` including its float32 storage;

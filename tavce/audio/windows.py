@@ -1,10 +1,10 @@
-"""Per-video-frame 16-step mel windows (reference-pipeline.md §1.2, §1.4).
+"""Per-video-frame 16-step mel windows.
 
 A clip of N samples gives T = N // 640 video frames at 25 fps; the waveform is
 cut to 640·T samples and its mel spectrogram (M = 1 + 3.2·T frames, 80 per
 second) is sliced into one 16-step window per video frame. The window of frame
 i starts at ``int(80 · (i - 2) / 25)`` -- Python ``int`` truncates toward zero,
-so frame 0 starts at -6 and frame 1 at -3 (quirk §9 #7, reproduced) -- and
+so frame 0 starts at -6 and frame 1 at -3, as in the original -- and
 indices outside [0, M - 1] repeat the edge frame.
 """
 

@@ -6,6 +6,7 @@ import argparse
 
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
+from tavce.types import CROP_ONLY_MODES, RENDER_SIZES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,14 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--size",
         type=int,
         default=256,
-        choices=(256, 512),
+        choices=RENDER_SIZES,
         help="face render resolution: which SadTalker_V0.0.2_<size>.safetensors to convert (default 256)",
     )
     parser.add_argument(
         "--crop-modes-only",
         action="store_true",
         help="leave out the 73-dim MappingNet (mapping_00109) of the full/extfull modes; the folder then "
-        "serves crop, extcrop and resize only",
+        f"serves {', '.join(CROP_ONLY_MODES)} only",
     )
     tavce_weights = parser.add_argument_group(
         "TAVCE weights (give both to switch CERL on; without them the renderer is SadTalker's)"

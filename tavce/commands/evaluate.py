@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 
 from tavce.cli import Subcommand, add_device_arguments
+from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
+from tavce.types import CROP_ONLY_MODES
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     protocol.add_argument(
         "--mode",
         default="crop",
-        choices=("crop", "extcrop", "resize"),
+        choices=CROP_ONLY_MODES,
         help="with --self-reconstruction: crop mode of the first frame (default crop)",
     )
     protocol.add_argument(
@@ -116,6 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_arguments(compute)
     compute.add_argument("--batch-size", type=int, default=32, help="frames per FID network call (default 32)")
     compute.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_executor_arguments(parser, unit="video scored", default_workers="1, in this process")
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -191,8 +195,17 @@ def run(arguments: argparse.Namespace) -> int:
     backbones.landmarker = (
         landmarker if (backbones.metric is not None or backbones.identity_encoder is not None) else None
     )
+    executor = None
+    if arguments.ray is not None or arguments.workers is not None:
+        executor = executor_from_arguments(arguments)
+        if backbones.landmarker is not None:  # each worker builds its own: detectors do not pickle
+            backbones.landmarker = functools.partial(make_landmarker, arguments.landmarker)
     report = evaluate_videos(
-        pair_videos(arguments.generated, arguments.reference), backbones, config, progress=not arguments.no_progress
+        pair_videos(arguments.generated, arguments.reference),
+        backbones,
+        config,
+        executor=executor,
+        progress=not arguments.no_progress,
     )
     if arguments.output is not None:
         logger.info("report written to %s", report.save(arguments.output))

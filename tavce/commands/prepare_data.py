@@ -6,7 +6,8 @@ import argparse
 
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand, add_device_arguments
-from tavce.types import LANDMARKER_NAMES
+from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
+from tavce.types import CROP_ONLY_MODES, LANDMARKER_NAMES, RENDER_SIZES
 
 EXIT_SOME_FAILED = 1
 
@@ -14,7 +15,8 @@ EPILOG = """\
 Each video becomes OUT/<name>/ with frames/%06d.png (25 fps face crops), audio.wav (16 kHz mono),
 annotations.npz (landmarks, 3DMM coefficients, mouth centres) and meta.json; OUT/manifest.jsonl lists
 every video with status "ok" or "failed" and the reason. Rerunning skips finished videos, redoes a
-video interrupted half-way and retries failed ones. Exit status: 0 all prepared, 1 some videos failed
+video interrupted half-way and retries failed ones. With --ray, OUT must be a folder every Ray node
+can write (a shared file system). Exit status: 0 all prepared, 1 some videos failed
 (listed in the manifest), 2 error.
 """
 
@@ -30,11 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("output", metavar="OUT", help="dataset folder to write (created; finished videos are kept)")
     data = parser.add_argument_group("data")
-    data.add_argument("--size", type=int, default=256, choices=(256, 512), help="side of the face crops (default 256)")
+    data.add_argument(
+        "--size", type=int, default=256, choices=RENDER_SIZES, help="side of the face crops (default 256)"
+    )
     data.add_argument(
         "--crop-mode",
         default="crop",
-        choices=("crop", "extcrop", "resize"),
+        choices=CROP_ONLY_MODES,
         help="crop: tight face box as the networks see it; extcrop: with a border; resize: whole frame "
         "squashed to a square, for clips that are already face crops (default crop)",
     )
@@ -59,12 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
     weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
     compute = parser.add_argument_group("compute")
-    compute.add_argument(
-        "--workers", type=int, default=1, help="videos prepared in parallel, one process each (default 1)"
-    )
     add_device_arguments(compute)
     compute.add_argument("--batch-size", type=int, default=16, help="crops per 3DMM batch (default 16)")
     compute.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_executor_arguments(parser, unit="video", default_workers="1, in this process")
 
 
 def load_face_recon(weights: str, *, revision: str | None, cache_dir: str | None, offline: bool):
@@ -123,7 +125,8 @@ def run(arguments: argparse.Namespace) -> int:
         load_face_recon=load_network,  # loaded only if some video is left to prepare
         landmarker=landmarker,
         config=config,
-        workers=arguments.workers,
+        workers=arguments.workers or 1,
+        executor=executor_from_arguments(arguments) if arguments.ray is not None else None,
         progress=not arguments.no_progress,
     )
     # The library has logged each failure and the totals; stdout gets the manifest, for scripts.

@@ -33,6 +33,8 @@ __all__ = [
     "convert_wav2lip_checkpoint",
     "convert_tavce_correlation_checkpoint",
     "convert_tavce_facerender_checkpoint",
+    "convert_gfpgan_checkpoint",
+    "convert_parsenet_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,7 +76,22 @@ def _part_converter(part: str) -> PartConverter:
         return tavc.convert_audio_encoder if part == "tavc_audio_encoder" else tavc.convert_mouth_encoder
     if part == "audio_encoder":
         return _convert_wav2lip_encoder
+    if part in ("restorer", "parser"):
+        from tavce.convert import enhancer
+
+        return enhancer.convert_gfpgan if part == "restorer" else enhancer.convert_parsenet
     raise KeyError(part)
+
+
+def _only_tensors(filename: str, state_dict: Mapping[str, Any], where: str = "") -> Mapping[str, torch.Tensor]:
+    """``state_dict`` itself; an entry that is not a tensor (a pickled number, string, dict ...) is refused."""
+    wrong = sorted(f"{where}{key} ({type(value).__name__})" for key, value in state_dict.items() if not isinstance(value, torch.Tensor))
+    if wrong:
+        raise IncompatibleWeightsError(
+            f"{filename}: entries that are not tensors: {', '.join(wrong[:8])}; a state dict holds tensors only, "
+            "so this is not the official file (download it again from its release page)"
+        )
+    return state_dict
 
 
 def _convert_wav2lip_encoder(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
@@ -172,7 +189,7 @@ def convert_tavce_facerender_checkpoint(
     """TAVCE face-render checkpoint -> parts mapping, kp_detector, generator (with the CERL layers).
 
     The original loads this generator non-strictly, so a file without the fusion
-    layers would run with random ones (quirk 24); here that file is refused.
+    layers would run with random ones; here that file is refused.
     """
     from tavce.convert.generator import has_cerl_weights
 
@@ -181,10 +198,28 @@ def convert_tavce_facerender_checkpoint(
     if not has_cerl_weights(parts["generator"], source=f"{filename} generator"):
         raise IncompatibleWeightsError(
             f"{filename}: the generator has no CERL fusion weights (proj1, proj2, linear); it is a plain SadTalker "
-            "generator, and the original would run CERL with random fusion layers (quirk 24). Pass a TAVCE "
+            "generator, and the original would run CERL with random fusion layers. Pass a TAVCE "
             "face-render checkpoint, or leave the TAVCE weights out to render without CERL"
         )
     return parts
+
+def convert_gfpgan_checkpoint(checkpoint: Mapping[str, Any], filename: str = "GFPGANv1.4.pth") -> dict[str, StateDict]:
+    """``GFPGANv1.4.pth`` -> part restorer (:class:`~tavce.models.enhancer.GFPGAN`).
+
+    The weights are under ``params_ema`` (the averaged weights GFPGAN was released with),
+    else under ``params``, as the original reads them.
+    """
+    name = "params_ema" if "params_ema" in checkpoint else "params"
+    (state_dict,) = _read_sub_dicts(filename, checkpoint, (name,)).values()
+    return {"restorer": _part_converter("restorer")(_only_tensors(filename, state_dict, f"{name}."))}
+
+
+def convert_parsenet_checkpoint(
+    checkpoint: Mapping[str, Any], filename: str = "parsing_parsenet.pth"
+) -> dict[str, StateDict]:
+    """``parsing_parsenet.pth`` (a bare state dict) -> part parser (:class:`~tavce.models.enhancer.ParseNet`)."""
+    return {"parser": _part_converter("parser")(_only_tensors(filename, checkpoint))}
+
 
 FILE_CONVERTERS: dict[str, Callable[..., dict[str, StateDict]]] = {
     "SadTalker_V0.0.2_256.safetensors": convert_sadtalker_safetensors,
@@ -195,5 +230,7 @@ FILE_CONVERTERS: dict[str, Callable[..., dict[str, StateDict]]] = {
     "wav2lip.pth": convert_wav2lip_checkpoint,
     "tavce_correlation_epoch_N.pth": convert_tavce_correlation_checkpoint,
     "tavce_facerender_latest.pth": convert_tavce_facerender_checkpoint,
+    "GFPGANv1.4.pth": convert_gfpgan_checkpoint,
+    "parsing_parsenet.pth": convert_parsenet_checkpoint,
 }
 """Official file (manifest name) -> its converter; call as ``converter(checkpoint, filename)``."""

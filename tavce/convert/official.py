@@ -26,6 +26,7 @@ from tavce.components import COMPONENT_NAMES
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
 from tavce.hub import load_legacy_checkpoint, load_safetensors, resolve_weights
 from tavce.models.base import TavceModule
+from tavce.types import RENDER_SIZES
 
 __all__ = [
     "SIZES",
@@ -42,7 +43,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SIZES = (256, 512)
+SIZES = RENDER_SIZES  # the official renderers exist at these sizes only
 MAPPING_CROP_FILE = "mapping_00229-model.pth.tar"  # 70-dim MappingNet: crop, extcrop, resize
 MAPPING_FULL_FILE = "mapping_00109-model.pth.tar"  # 73-dim MappingNet: full, extfull
 TAVCE_CORRELATION_FILE = "tavce_correlation_epoch_N.pth"  # manifest name; the real file name varies

@@ -1,4 +1,4 @@
-"""Original → tavce names for the renderer's motion networks (reference-pipeline.md appendix A).
+"""Original → tavce names for the renderer's motion networks.
 
 * MappingNet: ``mapping_00229`` / ``mapping_00109`` ``checkpoint['mapping']`` and the
   TAVCE face-render checkpoint's ``mapping`` entry.
@@ -79,7 +79,7 @@ HEAD_POSE_ESTIMATOR_RULES = (
     (r"conv1\.(weight|bias)", r"stem.conv.\1"),
     (r"norm1\.(.+)", r"stem.norm.\1"),
     *(rule for stage in range(4) for rule in _head_pose_stage_rules(stage)),
-    # Quirk 12: the original returns fc_roll's output as "yaw" and fc_yaw's as "roll". The swap is
+    # The original returns fc_roll's output as "yaw" and fc_yaw's as "roll". The swap is
     # made here, once, so HeadPoseEstimator.heads.yaw computes what the original calls yaw.
     (r"fc_roll\.(weight|bias)", r"heads.yaw.\1"),
     (r"fc_yaw\.(weight|bias)", r"heads.roll.\1"),
@@ -90,7 +90,8 @@ HEAD_POSE_ESTIMATOR_RULES = (
 
 
 def convert_he_estimator(original: Mapping[str, torch.Tensor], source: str = "he_estimator") -> dict[str, torch.Tensor]:
-    """HEEstimator tensors under our names, ``fc_roll`` → ``heads.yaw`` and ``fc_yaw`` → ``heads.roll`` (quirk 12)."""
+    """HEEstimator tensors under our names, ``fc_roll`` → ``heads.yaw`` and ``fc_yaw`` → ``heads.roll``
+    (the original wires its roll head to yaw and its yaw head to roll; the weights were trained that way)."""
     return rename_state_dict(strip_module_prefix(original), HEAD_POSE_ESTIMATOR_RULES, source=source)
 
 

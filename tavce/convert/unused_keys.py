@@ -65,6 +65,13 @@ UNUSED_KEYS: Mapping[str, tuple[UnusedEntry, ...]] = {
         UnusedEntry(r"lr_scheduler", "learning-rate scheduler state: training only"),
     ),
     "tavce_facerender_latest.pth": (_HEAD_POSE_ESTIMATOR, _DISCRIMINATOR),
+    "GFPGANv1.4.pth": (
+        UnusedEntry(
+            r"params(_ema)?\.stylegan_decoder\.style_mlp\..*",
+            "StyleGAN2 style MLP: never run, the encoder gives the decoder its latents directly",
+        ),
+    ),
+    "parsing_parsenet.pth": (),
 }
 """Official file name -> entries deliberately not loaded."""
 

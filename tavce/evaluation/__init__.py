@@ -1,4 +1,4 @@
-"""Evaluation metrics of the paper (§IV-A): FID, CSIM, LSE-D / LSE-C, and the TAVC similarity.
+"""Evaluation metrics of the paper (section IV-A): FID, CSIM, LSE-D / LSE-C, and the TAVC similarity.
 
 See docs/evaluation.md. Each metric's backbone sits behind a small interface a user can
 replace (:class:`FeatureExtractor`); official backbone weights are loaded from files.

@@ -10,6 +10,8 @@ insightface's own ``ArcFaceONNX`` wrapper and onnxruntime; any other network fit
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import warnings
 from dataclasses import dataclass
@@ -87,6 +89,11 @@ class ArcFaceEncoder:
             ) from error
         self.input_size = int(self._model.input_size[0])
         self.path = path
+        self.providers = providers
+
+    def __reduce__(self):
+        # An onnxruntime session cannot be pickled: a worker process or Ray actor opens the file again.
+        return functools.partial(type(self), providers=self.providers), (self.path,)
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         bgr = [np.ascontiguousarray(face[:, :, ::-1]) for face in faces]

@@ -10,14 +10,17 @@ to the shorter one (and to ``max_frames``), and scored with whichever backbones 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
-from tavce.errors import InvalidArgumentError, InvalidAudioError
+from tavce.batch.executor import Executor, Task
+from tavce.errors import InvalidArgumentError, InvalidAudioError, TavceError
 from tavce.evaluation.fid import FeatureExtractor, extract_features
 from tavce.evaluation.frechet import frechet_distance
 from tavce.evaluation.identity import CSIMConfig, IdentityEncoder, csim
@@ -65,7 +68,8 @@ class MetricBackbones:
         identity_encoder: CSIM (:class:`~tavce.evaluation.identity.IdentityEncoder`).
         sync_encoder: LSE-D / LSE-C (:class:`~tavce.evaluation.sync.SyncEncoder`).
         metric: TAVC similarity (:class:`~tavce.models.tavc.TemporalCorrelationMetric`).
-        landmarker: face landmarks for the CSIM alignment and the TAVC mouth crops.
+        landmarker: face landmarks for the CSIM alignment and the TAVC mouth crops (or, with an
+            executor, a class or function building them in each worker).
         names: where each backbone came from, recorded in the report.
     """
 
@@ -73,7 +77,7 @@ class MetricBackbones:
     identity_encoder: IdentityEncoder | None = None
     sync_encoder: SyncEncoder | None = None
     metric: TemporalCorrelationMetric | None = None
-    landmarker: FaceLandmarker | None = None
+    landmarker: FaceLandmarker | Callable[[], FaceLandmarker] | None = None
     names: dict[str, str] = field(default_factory=dict)
 
 
@@ -122,61 +126,55 @@ def evaluate_videos(
     backbones: MetricBackbones,
     config: EvaluationConfig | None = None,
     *,
+    executor: Executor | None = None,
     progress: bool = True,
 ) -> EvaluationReport:
     """Score every pair (see the module docstring); returns the report with per-video rows and FID.
 
+    ``executor`` (e.g. a :class:`~tavce.batch.RayExecutor`) scores the videos on its workers, one task
+    per video, with the backbones pickled to each worker; ``backbones.landmarker`` may then be a class
+    or function building the landmarker in each worker. Without one, videos are scored here in turn.
+
     Raises:
         InvalidArgumentError: no pairs, or CSIM / TAVC requested without a landmarker to align faces
             and find mouths (use ``CSIMConfig(align=False)`` for pre-aligned crops).
+        TavceError: a video failed on a worker (the message names it and the error).
     """
     from tqdm.auto import tqdm
 
     config = config or EvaluationConfig()
     if not pairs:
         raise InvalidArgumentError("evaluate_videos: no video pairs to evaluate")
-    needs_landmarks = backbones.metric is not None or (backbones.identity_encoder is not None and config.csim.align)
-    if needs_landmarks and backbones.landmarker is None:
+    if _needs_landmarks(backbones, config) and backbones.landmarker is None:
         raise InvalidArgumentError(
             "evaluate_videos: CSIM face alignment and TAVC mouth crops need a landmarker; give one in "
             "MetricBackbones(landmarker=...), or skip those metrics"
         )
-    rows, real_features, generated_features = [], [], []
-    for pair in tqdm(pairs, desc="evaluating", unit="video", disable=not progress):
-        generated = read_video(pair.generated, max_frames=config.max_frames, audio=False)
-        reference = read_video(pair.reference, max_frames=config.max_frames)
-        count = min(len(generated.frames), len(reference.frames))
-        generated_frames, real_frames = generated.frames[:count], reference.frames[:count]
-        audio = _generated_audio(pair, reference.audio)
-        scores: dict[str, object] = {}
-        if backbones.feature_extractor is not None:
-            generated_features.append(
-                extract_features(generated_frames, backbones.feature_extractor, batch_size=config.batch_size)
-            )
-            real_features.append(
-                extract_features(real_frames, backbones.feature_extractor, batch_size=config.batch_size)
-            )
-        landmarks = (
-            video_landmarks(generated_frames, backbones.landmarker, name=str(pair.generated))
-            if needs_landmarks
-            else None
-        )
-        if backbones.identity_encoder is not None:
-            scores["csim"] = csim(generated_frames, real_frames, backbones.identity_encoder,
-                                  generated_landmarks=landmarks, landmarker=backbones.landmarker, config=config.csim)  # fmt: skip
-        if backbones.sync_encoder is not None:
-            sync = lse(generated_frames, audio, backbones.sync_encoder, config.sync)
-            scores |= {"lse_d": sync.distance, "lse_c": sync.confidence, "sync_offset": sync.offset}
-        if backbones.metric is not None:
-            scores["tavc"] = tavc_similarity(generated_frames, audio, backbones.metric, landmarks=landmarks,
-                                             config=config.tavc).mean  # fmt: skip
-        rows.append(VideoScores(name=pair.name, frames=count, **scores))
-        logger.debug("%s: %s", pair.name, rows[-1])
+    runner = _ScoringRunner(backbones, config)
+    scored: Iterator[tuple[VideoScores, np.ndarray | None, np.ndarray | None]]
+    if executor is None:
+        runner.setup(None)
+        scored = (runner.run(pair) for pair in pairs)
+    else:
+        scored = _scored_on(executor, runner, pairs)
+    by_name = {}
+    for scores, generated, real in tqdm(scored, total=len(pairs), desc="evaluating", unit="video", disable=not progress):
+        by_name[scores.name] = (scores, generated, real)
+        logger.debug("%s: %s", scores.name, scores)
+    # Rows and features in pair order whatever order the workers finished in.
+    rows = [by_name[pair.name][0] for pair in pairs]
+    generated_features = [by_name[pair.name][1] for pair in pairs if by_name[pair.name][1] is not None]
+    real_features = [by_name[pair.name][2] for pair in pairs if by_name[pair.name][2] is not None]
     fid = None
     if generated_features:
         fid = frechet_distance(np.concatenate(real_features), np.concatenate(generated_features))
     settings = {"max_frames": config.max_frames, "max_offset": config.sync.max_offset, "csim_align": config.csim.align}
     return EvaluationReport(videos=tuple(rows), fid=fid, backbones=dict(backbones.names), settings=settings)
+
+
+def _needs_landmarks(backbones: MetricBackbones, config: EvaluationConfig) -> bool:
+    """CSIM's face alignment and TAVC's mouth crops need landmarks of the generated frames."""
+    return backbones.metric is not None or (backbones.identity_encoder is not None and config.csim.align)
 
 
 def _generated_audio(pair: VideoPair, reference_audio):
@@ -188,3 +186,53 @@ def _generated_audio(pair: VideoPair, reference_audio):
     except InvalidAudioError:
         logger.info("%s: no audio track; scoring lip sync against %s's audio", pair.generated, pair.reference.name)
         return reference_audio
+
+
+class _ScoringRunner:
+    """One video pair per task (a :class:`~tavce.batch.executor.TaskRunner`) -> (scores, generated, real features)."""
+
+    def __init__(self, backbones: MetricBackbones, config: EvaluationConfig) -> None:
+        self.backbones, self.config = backbones, config
+
+    def setup(self, device: str | None) -> None:
+        landmarker = self.backbones.landmarker
+        if landmarker is not None and (isinstance(landmarker, type) or not hasattr(landmarker, "detect")):
+            self.backbones = dataclasses.replace(self.backbones, landmarker=landmarker())
+
+    def run(self, pair: VideoPair) -> tuple[VideoScores, np.ndarray | None, np.ndarray | None]:
+        backbones, config = self.backbones, self.config
+        landmarker = cast("FaceLandmarker | None", backbones.landmarker)  # built by setup
+        generated = read_video(pair.generated, max_frames=config.max_frames, audio=False)
+        reference = read_video(pair.reference, max_frames=config.max_frames)
+        count = min(len(generated.frames), len(reference.frames))
+        generated_frames, real_frames = generated.frames[:count], reference.frames[:count]
+        audio = _generated_audio(pair, reference.audio)
+        scores: dict[str, object] = {}
+        generated_features = real_features = None
+        if backbones.feature_extractor is not None:
+            generated_features = extract_features(generated_frames, backbones.feature_extractor, batch_size=config.batch_size)
+            real_features = extract_features(real_frames, backbones.feature_extractor, batch_size=config.batch_size)
+        landmarks = (
+            video_landmarks(generated_frames, landmarker, name=str(pair.generated))
+            if landmarker is not None and _needs_landmarks(backbones, config)
+            else None
+        )
+        if backbones.identity_encoder is not None:
+            scores["csim"] = csim(generated_frames, real_frames, backbones.identity_encoder,
+                                  generated_landmarks=landmarks, landmarker=landmarker, config=config.csim)  # fmt: skip
+        if backbones.sync_encoder is not None:
+            sync = lse(generated_frames, audio, backbones.sync_encoder, config.sync)
+            scores |= {"lse_d": sync.distance, "lse_c": sync.confidence, "sync_offset": sync.offset}
+        if backbones.metric is not None:
+            scores["tavc"] = tavc_similarity(generated_frames, audio, backbones.metric, landmarks=landmarks,
+                                             config=config.tavc).mean  # fmt: skip
+        return VideoScores(name=pair.name, frames=count, **scores), generated_features, real_features
+
+
+def _scored_on(
+    executor: Executor, runner: _ScoringRunner, pairs: Sequence[VideoPair]
+) -> Iterator[tuple[VideoScores, np.ndarray | None, np.ndarray | None]]:
+    for outcome in executor.map(runner, [Task(pair.name, pair) for pair in pairs]):
+        if not outcome.ok:
+            raise TavceError(f"{outcome.key}: {outcome.error_type}: {outcome.error} (on {outcome.worker})")
+        yield outcome.value

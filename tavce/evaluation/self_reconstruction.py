@@ -1,4 +1,4 @@
-"""Self-reconstruction (paper §IV-A, reference-training.md §4.1): each test video re-generated from itself.
+"""Self-reconstruction (paper §IV-A): each test video re-generated from itself.
 
 The source image is the video's first frame, the driving audio its own audio, cut to the
 first ``max_frames`` (200) frames as the original preprocessing keeps; pose style 0, random

@@ -15,6 +15,13 @@ from torch.nn import functional as F
 
 from tavce.models.base import TavceModule
 
+__all__ = [
+    "AudioEncoder",
+    "ConvBlock",
+    "Wav2LipAudioEncoderConfig",
+    "Wav2LipAudioEncoder",
+]
+
 # (in, out, kernel, stride, padding, residual) per block, as in the Wav2Lip recipe.
 _BLOCKS: tuple[tuple[int, int, int, int | tuple[int, int], int, bool], ...] = (
     (1, 32, 3, 1, 1, False),

@@ -29,6 +29,19 @@ from torch import nn
 
 from tavce.errors import ComponentNotSerializableError, IncompatibleWeightsError, WeightsNotFoundError
 
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "register_component_class",
+    "class_path",
+    "resolve_component_class",
+    "config_to_dict",
+    "config_from_dict",
+    "TavceModule",
+    "module_device",
+    "load_state_dict_strict",
+]
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 

@@ -10,8 +10,6 @@ See docs/preprocess.md. Typical use::
 
 from tavce.preprocess.alignment import AlignedFace, align_for_reconstruction, flip_landmarks_y
 from tavce.preprocess.crop import (
-    CropGeometry,
-    CropMode,
     compute_crop_geometry,
     crop_frame,
     crop_working_image,
@@ -34,7 +32,7 @@ from tavce.preprocess.preprocessor import (
     Preprocessor,
     ReadsReferenceVideos,
 )
-from tavce.preprocess.source import PreparedSource
+from tavce.types import CropGeometry, CropMode, PreparedSource  # re-exported: their home is tavce.types
 
 __all__ = [
     "AcceptsLandmarker",

@@ -1,4 +1,4 @@
-"""3DMM alignment: five landmarks, POS similarity fit, 224×224 crop (reference-pipeline.md §2.6 steps 1–7).
+"""3DMM alignment: five landmarks, POS similarity fit, 224×224 crop.
 
 The working image is scaled so the face matches the standard 3D landmarks
 (rescale factor 102) and a 224×224 window is cut around it with Pillow bicubic,

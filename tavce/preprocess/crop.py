@@ -1,30 +1,29 @@
-"""Crop modes and the FFHQ-style quad/crop math (reference-pipeline.md §2.3–2.5, §6.2).
+"""The FFHQ-style quad/crop math of the crop modes (:class:`~tavce.types.CropMode`).
 
-:func:`compute_crop_geometry` turns 68 landmarks into a :class:`CropGeometry`
+:func:`compute_crop_geometry` turns 68 landmarks into a :class:`~tavce.types.CropGeometry`
 (shrunk size, bordered crop box, tight box) exactly like the original
 ``align_face``; :func:`crop_working_image` cuts a frame with it and resizes the
 result to the S×S working image with cv2 bilinear, as the original does.
 
-Quirks (§9): the tight box's bottom is clamped by the image *width* (13,
-reproduced; ``clamp_bottom_by_height=True`` clamps both sides of the tight box by
-the crop's own size instead), and ext modes restore the tight box's aspect ratio
-(15, reproduced by :func:`restore_aspect_size` unless ``crop_aspect=True``).
+Two behaviours of the original are reproduced by default: the tight box's right
+*and bottom* edges are clamped by the photo's *width* (``clamp_bottom_by_height=True``
+clamps them by the crop's own width and height instead), and the ext modes restore
+the output to the tight box's aspect ratio although their frames show the whole
+bordered crop (:func:`restore_aspect_size` with ``crop_aspect=True`` uses the shown
+region instead).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from enum import Enum
 
 import cv2
 import numpy as np
 
 from tavce.errors import InvalidArgumentError
+from tavce.types import RENDER_SIZES, CropGeometry, CropMode
 
 __all__ = [
-    "CropMode",
-    "CropGeometry",
     "compute_crop_geometry",
     "crop_frame",
     "crop_working_image",
@@ -32,130 +31,10 @@ __all__ = [
     "WORKING_SIZES",
 ]
 
-WORKING_SIZES = (256, 512)
+WORKING_SIZES = RENDER_SIZES  # kept for callers of the name before it moved to tavce.types
 ALIGN_OUTPUT_SIZE = 512  # the original's ``xsize``: faces whose quad is >= 4x this are shrunk first
 BORDER_FRACTION = 0.1
 MIN_BORDER = 3
-
-Box = tuple[int, int, int, int]
-"""(left, top, right, bottom) in pixels, right/bottom exclusive."""
-
-
-class CropMode(str, Enum):
-    """What part of the photo the networks see, and whether the result is pasted back (§2.3)."""
-
-    CROP = "crop"  # tight face box
-    EXTCROP = "extcrop"  # bordered crop (hair, shoulders)
-    RESIZE = "resize"  # whole photo squashed to a square
-    FULL = "full"  # tight box, pasted back into the photo
-    EXTFULL = "extfull"  # bordered crop, pasted back into the photo
-
-    @classmethod
-    def parse(cls, mode: str | CropMode) -> CropMode:
-        try:
-            return cls(mode)
-        except ValueError:
-            choices = ", ".join(m.value for m in cls)
-            raise InvalidArgumentError(f"mode={mode!r}: unknown crop mode; choose one of {choices}") from None
-
-    @property
-    def extended(self) -> bool:
-        """Ext modes keep the whole bordered crop instead of cutting the tight box out of it."""
-        return self in (CropMode.EXTCROP, CropMode.EXTFULL)
-
-    @property
-    def pastes_back(self) -> bool:
-        return self in (CropMode.FULL, CropMode.EXTFULL)
-
-
-@dataclass(frozen=True)
-class CropGeometry:
-    """Where the working image comes from in the original photo.
-
-    Attributes:
-        image_size: (W, H) of the original photo.
-        resized_size: (W, H) after the shrink of very large faces (= ``image_size`` mostly).
-        crop_box: bordered crop C in the resized image; None in ``resize`` mode.
-        tight_box: tight box Q relative to C, as the original truncates it (may
-            reach past C, quirk 13); None in ``resize`` mode.
-        tight_box_float: Q before truncation (the original's ``quad`` output).
-        mode: the crop mode.
-    """
-
-    image_size: tuple[int, int]
-    resized_size: tuple[int, int]
-    crop_box: Box | None
-    tight_box: Box | None
-    tight_box_float: tuple[float, float, float, float] | None
-    mode: CropMode
-
-    @property
-    def crop_info_size(self) -> tuple[int, int]:
-        """(w, h) the original restores the output aspect from: tight box size, or the photo in resize mode."""
-        if self.tight_box is None:
-            return self.image_size
-        left, top, right, bottom = self.tight_box
-        return right - left, bottom - top
-
-    @property
-    def tight_box_in_image(self) -> Box:
-        """The original's ``full``-mode paste box (C origin + Q), untruncated, in resized-image pixels."""
-        self._require_crop()
-        left, top, right, bottom = self.tight_box
-        return self.crop_box[0] + left, self.crop_box[1] + top, self.crop_box[0] + right, self.crop_box[1] + bottom
-
-    @property
-    def source_box(self) -> Box:
-        """The region of the resized image the working image actually shows (numpy slicing clips Q to C)."""
-        if self.crop_box is None:
-            return 0, 0, *self.resized_size
-        if self.mode.extended:
-            return self.crop_box
-        crop_left, crop_top, crop_right, crop_bottom = self.crop_box
-        left, top, right, bottom = self.tight_box
-        return (
-            crop_left + left,
-            crop_top + top,
-            crop_left + min(right, crop_right - crop_left),
-            crop_top + min(bottom, crop_bottom - crop_top),
-        )
-
-    @property
-    def paste_box(self) -> tuple[float, float, float, float]:
-        """:attr:`source_box` in ORIGINAL photo pixels (undoing the shrink: quirk 14 fixed)."""
-        scale_x = self.image_size[0] / self.resized_size[0]
-        scale_y = self.image_size[1] / self.resized_size[1]
-        left, top, right, bottom = self.source_box
-        return left * scale_x, top * scale_y, right * scale_x, bottom * scale_y
-
-    def _require_crop(self) -> None:
-        if self.crop_box is None or self.tight_box is None:
-            raise InvalidArgumentError(f"mode={self.mode.value!r} has no crop box; only crop/full/ext modes do")
-
-    def to_dict(self) -> dict:
-        return {
-            "image_size": list(self.image_size),
-            "resized_size": list(self.resized_size),
-            "crop_box": None if self.crop_box is None else list(self.crop_box),
-            "tight_box": None if self.tight_box is None else list(self.tight_box),
-            "tight_box_float": None if self.tight_box_float is None else list(self.tight_box_float),
-            "mode": self.mode.value,
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict) -> CropGeometry:
-        def ints(key):
-            return None if values[key] is None else tuple(int(v) for v in values[key])
-
-        floats = values["tight_box_float"]
-        return cls(
-            image_size=ints("image_size"),
-            resized_size=ints("resized_size"),
-            crop_box=ints("crop_box"),
-            tight_box=ints("tight_box"),
-            tight_box_float=None if floats is None else tuple(float(v) for v in floats),
-            mode=CropMode.parse(values["mode"]),
-        )
 
 
 def _face_quad(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
@@ -191,9 +70,9 @@ def compute_crop_geometry(
     Args:
         landmarks: 68 landmarks of the chosen face; unused (may be None) in ``resize`` mode.
         image_size: (W, H) of the photo.
-        mode: crop mode (§2.3).
-        clamp_bottom_by_height: False reproduces quirk 13 (Q's right and bottom clamped by
-            the photo width); True clamps them by the crop's own width and height.
+        mode: crop mode.
+        clamp_bottom_by_height: False clamps Q's right and bottom edges by the photo width, as
+            the original does; True clamps them by the crop's own width and height.
     """
     mode = CropMode.parse(mode)
     width, height = int(image_size[0]), int(image_size[1])
@@ -221,7 +100,7 @@ def compute_crop_geometry(
         quad -= crop[0:2]
 
     corners = (quad + 0.5).flatten()
-    right_limit, bottom_limit = width, width  # quirk 13: both by the (resized) photo width
+    right_limit, bottom_limit = width, width  # the original clamps both by the (resized) photo width
     if clamp_bottom_by_height:
         right_limit, bottom_limit = crop[2] - crop[0], crop[3] - crop[1]
     tight = (
@@ -261,7 +140,7 @@ def crop_frame(image: np.ndarray, geometry: CropGeometry) -> np.ndarray:
 
 
 def crop_working_image(image: np.ndarray, geometry: CropGeometry, size: int) -> np.ndarray:
-    """The (size, size, 3) uint8 working image: :func:`crop_frame` then cv2 bilinear resize (§2.5)."""
+    """The (size, size, 3) uint8 working image: :func:`crop_frame` then cv2 bilinear resize."""
     cropped = crop_frame(image, geometry)
     if cropped.shape[0] == 0 or cropped.shape[1] == 0:
         raise InvalidArgumentError(
@@ -272,11 +151,12 @@ def crop_working_image(image: np.ndarray, geometry: CropGeometry, size: int) -> 
 
 
 def restore_aspect_size(geometry: CropGeometry, size: int, *, crop_aspect: bool = False) -> tuple[int, int]:
-    """(width, height) an S×S rendered frame is resized to for crop-mode outputs (§6.2).
+    """(width, height) an S×S rendered frame is resized to for crop-mode outputs.
 
-    width = size, height = int(size · h / w) with (w, h) = :attr:`CropGeometry.crop_info_size`.
-    ``crop_aspect=True`` uses the size of the region the working image really shows
-    instead (fixes quirk 15 in ext modes and the clipped tight box of quirk 13).
+    width = size, height = int(size · h / w) with (w, h) = :attr:`CropGeometry.crop_info_size`
+    (the tight box, also in the ext modes, as the original does). ``crop_aspect=True`` uses
+    the size of the region the working image really shows instead, which keeps the ext
+    modes' proportions and those of a tight box clipped by the crop.
     """
     if crop_aspect:
         left, top, right, bottom = geometry.source_box

@@ -1,4 +1,4 @@
-"""Face detection + 68 landmarks behind one small interface (reference-pipeline.md §2.2).
+"""Face detection + 68 landmarks behind one small interface.
 
 Two backends ship with tavce:
 
@@ -18,9 +18,11 @@ instead (:class:`FaceLandmarker`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -28,7 +30,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from tavce.errors import InvalidArgumentError, TavceError, WeightsNotFoundError
+from tavce.errors import InvalidArgumentError, LandmarkerError, WeightsNotFoundError
 from tavce.types import LANDMARKER_NAMES
 
 __all__ = [
@@ -83,10 +85,6 @@ class FaceLandmarker(Protocol):
         ...
 
 
-class LandmarkerError(TavceError):
-    """A landmark backend failed to load or run."""
-
-
 def _dlib_predictor_path() -> Path:
     # Located without importing face_recognition_models: its __init__ needs pkg_resources,
     # which recent setuptools no longer ship.
@@ -102,6 +100,35 @@ def _dlib_predictor_path() -> Path:
     return path
 
 
+class _DetectorPool:
+    """dlib HOG detectors lent to one caller at a time.
+
+    One dlib detector object must never run in two threads at once: concurrent
+    ``run`` calls on the same detector corrupt the C++ heap (the interpreter aborts),
+    whereas the shape predictor is safe to share (see docs/preprocess.md, "Threads").
+    Building a detector takes about a second, so idle ones are kept: a caller borrows
+    an idle detector, and a new one is built only while all are busy. The pool never
+    holds more detectors than callers ever detected at once.
+    """
+
+    def __init__(self, build: Callable[[], object]) -> None:
+        self._build = build
+        self._idle = [build()]
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[object]:
+        with self._lock:
+            detector = self._idle.pop() if self._idle else None
+        if detector is None:
+            detector = self._build()
+        try:
+            yield detector
+        finally:
+            with self._lock:
+                self._idle.append(detector)
+
+
 class DlibLandmarker:
     """dlib HOG frontal-face detector + 68-point shape predictor (offline, CPU).
 
@@ -110,6 +137,9 @@ class DlibLandmarker:
     ``max_detection_side`` are searched at that size (HOG cost grows with the
     pixel count) and the landmarks are then predicted at full resolution.
     dlib's CNN detector is not used.
+
+    Safe to share between threads: each concurrent detection borrows its own
+    detector object (dlib's detector is not thread-safe); the shape predictor is shared.
     """
 
     name = "dlib"
@@ -124,7 +154,7 @@ class DlibLandmarker:
         if not path.is_file():
             raise WeightsNotFoundError(f"{path}: dlib shape predictor file not found")
         self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
+        self._detectors = _DetectorPool(dlib.get_frontal_face_detector)
         try:
             self._predictor = dlib.shape_predictor(str(path))
         except RuntimeError as error:
@@ -137,10 +167,11 @@ class DlibLandmarker:
         if factor < 1.0:
             size = (round(image.shape[1] * factor), round(image.shape[0] * factor))
             searched = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        for upsample in (0, 1):
-            rectangles, scores, _ = self._detector.run(searched, upsample, 0.0)
-            if rectangles:
-                break
+        with self._detectors.borrow() as detector:
+            for upsample in (0, 1):
+                rectangles, scores, _ = detector.run(searched, upsample, 0.0)
+                if rectangles:
+                    break
         faces = []
         for rectangle, score in zip(rectangles, scores):
             box = tuple(v / factor for v in (rectangle.left(), rectangle.top(), rectangle.right(), rectangle.bottom()))

@@ -1,6 +1,6 @@
 """Mouth crops for the TAVC mouth encoder (training, CAR and evaluation share them).
 
-As TAVCE's trainer does (reference-training.md §2.2, §3.3): on a 256×256 face
+As TAVCE's trainer does: on a 256×256 face
 frame the mouth centre is the median of the 20 mouth landmarks (68-point indices
 48–67), cast to int; a 72×72 box around it, shifted to lie inside the frame, is
 resized bilinearly to 112×112 and scaled to [−1, 1].

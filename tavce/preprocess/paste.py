@@ -1,4 +1,4 @@
-"""Paste rendered crops back into the original photo (full / extfull modes, reference-pipeline.md §6.6).
+"""Paste rendered crops back into the original photo (full / extfull modes).
 
 Each S×S frame is resized (cv2 bilinear) to the region the working image was cut
 from and alpha-blended into the photo with a feathered mask: the weight rises
@@ -9,11 +9,12 @@ border are not feathered. This replaces the original's Poisson blending
 1080p photo, one thread) and shifts the face's colours
 towards the surroundings.
 
-Deviations from the original (§9): the box is mapped back to full resolution when
-the photo was shrunk (quirk 14 fixed); frames come from memory at their exact
-size, not from a re-decoded temporary video (quirk 27 fixed); the box is the
-region the crop really shows (the original pastes into the unclipped tight box,
-off by up to the clipped amount, quirk 13).
+Deviations from the original: the box is mapped back to full resolution when
+the photo was shrunk (the original pasted shrunk-image coordinates at full size);
+frames come from memory at their exact size, not from a re-decoded lossy temporary
+video; the box is the region the crop really shows (the original pastes into the
+unclipped tight box, off by up to the clipped amount when the tight box, clamped by
+the photo's width, reaches past the crop).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from tavce.errors import InvalidArgumentError
-from tavce.preprocess.source import PreparedSource
+from tavce.types import PreparedSource
 
 __all__ = ["paste_back", "feather_mask", "DEFAULT_FEATHER"]
 

@@ -1,4 +1,4 @@
-"""The ``Preprocessor`` interface and its default implementation (reference-pipeline.md §2).
+"""The ``Preprocessor`` interface and its default implementation.
 
 ``FacePreprocessor.prepare`` runs the whole source-image path once:
 
@@ -13,7 +13,7 @@
 video's frames: uint8 (the original's rounding), pasted back into the photo in
 ``full`` / ``extfull``, resized to the crop's aspect otherwise.
 
-Deviation: the original re-detects landmarks on the working image (§2.6 step 1);
+Deviation: the original re-detects landmarks on the working image before the 3DMM alignment;
 we map the photo's landmarks through the crop instead (exact, no second
 detection that could fail or drift on a squashed crop).
 """
@@ -21,6 +21,7 @@ detection that could fail or drift on a squashed crop).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,18 +35,11 @@ from tavce.image import ImageSource, frames_to_uint8, load_image
 from tavce.models.base import TavceModule, module_device
 from tavce.models.face_recon import FaceReconNet, FaceReconstructor, source_coefficients
 from tavce.preprocess.alignment import align_for_reconstruction, flip_landmarks_y
-from tavce.preprocess.crop import (
-    WORKING_SIZES,
-    CropGeometry,
-    CropMode,
-    compute_crop_geometry,
-    crop_working_image,
-    restore_aspect_size,
-)
+from tavce.preprocess.crop import compute_crop_geometry, crop_working_image, restore_aspect_size
 from tavce.preprocess.landmarks import FaceLandmarker, default_landmarker, select_face
 from tavce.preprocess.paste import DEFAULT_FEATHER, paste_back
 from tavce.preprocess.reference_video import video_coefficients
-from tavce.preprocess.source import PreparedSource
+from tavce.types import RENDER_SIZES, CropGeometry, CropMode, PreparedSource
 
 __all__ = [
     "AcceptsLandmarker",
@@ -58,6 +52,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Guards the first use of a preprocessor's default landmarker: concurrent first callers
+# would each build a backend (seconds, and a model pack's memory); module-level because
+# a lock attribute would make the module impossible to pickle or deepcopy.
+_LANDMARKER_CREATION = threading.Lock()
 
 
 @runtime_checkable
@@ -115,10 +114,11 @@ class FacePreprocessorConfig:
     """Settings of :class:`FacePreprocessor` (saved with its 3DMM network).
 
     Attributes:
-        clamp_bottom_by_height: fix quirk 13 (see :func:`compute_crop_geometry`); False = original.
+        clamp_bottom_by_height: clamp the tight box's bottom by the crop's height instead of the
+            photo's width (see :func:`compute_crop_geometry`); False = original.
         feather: paste-back blend band, fraction of the box's shorter side.
         crop_aspect_output: crop-mode videos take the aspect of the region the working image
-            shows (fixes quirk 15); False = the original's size.
+            shows (in the ext modes: the bordered crop, not the tight box); False = the original's size.
     """
 
     clamp_bottom_by_height: bool = False
@@ -156,12 +156,14 @@ class FacePreprocessor(TavceModule):
 
     @property
     def landmarker(self) -> FaceLandmarker:
-        """The landmark backend, created on first use; which one is logged once."""
-        if self._landmarker is None:
-            self._landmarker = default_landmarker()
-        if not self._backend_logged:
-            logger.info("face landmarks: %s backend", self._landmarker.name)
-            self._backend_logged = True
+        """The landmark backend, created on first use (once, also under concurrent first callers)."""
+        if self._landmarker is None or not self._backend_logged:
+            with _LANDMARKER_CREATION:
+                if self._landmarker is None:
+                    self._landmarker = default_landmarker()
+                if not self._backend_logged:
+                    logger.info("face landmarks: %s backend", self._landmarker.name)
+                    self._backend_logged = True
         return self._landmarker
 
     @landmarker.setter
@@ -209,8 +211,8 @@ class FacePreprocessor(TavceModule):
         """
         photo = load_image(image)
         crop_mode = CropMode.parse(mode)
-        if size not in WORKING_SIZES:
-            raise InvalidArgumentError(f"size={size!r}: the networks work at {' or '.join(map(str, WORKING_SIZES))}")
+        if size not in RENDER_SIZES:
+            raise InvalidArgumentError(f"size={size!r}: the networks work at {' or '.join(map(str, RENDER_SIZES))}")
         face_landmarks, backend = self._locate_face(photo, face_box, landmarks, face_index)
         height, width = photo.shape[:2]
         geometry = compute_crop_geometry(

@@ -21,8 +21,9 @@ from tavce.errors import FaceNotDetectedError
 from tavce.models.base import module_device, module_dtype
 from tavce.models.face_recon import FaceReconstructor, source_coefficients
 from tavce.preprocess.alignment import align_for_reconstruction, flip_landmarks_y
-from tavce.preprocess.crop import CropMode, compute_crop_geometry, crop_working_image
+from tavce.preprocess.crop import compute_crop_geometry, crop_working_image
 from tavce.preprocess.landmarks import FaceLandmarker, select_face
+from tavce.types import CropMode
 
 __all__ = ["reconstruct_crops", "video_coefficients"]
 

@@ -1,4 +1,4 @@
-"""The standard 3D face landmarks the 3DMM alignment fits against (reference-pipeline.md §2.6).
+"""The standard 3D face landmarks the 3DMM alignment fits against.
 
 ``STANDARD_LANDMARKS_3D`` is the 68-point mean face of Deep3DFaceRecon's
 ``similarity_Lm3D_all.mat`` (x right, y UP, z towards the camera, unit-less), in

@@ -3,7 +3,7 @@
 The generated frame's mouth should move away from the previous *real* frame's
 mouth the way the audio changes between the two frames. Our definition (the
 released TAVCE code returns the two flattened matrices but no trainer reduces
-them; reference-training.md §3.5):
+them):
 
     L_CAR = weight · mean_b[1 − S(vec R_a, vec R̂_v)] = weight · mean_b[1 − cos²(δa, δv̂)],
 

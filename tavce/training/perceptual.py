@@ -1,7 +1,7 @@
 """LPIPS-style perceptual distance over a VGG-like backbone whose weights come from a file.
 
-The original stage-1 trainer uses the ``lpips`` package's VGG variant
-(reference-training.md §2.5). This module computes the same distance (Zhang et al.
+The original stage-1 trainer uses the ``lpips`` package's VGG variant.
+This module computes the same distance (Zhang et al.
 2018): both images are shifted and scaled by LPIPS's constants, passed through a
 VGG16-style stack, and at the output of each stage (relu1_2, relu2_2, relu3_3,
 relu4_3, relu5_3) the features are unit-normalised over channels; the squared

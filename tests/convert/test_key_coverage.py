@@ -13,7 +13,7 @@ import torch
 from tavce.convert.files import FILE_CONVERTERS
 from tavce.convert.unused_keys import UNUSED_KEYS, unused_entry
 from tavce.errors import IncompatibleWeightsError
-from tavce.testing import OFFICIAL_FILES, official_manifest
+from tavce.testing import OFFICIAL_FILES, is_bare_file, official_manifest
 
 
 def _placeholder_checkpoint(filename: str) -> tuple[dict, dict[str, object]]:
@@ -24,7 +24,7 @@ def _placeholder_checkpoint(filename: str) -> tuple[dict, dict[str, object]]:
             flat[key] = torch.empty(entry["shape"], dtype=getattr(torch, entry["dtype"]))
         else:
             flat[key] = {"bookkeeping": entry["dtype"]}
-    if filename.endswith(".safetensors"):
+    if filename.endswith(".safetensors") or is_bare_file(filename):
         return dict(flat), flat
     nested: dict = {}
     for key, value in flat.items():
@@ -100,3 +100,20 @@ def test_docs_show_the_same_unused_table() -> None:
     page = (Path(__file__).parents[2] / "docs" / "weights.md").read_text()
     shown = page.split("<!-- unused-keys:start -->\n")[1].split("\n<!-- unused-keys:end -->")[0]
     assert shown == unused_table_markdown()
+
+
+def test_a_gfpgan_file_with_params_instead_of_params_ema_converts_the_same() -> None:
+    filename = "GFPGANv1.4.pth"
+    checkpoint, _ = _placeholder_checkpoint(filename)
+    expected = FILE_CONVERTERS[filename](checkpoint, filename)
+    converted = FILE_CONVERTERS[filename]({"params": checkpoint["params_ema"]}, filename)
+    assert list(converted["restorer"]) == list(expected["restorer"])
+
+
+@pytest.mark.parametrize("filename", ["GFPGANv1.4.pth", "parsing_parsenet.pth"])
+def test_an_enhancer_file_holding_a_non_tensor_entry_is_refused(filename: str) -> None:
+    checkpoint, _ = _placeholder_checkpoint(filename)
+    state = checkpoint.get("params_ema", checkpoint)
+    state[next(iter(state))] = "not a tensor"
+    with pytest.raises(IncompatibleWeightsError, match="not tensors.*str"):
+        FILE_CONVERTERS[filename](checkpoint, filename)

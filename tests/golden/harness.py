@@ -76,11 +76,15 @@ class CaseResult:
             (used only where the case gives no absolute suggestion).
         expected: per-output replacement of the golden tensor, with the reason, for
             behaviours reference-pipeline.md §9 marks "Fix".
+        compared_where: per-output boolean mask (same shape) of the elements that are
+            compared, with the reason (e.g. argmax labels only where the recorded logits
+            are not tied).
     """
 
     outputs: dict[str, torch.Tensor]
     relative_tolerance: dict[str, float] = field(default_factory=dict)
     expected: dict[str, tuple[torch.Tensor, str]] = field(default_factory=dict)
+    compared_where: dict[str, tuple[torch.Tensor, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,5 +128,11 @@ def compare_case(case: GoldenCase, result: CaseResult) -> list[OutputError]:
     for name, golden in case.outputs.items():
         expected = result.expected.get(name, (golden, ""))[0]
         rtol = result.relative_tolerance.get(name, DEFAULT_RELATIVE_TOLERANCE)
-        errors.append(measure_output(case, name, result.outputs[name], expected, rtol))
+        ours = result.outputs[name]
+        if name in result.compared_where:
+            where = result.compared_where[name][0]
+            ours = torch.as_tensor(ours)
+            if tuple(ours.shape) == tuple(expected.shape) == tuple(where.shape):
+                ours, expected = ours[where], expected[where]
+        errors.append(measure_output(case, name, ours, expected, rtol))
     return errors

@@ -42,6 +42,12 @@ CHECKS: dict[str, str] = {
     "align_img": "preprocess:check_align_img",
     "align_img_edge": "preprocess:check_align_img",
     "face_recon": "preprocess:check_face_recon",
+    # face enhancer
+    "gfpgan": "enhancer:check_gfpgan",
+    "gfpgan_small": "enhancer:check_gfpgan",
+    "parsenet": "enhancer:check_parsenet",
+    "face_restore_geometry": "enhancer:check_face_restore_geometry",
+    "face_restore_geometry_x1": "enhancer:check_face_restore_geometry",
 }
 
 

@@ -1,4 +1,4 @@
-"""Audio2Coeff: mel windows -> per-frame 3DMM expression and head pose (reference-pipeline.md §3)."""
+"""Audio2Coeff: mel windows -> per-frame 3DMM expression and head pose."""
 
 from tavce.models.audio2coeff.blinks import random_blink_ratio
 from tavce.models.audio2coeff.component import (

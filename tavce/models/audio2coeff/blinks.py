@@ -1,8 +1,12 @@
-"""Random eye-blink control signal for ExpNet (reference-pipeline.md §3.2)."""
+"""Random eye-blink control signal for ExpNet."""
 
 from __future__ import annotations
 
 import torch
+
+__all__ = [
+    "random_blink_ratio",
+]
 
 BLINK_PROFILE = (0.5, 0.9, 1.0, 0.9, 0.5)
 MIN_FRAMES_FOR_BLINKS = 21  # clips of 20 frames or fewer never blink (as the original)
@@ -17,7 +21,7 @@ def random_blink_ratio(num_frames: int, generator: torch.Generator | None = None
     if f + g + 5 <= T - 1 the profile (0.5, 0.9, 1.0, 0.9, 0.5) is written at frames
     f + g ... f + g + 4 and f moves to f + g + 5, otherwise generation stops.
 
-    Deviation (quirk 17, fixed): for T = 21 the original gap range is empty and it
+    Deviation from the original: for T = 21 the original gap range is empty and it
     crashes; here the range is widened to the single gap min(10, T).
 
     Args:

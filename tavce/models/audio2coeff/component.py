@@ -1,9 +1,9 @@
-"""Audio2Coeff component: mel windows + source coefficients -> per-frame motion (reference-pipeline.md §3).
+"""Audio2Coeff component: mel windows + source coefficients -> per-frame motion.
 
 :class:`SadTalkerAudio2Coeff` holds ExpNet and the PoseVAE and runs the whole
 SadTalker (or TAVCE-evaluation) procedure: blinks, expression, pose chunks,
 smoothing, reference sequences, then still mode and expression scale, which the
-original applies in the renderer's input stage (§4.1) and tavce applies here, so
+original applies in the renderer's input stage and tavce applies here, so
 that :class:`~tavce.types.MotionCoefficients` is exactly what the renderer consumes.
 """
 
@@ -24,6 +24,13 @@ from tavce.models.audio2coeff.pose_vae import PoseVAE, PoseVAEConfig
 from tavce.models.audio_encoder import AudioEncoder
 from tavce.models.base import TavceModule
 from tavce.types import MOTION_DIM, SOURCE_COEFF_DIM, AudioWindows, MotionCoefficients
+
+__all__ = [
+    "Audio2CoeffOptions",
+    "Audio2Coeff",
+    "SadTalkerAudio2CoeffConfig",
+    "SadTalkerAudio2Coeff",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +54,8 @@ class Audio2CoeffOptions:
             decoded angles: one value holds still, several are walked through over the clip at an even
             pace (:func:`~tavce.models.audio2coeff.pose_controls.camera_degrees`).
         smooth_pose: Savitzky–Golay pose smoothing; None = the variant's default
-            (on for "sadtalker", off for "tavce-eval", quirk 21).
-        variant: "sadtalker" (SadTalker CLI) or "tavce-eval" (TAVCE evaluation script, §3.6).
+            (on for "sadtalker", off for "tavce-eval": TAVCE's evaluation path does not smooth).
+        variant: "sadtalker" (SadTalker CLI) or "tavce-eval" (TAVCE evaluation script).
     """
 
     pose_style: int = 0
@@ -134,7 +141,7 @@ class SadTalkerAudio2Coeff(TavceModule):
         """Motion coefficients for every frame of the audio.
 
         Args:
-            windows: T per-frame mel windows (§1.4).
+            windows: T per-frame mel windows.
             source_coefficients: (73,) or (70,) source coefficients: expression 64, rotation 3
                 (radians), translation 3 [, crop scale, tx, ty].
             options: what to generate (defaults: style 0, blinks, smoothing, SadTalker alignment).
@@ -170,7 +177,7 @@ class SadTalkerAudio2Coeff(TavceModule):
 
         expression = self._expression(mels, source, options, generator)
         if options.still:
-            # The original still replaces every generated pose (§4.1); skip generating it.
+            # The original still replaces every generated pose; skip generating it.
             pose = source[EXPRESSION_DIM:MOTION_DIM].expand(num_frames, -1).clone()
         else:
             pose = self._pose(mels, source, options, generator)
@@ -195,7 +202,7 @@ class SadTalkerAudio2Coeff(TavceModule):
             reference = source[:EXPRESSION_DIM].expand(num_frames, -1)
             blinks = random_blink_ratio(num_frames, generator) if options.use_blink else torch.zeros(num_frames, 1)
         if options.variant == "tavce-eval":
-            # The TAVCE script feeds the first frame's reference expression to every frame (§3.6).
+            # The TAVCE script feeds the first frame's reference expression to every frame.
             reference = reference[:1].expand(num_frames, -1)
         return self.expression_net(mels, reference, blinks.to(source))
 

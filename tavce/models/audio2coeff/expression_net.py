@@ -1,4 +1,4 @@
-"""ExpNet: per-frame expression coefficients from audio (reference-pipeline.md §3.3).
+"""ExpNet: per-frame expression coefficients from audio.
 
 Each frame is predicted independently from its own 200 ms mel window, the
 reference expression of that frame and the eye-blink control ratio:
@@ -15,6 +15,13 @@ from torch import nn
 
 from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
+
+__all__ = [
+    "ENCODER_BATCH",
+    "encode_windows",
+    "ExpressionNetConfig",
+    "ExpressionNet",
+]
 
 # Windows sent through the audio encoder at once: bounds memory on long clips
 # (about 10 MB of activations per batch; at 256 the 40 MB batches left glibc holding

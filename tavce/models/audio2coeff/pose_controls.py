@@ -1,4 +1,4 @@
-"""Post-processing of generated motion: smoothing, reference sequences, camera overrides (§3.1, §3.5, §4.3)."""
+"""Post-processing of generated motion: smoothing, reference sequences, camera overrides."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ from scipy.signal import savgol_filter
 
 from tavce.errors import InvalidArgumentError
 
+__all__ = [
+    "smooth_pose",
+    "tile_to_length",
+    "add_reference_motion",
+    "camera_degrees",
+]
+
 SMOOTHING_WINDOW = 13
 SMOOTHING_ORDER = 2
 
@@ -18,7 +25,7 @@ def smooth_pose(pose: torch.Tensor) -> torch.Tensor:
     """Savitzky–Golay filter (order 2, window 13, SciPy ``interp`` edges) along time.
 
     For T < 13 the window is the largest odd number <= T, as the original.
-    Deviation (quirk 18, fixed): T <= 2 is returned unchanged instead of crashing.
+    Deviation from the original (which crashes there): T <= 2 is returned unchanged instead of crashing.
 
     Args:
         pose: (T, 6) pose sequence.
@@ -50,7 +57,7 @@ def tile_to_length(sequence: torch.Tensor, num_frames: int, name: str) -> torch.
 
 
 def add_reference_motion(pose: torch.Tensor, ref_pose: torch.Tensor) -> torch.Tensor:
-    """pose_i + (ref_i - ref_0) with the reference pose sequence tiled to T (§3.5).
+    """pose_i + (ref_i - ref_0) with the reference pose sequence tiled to T.
 
     Args:
         pose: (T, 6) generated pose.
@@ -64,7 +71,7 @@ def add_reference_motion(pose: torch.Tensor, ref_pose: torch.Tensor) -> torch.Te
 
 
 def camera_degrees(values: Sequence[int | float], num_frames: int) -> torch.Tensor:
-    """Per-frame degrees of a ``--input_yaw/pitch/roll`` list (§4.3).
+    """Per-frame degrees of a ``--input_yaw/pitch/roll`` list.
 
     One value -> constant. Several values v0, v1, ...: the total path
     D = Σ|v_{m+1} - v_m| is walked at δ = D / (T - 1) degrees per frame, each segment
@@ -73,7 +80,7 @@ def camera_degrees(values: Sequence[int | float], num_frames: int) -> torch.Tens
     MappingNet's decoded yaw/pitch/roll of the driving frames
     (``CERLRenderer`` ``yaw=``/``pitch=``/``roll=``).
 
-    Deviation (quirk 19, fixed): consecutive equal values (and a constant list or
+    Deviation from the original: consecutive equal values (and a constant list or
     T = 1) no longer divide by zero; an equal pair contributes no frames.
 
     Returns:

@@ -1,4 +1,4 @@
-"""PoseVAE: head-pose motion from audio, a style class and a random latent (reference-pipeline.md §3.4).
+"""PoseVAE: head-pose motion from audio, a style class and a random latent.
 
 A conditional VAE over 32-frame pose-motion chunks. At inference only the
 decoder runs, with ``z ~ N(0, I)``; the encoder (``with_encoder=True``) exists
@@ -20,6 +20,14 @@ from tavce.models.audio2coeff.resunet import ResUnet
 from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
 
+__all__ = [
+    "PoseVAEConfig",
+    "PoseDecoder",
+    "PoseEncoder",
+    "motion_chunks",
+    "PoseVAE",
+]
+
 WindowAlignment = Literal["sadtalker", "tavce-eval"]
 
 
@@ -37,8 +45,8 @@ class PoseVAEConfig:
         encoder_hidden_dims: hidden widths of the training encoder MLP.
         resunet_channels: ResUnet feature channels per level.
         with_encoder: build the training encoder too (inference never needs it).
-        log_variance_from_mean: reproduce quirk 30 (the original encoder computes the
-            log-variance with the *mean* layer; its log-variance layer is dead).
+        log_variance_from_mean: as the original, compute the encoder's log-variance with
+            the *mean* layer (its log-variance layer is then dead); False uses its own layer.
     """
 
     seq_len: int = 32
@@ -134,7 +142,7 @@ def motion_chunks(
 
     Frames 1 .. T-1 are predicted (frame 0 is the reference). With ``"sadtalker"``
     the candidate windows are 1 .. T-1 (window k drives frame k); ``"tavce-eval"``
-    uses windows 0 .. T-1 for the full chunks (window k drives frame k+1, quirk 20).
+    uses windows 0 .. T-1 for the full chunks (window k drives frame k+1: the audio one frame early, as TAVCE's evaluation script).
     ⌊(T-1)/S⌋ full chunks of S consecutive candidates, then, if r = (T-1) mod S ≠ 0,
     the last S candidates (left-padded with the first one when fewer exist), of
     which only the last r outputs are kept.

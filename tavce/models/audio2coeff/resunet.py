@@ -1,4 +1,4 @@
-"""The residual U-Net that refines a pose sequence inside the PoseVAE (reference-pipeline.md §3.4).
+"""The residual U-Net that refines a pose sequence inside the PoseVAE.
 
 It treats a (S, 6) pose sequence as a one-channel S x 6 image and only ever
 strides along time, so S must be divisible by 8 (three halvings).
@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+__all__ = [
+    "ResidualBlock",
+    "ResUnet",
+]
 
 _TIME_STRIDE = (2, 1)
 

@@ -1,4 +1,4 @@
-"""The 3DMM coefficient regressor (reference-pipeline.md §2.6 steps 8–10).
+"""The 3DMM coefficient regressor.
 
 A ResNet-50 turns the aligned 224×224 RGB face (values in [0, 1], no mean/std
 normalisation) into a pooled 2048-d feature; seven 1×1 convolutions regress the
@@ -20,7 +20,7 @@ from torch import nn
 
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule
-from tavce.models.face_recon.resnet import ResNetBackbone
+from tavce.models.face_recon._resnet import ResNetBackbone
 
 __all__ = [
     "COEFFICIENT_LAYOUT",

@@ -1,4 +1,4 @@
-"""Face renderer (reference-pipeline.md §4, §5): keypoints, MappingNet, generator, CERL.
+"""Face renderer: keypoints, MappingNet, generator, CERL.
 
 :class:`CERLRenderer` is the component the pipeline uses; the networks it composes
 and the training-only ones (head-pose estimator, discriminator) live in their own

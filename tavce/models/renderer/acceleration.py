@@ -22,6 +22,13 @@ from typing import Any
 
 import torch
 
+__all__ = [
+    "batch_size_from_free_memory",
+    "measure_bytes_per_frame",
+    "choose_batch_size",
+    "CompiledStep",
+]
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 1

@@ -1,20 +1,22 @@
 """CERL fusion: the TAVCE audio relationship modulates the source appearance feature.
 
-Exactly what the original generator computes (reference-pipeline.md §5.3), on the
+Exactly what the original generator computes, on the
 512-channel feature F right after the encoder's last 1x1 conv:
 
 1. N = R / max(‖R_row‖₂, 1e-12), each row of the (128, 128) relationship R
    normalised over the last axis;
-2. only the diagonal of N is used (the original einsum ``bcc,bchw->bchw``,
-   quirk 3): a per-channel weight w_c = N_cc;
+2. only the diagonal of N is used (the original einsum ``bcc,bchw->bchw``; the
+   paper describes a matrix product, the checkpoint was trained with this): a
+   per-channel weight w_c = N_cc;
 3. F' = F + proj_up(w ⊙ proj_down(F));
-4. F'' = output(F'), a further 1x1 conv (quirk 4).
+4. F'' = output(F'), a further 1x1 conv, applied only when a relationship is given.
 
-Because R = ½·d·dᵀ with d = a_prev - a_cur (quirk 6), row c of R is ½·d_c·d, so
+Because R = ½·d·dᵀ with d = a_prev - a_cur (the original's covariance of two
+embeddings, not divided by the count), row c of R is ½·d_c·d, so
 ‖R_c‖ = ½·|d_c|·‖d‖ and N_cc = (½·d_c²) / max(½·|d_c|·‖d‖, 1e-12). This O(C)
 form is evaluated with the same clamp as the matrix form, so tiny or zero
 differences behave identically (d = 0, frame 0: w = 0 and F'' = output(F +
-bias(proj_up)), quirk 5). Passing no relationship at all skips the fusion
+bias(proj_up)), as in the original, whose frame 0 pairs a window with itself). Passing no relationship at all skips the fusion
 including ``output``; that is the generator's job (see generator.py).
 """
 
@@ -27,6 +29,12 @@ from torch import nn
 
 from tavce.errors import InvalidArgumentError
 from tavce.models.renderer.precision import Float32Weights
+
+__all__ = [
+    "CERLConfig",
+    "channel_weights",
+    "CERLFusion",
+]
 
 NORMALIZE_EPS = 1e-12
 
@@ -65,7 +73,7 @@ def channel_weights(relationship: torch.Tensor, relationship_dim: int) -> torch.
 
 
 class CERLFusion(Float32Weights, nn.Module):
-    """The three 1x1 convs of CERL and the fusion of §5.3.
+    """The three 1x1 convs of CERL and the fusion described in the module docstring.
 
     ``proj_down`` (original ``proj1``) 512→128, ``proj_up`` (``proj2``) 128→512,
     ``output`` (``linear``) 512→512, all with bias.

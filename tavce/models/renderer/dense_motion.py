@@ -1,12 +1,13 @@
 """Dense motion network: keypoints → 3-D deformation field and occlusion map.
 
-reference-pipeline.md §4.7. Given the source feature volume V and source/driving
+Given the source feature volume V and source/driving
 keypoints, it predicts for every voxel a soft assignment over K+1 motions (the
 identity for the background plus one per keypoint, each a translation of the
 identity grid by kp_source - kp_driving), combines them into a deformation field,
 and predicts a 2-D occlusion map. Reproduced as the original computes it:
-mask entries < 1e-3 zeroed without renormalising (quirk 9), grids built with
-corner-aligned coordinates but sampled with ``align_corners=False`` (quirk 10).
+mask entries < 1e-3 zeroed without renormalising, grids built with
+corner-aligned coordinates but sampled with ``align_corners=False`` (the weights were
+trained with both).
 
 Precision (precision.py): whatever the module's dtype, coordinates, Gaussian heat-maps,
 sparse motions, the motion softmax, the deformation field, the trilinear sampling and
@@ -33,6 +34,18 @@ from tavce.models.renderer.fast_conv import (
 )
 from tavce.models.renderer.precision import Float32Conv2d, accurate_dtype
 
+__all__ = [
+    "coordinate_grid_3d",
+    "grid_sample_3d",
+    "keypoint_gaussians",
+    "DownBlock3d",
+    "UpBlock3d",
+    "Hourglass3d",
+    "DenseMotionConfig",
+    "DenseMotion",
+    "DenseMotionNetwork",
+]
+
 KEYPOINT_VARIANCE = 0.01
 MASK_THRESHOLD = 1e-3
 
@@ -49,7 +62,7 @@ def coordinate_grid_3d(depth: int, height: int, width: int, like: torch.Tensor) 
 
 
 def grid_sample_3d(volume: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Trilinear ``grid_sample`` (zero padding, ``align_corners=False``, quirk 10) of a 5-D volume.
+    """Trilinear ``grid_sample`` (zero padding, ``align_corners=False`` as the original, on corner-aligned grids) of a 5-D volume.
 
     Half-precision volumes and grids are sampled in float32 (a bfloat16 coordinate is off by up
     to a third of a voxel at 64 samples per axis); the result has the volume's dtype. Apple's

@@ -12,7 +12,7 @@ spectral norm). One patch discriminator per image-pyramid scale:
 Spectral normalisation is ``torch.nn.utils.spectral_norm`` (the checkpoint layout
 ``weight_orig``/``weight_u``/``weight_v``): a power iteration updates u, v on every
 training-mode call; in eval mode the weight is ``weight_orig / (uᵀ·W·v)`` with the stored
-vectors and no iteration, as the original (quirk 11). InstanceNorm keeps no running
+vectors and no iteration, as the original. InstanceNorm keeps no running
 statistics, so it normalises per image in eval mode too.
 """
 

@@ -35,6 +35,18 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "reductions_enabled",
+    "exact_reductions",
+    "clear_derived",
+    "DerivedWeights",
+    "concatenate_parameters",
+    "concatenated_conv",
+    "polyphase_weights",
+    "conv3x3_of_nearest_upsampled",
+    "single_output_conv2d",
+]
+
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 _state = threading.local()
@@ -90,19 +102,28 @@ class DerivedWeights:
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[tuple, tuple[torch.Tensor, ...]]] = {}
+        # Threads rendering with one shared renderer: the first callers would each build
+        # (and hold) the derived tensors; with the lock they are built once.
+        self._lock = threading.Lock()
 
     def get(
         self, name: str, sources: Sequence[torch.Tensor], build: Callable[[], tuple[torch.Tensor, ...]]
     ) -> tuple[torch.Tensor, ...]:
         """``build()``, or its cached result while ``sources`` are the same unmodified tensors."""
-        if torch.is_grad_enabled() and any(source.requires_grad for source in sources):
+        if torch.compiler.is_compiling() or (
+            torch.is_grad_enabled() and any(source.requires_grad for source in sources)
+        ):
+            # Under torch.compile the derivation is traced into the graph (a cache lookup would split it).
             return build()
         signature = _signature(sources)
         entry = self._entries.get(name)
         if entry is None or entry[0] != signature:
-            with torch.no_grad():
-                entry = (signature, tuple(t.detach() for t in build()))
-            self._entries[name] = entry
+            with self._lock:
+                entry = self._entries.get(name)
+                if entry is None or entry[0] != signature:
+                    with torch.no_grad():
+                        entry = (signature, tuple(t.detach() for t in build()))
+                    self._entries[name] = entry
         return entry[1]
 
     def clear(self) -> None:
@@ -112,7 +133,10 @@ class DerivedWeights:
         return DerivedWeights()
 
     def __getstate__(self) -> dict:
-        return {"_entries": {}}
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
 
 
 def concatenate_parameters(convs: Sequence[torch.nn.Module]) -> tuple[torch.Tensor, torch.Tensor | None]:

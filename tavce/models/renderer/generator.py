@@ -1,6 +1,6 @@
 """Occlusion-aware SPADE generator (face-vid2vid / SadTalker), with optional TAVCE CERL.
 
-reference-pipeline.md §4.6 and §5. The source image is encoded into a 2-D
+The source image is encoded into a 2-D
 appearance feature F (B, 512, h, w) with h = H/4, optionally fused with the
 audio relationship (CERL, cerl.py), lifted to a 3-D volume V (32 ch × depth 16),
 warped by the dense motion field the keypoints induce, masked by the predicted
@@ -8,7 +8,7 @@ occlusion and decoded by the SPADE decoder into an RGB image in (0, 1).
 
 Without a relationship the computation is exactly SadTalker's generator. A
 generator built with ``cerl=True`` still accepts ``relationship=None`` (CERL is
-skipped entirely, including its output conv, quirk 4); one built with
+skipped entirely, including its output conv, as the original does); one built with
 ``cerl=False`` refuses a relationship instead of ignoring it.
 
 Precision (precision.py): cast to a half type, the generator keeps its *volume path* in
@@ -39,6 +39,17 @@ from tavce.models.renderer.dense_motion import DenseMotionConfig, DenseMotionNet
 from tavce.models.renderer.precision import Float32Conv2d, Float32Weights
 from tavce.models.renderer.spade import SPADEDecoder, SPADEDecoderConfig
 from tavce.models.renderer.spectral import fold_spectral_norm
+
+__all__ = [
+    "ConvNormAct2d",
+    "Float32ConvNormAct2d",
+    "ResBlock3d",
+    "GeneratorConfig",
+    "GeneratorOutput",
+    "OcclusionAwareSPADEGenerator",
+    "has_cerl_weights",
+    "load_inference_generator",
+]
 
 CERL_KEYS = tuple(f"fusion.{layer}.{leaf}" for layer in ("proj_down", "proj_up", "output") for leaf in ("weight", "bias"))
 
@@ -289,7 +300,7 @@ def load_inference_generator(
 
     Spectral-norm triples are folded into plain weights; CERL is enabled exactly when
     the fusion weights are present ("no CERL" mode otherwise, never random fusion
-    layers, quirk 24). ``config.cerl`` and ``config.spectral_norm`` are overridden.
+    layers, which the original's non-strict load would leave). ``config.cerl`` and ``config.spectral_norm`` are overridden.
 
     Raises:
         IncompatibleWeightsError: missing, unexpected or mis-shaped weights.

@@ -12,7 +12,7 @@ Architecture (ResNet-50-like trunk, he_estimator golden case):
 * global average pool, linear heads: yaw, pitch, roll (66 bins each), translation (3),
   expression deltas (15 × 3).
 
-Quirk 12: the original returns the output of its ``fc_roll`` layer as "yaw" and the
+The original returns the output of its ``fc_roll`` layer as "yaw" and the
 output of ``fc_yaw`` as "roll". This module is named by meaning (``heads.yaw`` gives
 yaw); :func:`tavce.convert.renderer.convert_he_estimator` loads the original
 ``fc_roll`` into ``heads.yaw`` and ``fc_yaw`` into ``heads.roll``, so the outputs equal

@@ -1,4 +1,4 @@
-"""Keypoint detector: source image → canonical 3-D keypoints (reference-pipeline.md §4.5).
+"""Keypoint detector: source image → canonical 3-D keypoints.
 
 The image is low-passed and subsampled (anti-aliased ×0.25: 256² → 64², 512² → 128²),
 encoded by 2-D down blocks, lifted by a 1×1 conv to a 3-D volume and decoded by 3-D

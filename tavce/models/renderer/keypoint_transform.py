@@ -1,4 +1,4 @@
-"""Head-pose bins → degrees → rotation, and the keypoint transformation (reference-pipeline.md §4.3, §4.4).
+"""Head-pose bins → degrees → rotation, and the keypoint transformation.
 
 Reproduced for checkpoint parity: degrees → radians with 3.14 (not π), R = P·Y·R_roll,
 and only the y component of the predicted translation used. Unlike the original,

@@ -1,6 +1,6 @@
 """MappingNet: a window of 3DMM coefficients → head-pose bins, translation, keypoint deltas.
 
-reference-pipeline.md §4.2. The head outputs are logits over 66 pose bins (decoded
+The head outputs are logits over 66 pose bins (decoded
 to degrees by :func:`tavce.models.renderer.keypoint_transform.bins_to_degrees`), a
 translation and per-keypoint expression deltas.
 

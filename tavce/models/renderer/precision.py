@@ -27,6 +27,17 @@ from typing import Any
 import torch
 from torch import nn
 
+__all__ = [
+    "is_half",
+    "accurate_dtype",
+    "cpu_supports_bfloat16",
+    "preferred_memory_format",
+    "run_in_float32",
+    "Float32Weights",
+    "Float32Conv2d",
+    "Float32Conv3d",
+]
+
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 

@@ -7,7 +7,7 @@ occlusion-aware SPADE generator (with CERL when its weights are present).
 Two levels:
 
 * the :class:`Renderer` interface the pipeline uses — :meth:`CERLRenderer.prepare_source`
-  takes a :class:`~tavce.preprocess.PreparedSource` and picks the MappingNet its crop mode
+  takes a :class:`~tavce.types.PreparedSource` and picks the MappingNet its crop mode
   needs; :meth:`CERLRenderer.render` takes the clip's
   :class:`~tavce.types.MotionCoefficients` and a frame range, and builds the 27-frame
   windows and the 70/73-coefficient input itself;
@@ -19,14 +19,14 @@ Everything that depends only on the source image is computed once per clip
 without CERL, the feature volume and its compressed copy). Each frame's result
 depends only on its own window, relationship and overrides, so the batch size never
 changes frames (the original TAVCE loop centred every window of a batch on the
-batch's first frame, quirk 22).
+batch's first frame, right only for batches of one).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -37,13 +37,19 @@ from tavce.models.renderer.keypoint_detector import KeypointDetector, KeypointDe
 from tavce.models.renderer.keypoint_transform import transform_keypoints
 from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
 from tavce.models.renderer.precision import accurate_dtype
-from tavce.types import AudioRelationship, MotionCoefficients
+from tavce.types import AudioRelationship, MotionCoefficients, PreparedSource
 
-if TYPE_CHECKING:
-    from tavce.preprocess import PreparedSource
+__all__ = [
+    "SEMANTIC_RADIUS",
+    "semantic_windows",
+    "SourceState",
+    "Renderer",
+    "CERLRendererConfig",
+    "CERLRenderer",
+]
 
 SEMANTIC_RADIUS = 13
-"""Frames on each side of a semantic window: 27-frame windows (reference-pipeline.md §4.1)."""
+"""Frames on each side of a semantic window: 27-frame windows."""
 
 
 def semantic_windows(

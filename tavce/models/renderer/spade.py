@@ -1,4 +1,4 @@
-"""SPADE decoder of the face renderer (reference-pipeline.md §4.6, last rows).
+"""SPADE decoder of the face renderer.
 
 The warped, occlusion-masked feature S (256 channels at a quarter of the image
 size) is both the decoder input and the "segmentation map" every SPADE layer is
@@ -43,6 +43,17 @@ from tavce.models.renderer.fast_conv import (
 )
 from tavce.models.renderer.precision import Float32Conv2d, preferred_memory_format
 from tavce.models.renderer.spectral import maybe_spectral
+
+__all__ = [
+    "LEAKY_SLOPE",
+    "nearest_scale",
+    "instance_norm",
+    "shared_hidden",
+    "SPADE",
+    "SPADEResBlock",
+    "SPADEDecoderConfig",
+    "SPADEDecoder",
+]
 
 LEAKY_SLOPE = 0.2
 

@@ -4,7 +4,7 @@ The SPADE decoder's convolutions were trained with ``torch.nn.utils.spectral_nor
 so official checkpoints store ``weight_orig``, ``weight_u`` and ``weight_v`` instead
 of ``weight``. In eval mode that wrapper runs no power iteration: the effective
 weight is ``weight_orig / σ`` with ``σ = uᵀ·(W·v)``, W being ``weight_orig``
-reshaped to (out, -1) (reference-pipeline.md §4.6, quirk 11). The weight never
+reshaped to (out, -1), the stored vectors used as they are. The weight never
 changes during inference, so :func:`fold_spectral_norm` divides once at load time
 and inference networks are plain convolutions (no per-call σ, no hooks).
 """
@@ -16,9 +16,49 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+__all__ = [
+    "ORIGINAL_WEIGHT",
+    "LEFT_VECTOR",
+    "RIGHT_VECTOR",
+    "POWER_ITERATIONS",
+    "spectral_vectors",
+    "spectral_sigma",
+    "fold_spectral_norm",
+    "maybe_spectral",
+]
+
 ORIGINAL_WEIGHT = ".weight_orig"
 LEFT_VECTOR = ".weight_u"
 RIGHT_VECTOR = ".weight_v"
+
+
+POWER_ITERATIONS = 30
+"""Power iterations of :func:`spectral_vectors`: float64 converges far below float32 precision by then."""
+
+
+def _unit(vector: torch.Tensor) -> torch.Tensor:
+    return vector / vector.norm().clamp_min(1e-12)
+
+
+def spectral_vectors(
+    weight: torch.Tensor, left: torch.Tensor | None = None, iterations: int = POWER_ITERATIONS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Settled spectral-norm vectors (u, v) of ``weight``: float64 power iterations on W.
+
+    W is ``weight`` reshaped to (out, -1). Starting from ``left`` (out,) (default: ones),
+    each iteration sets v = unit(Wᵀu), then u = unit(W·v), as ``torch.nn.utils.spectral_norm``
+    does, so σ = uᵀ·(W·v) approaches W's largest singular value.
+
+    Returns:
+        u (out,) and v (in,), float64 unit vectors.
+    """
+    matrix = weight.to(torch.float64).reshape(weight.shape[0], -1)
+    left = _unit(torch.ones(matrix.shape[0], dtype=torch.float64) if left is None else left.to(torch.float64))
+    right = _unit(matrix.t() @ left)
+    for _ in range(iterations):
+        right = _unit(matrix.t() @ left)
+        left = _unit(matrix @ right)
+    return left, right
 
 
 def spectral_sigma(weight: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:

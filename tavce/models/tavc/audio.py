@@ -2,8 +2,8 @@
 
 The encoder is the shared Wav2Lip conv stack (its own, separately trained
 weights) followed by a linear projection 512 -> 128. At inference the relationship
-of frame j pairs the windows of frames max(j−1, 0) and j (reference-pipeline.md
-§5.1); frame 0 pairs a window with itself, so its relationship is zero (quirk 5).
+of frame j pairs the windows of frames max(j−1, 0) and j; frame 0 pairs a window
+with itself, so its relationship is zero (as in the original).
 :meth:`TAVCMetric.audio_relationships <tavce.models.tavc.TAVCMetric.audio_relationships>`
 gives the renderer's CERL that sequence.
 """
@@ -20,6 +20,12 @@ from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
 from tavce.models.tavc.relationship import relationship_factor
 from tavce.types import MEL_BINS, MEL_STEPS_PER_WINDOW, AudioRelationship
+
+__all__ = [
+    "TAVCAudioEncoderConfig",
+    "TAVCAudioEncoder",
+    "relationships_from_embeddings",
+]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The TAVC metric: how well a mouth movement matches the audio change between two frames.
 
-Stage 1 of TAVCE (reference-training.md §2) trains an audio encoder and a mouth
+Stage 1 of TAVCE trains an audio encoder and a mouth
 encoder so that the relationship of two adjacent audio windows resembles the
 relationship of the two matching mouth crops and not that of a distant crop.
 This module holds the networks and the relationships they produce; the stage-1
@@ -23,6 +23,13 @@ from tavce.models.tavc.audio import TAVCAudioEncoder, relationships_from_embeddi
 from tavce.models.tavc.mouth_encoder import MouthEncoder
 from tavce.models.tavc.relationship import flattened_cosine, relationship_factor
 from tavce.types import AudioRelationship, AudioWindows
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "TemporalCorrelationMetric",
+    "TAVCMetricConfig",
+    "TAVCMetric",
+]
 
 DEFAULT_ALPHA = 1.0
 RELATIONSHIP_BATCH = 64

@@ -1,6 +1,6 @@
 """The TAVC mouth encoder: an ArcFace-style IResNet18 on 112×112 mouth crops.
 
-Architecture (reference-training.md §2.3): a 3×3 stem (no bias) + BatchNorm +
+Architecture: a 3×3 stem (no bias) + BatchNorm +
 PReLU, four stages of pre-activation blocks, each stage halving the size
 (112 -> 7), then BatchNorm, flatten (C, H, W order), dropout (p = 0), a linear
 layer to the embedding and a BatchNorm1d whose weight is fixed to 1 and frozen.
@@ -15,6 +15,12 @@ from torch import nn
 
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule
+
+__all__ = [
+    "PreActivationBlock",
+    "MouthEncoderConfig",
+    "MouthEncoder",
+]
 
 BATCH_NORM_EPS = 1e-5
 

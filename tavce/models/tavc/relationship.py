@@ -23,6 +23,14 @@ import torch
 
 from tavce.errors import InvalidArgumentError
 
+__all__ = [
+    "relationship_factor",
+    "relationship_matrix",
+    "temporal_relationship",
+    "flattened_cosine",
+    "row_cosine",
+]
+
 # F.cosine_embedding_loss adds this to both squared norms before the square root.
 EMBEDDING_LOSS_EPS = 1e-12
 # F.cosine_similarity clamps each norm to at least this value.
@@ -45,7 +53,7 @@ def relationship_factor(previous: torch.Tensor, current: torch.Tensor) -> torch.
         current: (B, D) embeddings of the later frame (a_cur).
 
     Returns:
-        (B, D) factors; zero where both embeddings are equal (frame 0, quirk 5).
+        (B, D) factors; zero where both embeddings are equal (frame 0 at inference).
     """
     _check_pair(previous, current, "relationship_factor")
     return previous - current
@@ -59,7 +67,7 @@ def relationship_matrix(factor: torch.Tensor) -> torch.Tensor:
 
 
 def temporal_relationship(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """The original's covariance of two embeddings, (B, D, D) (quirk 6: not divided by the count).
+    """The original's covariance of two embeddings, (B, D, D) (not divided by the count).
 
     Computed as the scatter of the two samples around their mean, as the original
     does, so its rounding matches the recorded matrices; equal to

@@ -7,7 +7,7 @@ inference inputs are cut and measured the same way:
    the first frame where the landmarker finds one, and that single crop
    (:func:`~tavce.preprocess.compute_crop_geometry`) is applied to every frame
    (:func:`~tavce.preprocess.crop_working_image`), like the original's one static
-   box per clip (reference-training.md §1.4) -> ``frames/%06d.png``;
+   box per clip -> ``frames/%06d.png``;
 2. the audio track (:func:`tavce.audio.load_audio`, via ffmpeg) -> ``audio.wav``;
 3. landmarks detected on every S×S crop; a frame without a detection takes the
    nearest detected frame's landmarks (the original takes the previous one) and
@@ -38,12 +38,12 @@ import tavce
 from tavce.audio import load_audio
 from tavce.errors import FaceNotDetectedError, InvalidArgumentError, InvalidVideoError, OutputError
 from tavce.models.face_recon import FaceReconstructor
-from tavce.preprocess.crop import WORKING_SIZES, CropMode, compute_crop_geometry, crop_working_image
+from tavce.preprocess.crop import compute_crop_geometry, crop_working_image
 from tavce.preprocess.landmarks import FaceLandmarker, select_face
 from tavce.preprocess.mouth import mouth_centre
 from tavce.preprocess.reference_video import reconstruct_crops
 from tavce.training.data.layout import ANNOTATIONS_NAME, AUDIO_NAME, FRAMES_DIR, META_NAME, frame_filename
-from tavce.types import FPS, SAMPLE_RATE
+from tavce.types import CROP_ONLY_MODES, FPS, RENDER_SIZES, SAMPLE_RATE, CropMode
 from tavce.video_reader import VideoReader
 
 __all__ = ["PrepareConfig", "prepare_video"]
@@ -73,10 +73,12 @@ class PrepareConfig:
     batch_size: int = 16
 
     def __post_init__(self) -> None:
-        if self.size not in WORKING_SIZES:
-            raise InvalidArgumentError(f"size={self.size}: crops are stored at {' or '.join(map(str, WORKING_SIZES))}")
+        if self.size not in RENDER_SIZES:
+            raise InvalidArgumentError(f"size={self.size}: crops are stored at {' or '.join(map(str, RENDER_SIZES))}")
         if CropMode.parse(self.crop_mode).pastes_back:
-            raise InvalidArgumentError(f"crop_mode={self.crop_mode!r}: use crop, extcrop or resize for training data")
+            raise InvalidArgumentError(
+                f"crop_mode={self.crop_mode!r}: use {', '.join(CROP_ONLY_MODES)} for training data"
+            )
         if self.max_frames is not None and self.max_frames < 1:
             raise InvalidArgumentError(f"max_frames must be at least 1 (or None for all), got {self.max_frames}")
         if self.min_frames < 1 or self.face_search_frames < 1 or self.batch_size < 1:

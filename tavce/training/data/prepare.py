@@ -17,15 +17,14 @@ import pickle
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from tavce.batch.executor import Executor, Task
 from tavce.errors import InvalidArgumentError, TavceError
 from tavce.models.face_recon import FaceReconstructor
 from tavce.preprocess.landmarks import FaceLandmarker, default_landmarker
@@ -105,6 +104,7 @@ def prepare_dataset(
     landmarker: FaceLandmarker | Callable[[], FaceLandmarker] | None = None,
     config: PrepareConfig | None = None,
     workers: int = 1,
+    executor: Executor | None = None,
     progress: bool = True,
 ) -> PrepareReport:
     """Prepare every video for training (see the module docstring and docs/training.md).
@@ -120,8 +120,11 @@ def prepare_dataset(
             as ``DlibLandmarker``: each worker then builds its own, for backends that cannot be pickled);
             None = :func:`~tavce.preprocess.default_landmarker`.
         config: crop size, mode and limits (:class:`PrepareConfig`).
-        workers: videos prepared in parallel, each in its own process (1 = in this process). With
-            more than one, ``face_recon`` and ``landmarker`` are pickled to every worker.
+        workers: videos prepared in parallel on a :class:`~tavce.batch.LocalExecutor` of that many
+            processes (1 = in this process). Workers get ``face_recon`` and ``landmarker`` pickled.
+        executor: instead of ``workers``, where the videos are prepared, one task per video (e.g. a
+            :class:`~tavce.batch.RayExecutor`; ``output`` must then be a folder every worker can write).
+            A video whose worker dies is retried once, then recorded as failed.
         progress: show a tqdm progress bar.
 
     Returns:
@@ -131,6 +134,10 @@ def prepare_dataset(
     config = config or PrepareConfig()
     if workers < 1:
         raise InvalidArgumentError(f"workers must be at least 1, got {workers}")
+    if executor is None and workers > 1:
+        from tavce.batch.local import LocalExecutor
+
+        executor = LocalExecutor(workers)
     if (face_recon is None) == (load_face_recon is None):
         raise InvalidArgumentError("give the 3DMM network as exactly one of face_recon= or load_face_recon=")
     named = list_videos(videos)
@@ -156,7 +163,7 @@ def prepare_dataset(
     bar = tqdm(total=len(todo), desc="prepare-data", unit="video", disable=not progress or not todo)
     # Log records go through tqdm.write while the bar is shown, so warnings do not break it.
     with logging_redirect_tqdm(), open(output / MANIFEST_NAME, "a") as manifest:
-        for entry in _run(todo, output, face_recon, landmarker, config, workers):
+        for entry in _run(todo, _PrepareRunner(face_recon, landmarker, config, output), executor):
             manifest.write(json.dumps(entry) + "\n")
             manifest.flush()  # each finished video is on record even if the run is killed next
             if entry["status"] == "ok":
@@ -204,72 +211,61 @@ def _write_manifest(output: Path, entries: Sequence[dict]) -> None:
     os.replace(temporary, output / MANIFEST_NAME)
 
 
-# --- running one video, here or in a worker process -------------------------------------------
-
-_WORKER: dict = {}
+# --- running one video, here or on an executor's worker ----------------------------------------
 
 
-def _init_worker(face_recon, landmarker, config: PrepareConfig, threads: int) -> None:
-    torch.set_num_threads(threads)
-    _WORKER.update(face_recon=face_recon, landmarker=landmarker, config=config)
+class _PrepareRunner:
+    """One video per task (a :class:`~tavce.batch.executor.TaskRunner`): payload ``(name, path)`` -> manifest entry."""
 
+    def __init__(self, face_recon, landmarker, config: PrepareConfig, output: Path) -> None:
+        self.face_recon, self.landmarker, self.config, self.output = face_recon, landmarker, config, output
 
-def _prepare_one(name: str, path: Path, output: Path) -> dict:
-    """Prepare one video into its partial folder and rename it into place; never raises for a bad video."""
-    landmarker = _WORKER.get("landmarker")
-    if landmarker is None or isinstance(landmarker, type) or not hasattr(landmarker, "detect"):
-        # A class or factory (or None: the default) is built on first use, once per process.
-        _WORKER["landmarker"] = landmarker() if landmarker is not None else default_landmarker()
-    partial = output / f".{name}{PARTIAL_SUFFIX}"
-    final = output / name
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
-        meta = prepare_video(
-            path,
-            partial,
-            name=name,
-            face_recon=_WORKER["face_recon"],
-            landmarker=_WORKER["landmarker"],
-            config=_WORKER["config"],
-        )
-    except Exception as error:  # one bad video must not stop the run; its reason goes to the manifest
+    def setup(self, device: str | None) -> None:
+        # A class or factory (or None: the default) is built here, once per worker, for backends that
+        # cannot be pickled; the 3DMM network stays on the device it was given on.
+        if self.landmarker is None or isinstance(self.landmarker, type) or not hasattr(self.landmarker, "detect"):
+            self.landmarker = self.landmarker() if self.landmarker is not None else default_landmarker()
+
+    def run(self, payload: tuple[str, Path]) -> dict:
+        """Prepare one video into its partial folder and rename it into place; never raises for a bad video."""
+        name, path = payload
+        partial = self.output / f".{name}{PARTIAL_SUFFIX}"
+        final = self.output / name
         shutil.rmtree(partial, ignore_errors=True)
-        if not isinstance(error, TavceError):
-            logger.warning("%s: unexpected error", path, exc_info=True)
-        reason = str(error) if isinstance(error, TavceError) else f"{type(error).__name__}: {error}"
-        return {"status": "failed", "name": name, "source": str(path), "error": reason}
-    if final.exists():  # an incomplete folder without meta.json (e.g. copied in by hand): replaced
-        shutil.rmtree(final)
-    os.replace(partial, final)
-    return _ok_entry(meta)
-
-
-def _run(todo: dict[str, Path], output: Path, face_recon, landmarker, config: PrepareConfig, workers: int):
-    """Yield one manifest entry per video as it finishes (any order with several workers)."""
-    if workers == 1 or len(todo) <= 1:
-        _init_worker(face_recon, landmarker, config, torch.get_num_threads())
+        partial.mkdir()
         try:
-            for name, path in todo.items():
-                yield _prepare_one(name, path, output)
-        finally:
-            _WORKER.clear()  # do not keep the network alive after the run
+            meta = prepare_video(
+                path, partial, name=name, face_recon=self.face_recon, landmarker=self.landmarker, config=self.config
+            )
+        except Exception as error:  # one bad video must not stop the run; its reason goes to the manifest
+            shutil.rmtree(partial, ignore_errors=True)
+            if not isinstance(error, TavceError):
+                logger.warning("%s: unexpected error", path, exc_info=True)
+            reason = str(error) if isinstance(error, TavceError) else f"{type(error).__name__}: {error}"
+            return {"status": "failed", "name": name, "source": str(path), "error": reason}
+        if final.exists():  # an incomplete folder without meta.json (e.g. copied in by hand): replaced
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        return _ok_entry(meta)
+
+
+def _run(todo: dict[str, Path], runner: _PrepareRunner, executor: Executor | None):
+    """Yield one manifest entry per video as it finishes (any order on an executor)."""
+    if executor is None:
+        runner.setup(None)
+        for name, path in todo.items():
+            yield runner.run((name, path))
         return
     try:
-        pickle.dumps((face_recon, landmarker))
+        pickle.dumps(runner)
     except Exception as error:
         raise InvalidArgumentError(
-            f"workers={workers}: the face_recon / landmarker objects cannot be sent to worker processes "
-            f"({error}); pass the landmarker's class or a function building it (each worker then builds its own) "
-            "or use workers=1"
+            f"the face_recon / landmarker objects cannot be sent to worker processes ({error}); pass the "
+            "landmarker's class or a function building it (each worker then builds its own) or use workers=1"
         ) from error
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),  # fork after torch started its thread pools can deadlock
-        initializer=_init_worker,
-        initargs=(face_recon, landmarker, config, threads),
-    ) as pool:
-        futures = [pool.submit(_prepare_one, name, path, output) for name, path in todo.items()]
-        for future in as_completed(futures):
-            yield future.result()
+    for outcome in executor.map(runner, [Task(name, (name, path)) for name, path in todo.items()]):
+        if outcome.ok:
+            yield outcome.value
+        else:  # the worker died twice on this video (out of memory?) or the runner itself failed
+            reason = f"{outcome.error_type}: {outcome.error} ({outcome.worker})"
+            yield {"status": "failed", "name": outcome.key, "source": str(todo[outcome.key]), "error": reason}

@@ -1,4 +1,4 @@
-"""Random choices of the training datasets: which video, which frames (reference-training.md §2.1, §3.2).
+"""Random choices of the training datasets: which video, which frames.
 
 Draws use torch's default generator, which a ``DataLoader`` seeds differently in
 every worker, so workers do not repeat each other.

@@ -1,6 +1,6 @@
 """Stage-1 (TAVC metric) dataset: adjacent frame pairs, a distant negative, their mel windows and mouth crops.
 
-Follows reference-training.md §2.1–§2.2 on the prepared layout. The original
+Samples as the original's stage-1 dataset does, on the prepared layout. The original
 detects landmarks inside the training loop and skips a batch when one image has
 no face; here the landmarks and mouth centres were computed once by
 ``tavce prepare-data`` (frames without a detection carry the nearest detected

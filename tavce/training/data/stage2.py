@@ -1,5 +1,5 @@
 """Stage-2 (renderer with CERL + CAR) dataset: source and driving frames, 27-frame coefficient windows,
-two mel windows and mouth centres (reference-training.md §3.2, the original's ``VoxCMTCDataset``).
+two mel windows and mouth centres (as the original's ``VoxCMTCDataset``).
 
 The driving coefficients are the prepared ground-truth 3DMM coefficients of the
 target frame's neighbourhood (video-driven reconstruction), not Audio2Coeff

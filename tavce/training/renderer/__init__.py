@@ -1,6 +1,6 @@
 """Stage 2 of TAVCE: the face renderer trained with CERL and the CAR regulariser, MappingNet fine-tuned.
 
-reference-training.md §3. One concept per module:
+One concept per module:
 
 * :mod:`~tavce.training.renderer.config` — :class:`RendererTrainingConfig` (paper defaults),
   its JSON / YAML file form and the Table IV ablation presets;

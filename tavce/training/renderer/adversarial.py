@@ -1,4 +1,4 @@
-"""Hinge GAN terms and discriminator feature matching (reference-training.md §3.4, **[inferred]** face-vid2vid).
+"""Hinge GAN terms and discriminator feature matching (as face-vid2vid computes them; the TAVCE code does not show them).
 
 All three take the ``{scale: DiscriminatorOutput}`` dictionaries of
 :class:`~tavce.models.renderer.MultiScaleDiscriminator` and sum over its scales:

@@ -1,4 +1,4 @@
-"""CAR on generated frames: find the generated mouth, crop it, compare its motion with the audio's (§3.3 step 6, §3.5).
+"""CAR on generated frames: find the generated mouth, crop it, compare its motion with the audio's.
 
 L_CAR = w · mean_b[1 − cos²(δa, δv̂)], δa = a_j − a_{j+1} from the frozen audio encoder on the
 mel windows of frames j and j+1, δv̂ = v(real mouth j) − v(generated mouth j+1) from the

@@ -1,4 +1,4 @@
-"""Stage-2 training settings (reference-training.md §3): loss weights, trainable modules, optimiser, schedule.
+"""Stage-2 training settings: loss weights, trainable modules, optimiser, schedule.
 
 Every default is the paper / released-config setting (``facerender.yaml``
 ``train_params`` and ``TRAIN``), so ``RendererTrainingConfig()`` is TAVCE's stage 2.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
+from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, TrainingConfigError
 from tavce.models.base import config_from_dict, config_to_dict
 from tavce.models.renderer.discriminator import DiscriminatorConfig
 from tavce.models.renderer.head_pose_estimator import HeadPoseEstimatorConfig
@@ -39,10 +39,6 @@ __all__ = [
 ]
 
 
-class TrainingConfigError(InvalidArgumentError):
-    """A training configuration (object or file) is invalid; the message names the field and the fix."""
-
-
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise TrainingConfigError(message)
@@ -50,7 +46,7 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Loss weights (``train_params.loss_weights``, §3.4); 0 switches a term off (it is then not computed).
+    """Loss weights (``train_params.loss_weights``); 0 switches a term off (it is then not computed).
 
     Attributes:
         perceptual: one weight per VGG19 layer relu1_1 … relu5_1 ([10] × 5).
@@ -99,7 +95,7 @@ class LossWeights:
 
 @dataclass(frozen=True)
 class TrainableModules:
-    """Which networks the generator optimisers update (§3.7); the rest stay frozen.
+    """Which networks the generator optimisers update; the rest stay frozen.
 
     Attributes:
         dense_motion: the generator's dense-motion network (trained by TAVCE).
@@ -107,7 +103,7 @@ class TrainableModules:
             TAVCE's helper returns only proj1/proj2, which would leave ``linear`` at its
             random initialisation in front of frozen layers (scrambling the appearance
             features), so the released renderer was presumably trained with it; it is trained
-            here (§3.7).
+            here.
         mapping: the MappingNet (own learning rate and milestones).
         keypoint_detector: configured in TAVCE (lr 2e-5) but whether it was optimised is
             not determinable; frozen by default.
@@ -126,7 +122,7 @@ class TrainableModules:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """One Adam per module (§3.6, betas (0.5, 0.999) **[inferred]**), learning rates per module."""
+    """One Adam per module (betas (0.5, 0.999) as face-vid2vid; TAVCE's config does not state them), learning rates per module."""
 
     generator_lr: float = 2e-5
     discriminator_lr: float = 2e-5
@@ -153,7 +149,7 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """MultiStepLR per module, stepped once per epoch (§3.6 **[inferred]**).
+    """MultiStepLR per module, stepped once per epoch (as face-vid2vid; TAVCE's config does not state it).
 
     Attributes:
         epochs: ``TRAIN.MAX_EPOCH`` (5); with 200 identities × 50 repeats / batch 4 that is 12 500

@@ -1,4 +1,4 @@
-"""The stage-2 training loop: :class:`RendererTrainer` steps on the shared training infrastructure (§3).
+"""The stage-2 training loop: :class:`RendererTrainer` steps on the shared training infrastructure.
 
 :func:`train_renderer` runs as one process or, unchanged, as every rank of a ``torchrun``
 job (DDP; NCCL on GPUs, gloo on CPUs). Each step: this rank's slice of the global batch
@@ -414,7 +414,7 @@ class _Run:
             epochs=config.schedule.epochs,
             max_steps=run.max_steps,
             step=self._train_step,
-            end_epoch=self.trainer.end_epoch,  # MultiStepLR counts epochs (§3.6)
+            end_epoch=self.trainer.end_epoch,  # MultiStepLR counts epochs
             save=self.save,
             checkpoint_every=run.checkpoint_every,
             progress=self.context.is_main and run.progress,

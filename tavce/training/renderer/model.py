@@ -1,4 +1,4 @@
-"""The networks of stage 2 and their training forward pass (reference-training.md §3.1, §3.3, §3.7).
+"""The networks of stage 2 and their training forward pass.
 
 :class:`RendererTrainingModules` holds the keypoint detector, the MappingNet, the
 generator (spectral norm kept, CERL layers when the variant has them), the
@@ -13,7 +13,7 @@ discriminator, the optional head-pose estimator and the frozen stage-1 metric. I
    CERL input, as at inference;
 5. the prediction of frame j+1, (B, 3, S, S) in (0, 1).
 
-Train / eval modes follow TAVCE (§3.1): inside the generator only the dense-motion network
+Train / eval modes follow TAVCE's trainer: inside the generator only the dense-motion network
 and the fusion layers switch to training mode; every other generator layer keeps its
 BatchNorm statistics (eval) whatever :meth:`~RendererTrainingModules.train` is asked.
 """
@@ -151,7 +151,7 @@ class RendererTrainingModules(nn.Module):
 
     # ------------------------------------------------------------------ trainable vs frozen
     def generator_parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The generator's parameters by §3.7 group: ``dense_motion``, ``fusion`` (proj_down, proj_up, output), ``generator_rest``."""
+        """The generator's parameters by trainable group: ``dense_motion``, ``fusion`` (proj_down, proj_up, output), ``generator_rest``."""
         groups: dict[str, list[nn.Parameter]] = {"dense_motion": [], "fusion": [], "generator_rest": []}
         for name, parameter in self.generator.named_parameters():
             group = name.split(".", 1)[0]
@@ -159,7 +159,7 @@ class RendererTrainingModules(nn.Module):
         return groups
 
     def set_trainable(self, trainable: TrainableModules) -> None:
-        """Switch ``requires_grad`` per §3.7 group; the discriminator is always trained, the metric never."""
+        """Switch ``requires_grad`` per trainable group; the discriminator is always trained, the metric never."""
         self.trainable = trainable
         for group, parameters in self.generator_parameter_groups().items():
             for parameter in parameters:

@@ -1,4 +1,4 @@
-"""Losses on the predicted head motion and keypoints (reference-training.md §3.4, **[inferred]** face-vid2vid).
+"""Losses on the predicted head motion and keypoints (as face-vid2vid computes them; the TAVCE code does not show them).
 
 * :func:`expression_loss` (weight 5 in TAVCE): mean over the batch of the L1 norm of the
   driving expression deltas — keeps the MappingNet's keypoint offsets small.

@@ -1,4 +1,4 @@
-"""The VGG19 perceptual loss over an image pyramid (reference-training.md §3.4, **[inferred]** face-vid2vid).
+"""The VGG19 perceptual loss over an image pyramid (as face-vid2vid computes it; the TAVCE code does not show it).
 
 L_perc = Σ_scales Σ_layers w_l · mean|φ_l(pyramid_s(prediction)) − φ_l(pyramid_s(driving))|,
 

@@ -1,4 +1,4 @@
-"""Single-process stage-2 training steps: the losses of §3.4, one Adam per module, MultiStepLR per epoch.
+"""Single-process stage-2 training steps: the paper's losses, one Adam per module, MultiStepLR per epoch.
 
 :class:`RendererTrainer` is what a training loop calls (the loop — data loading, DDP,
 logging, checkpoint files, resume — lives in the shared training infrastructure):
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tavce.errors import InvalidArgumentError, TavceError
+from tavce.errors import InvalidArgumentError, NonFiniteLossError
 from tavce.models.renderer.discriminator import MultiScaleDiscriminator
 from tavce.models.renderer.generator import OcclusionAwareSPADEGenerator, load_inference_generator
 from tavce.models.renderer.head_pose_estimator import HeadPoseEstimator
@@ -62,10 +62,6 @@ _LEARNING_RATES = {
     "head_pose_estimator": "head_pose_estimator_lr",
     "discriminator": "discriminator_lr",
 }
-
-
-class NonFiniteLossError(TavceError, FloatingPointError):
-    """A loss term became NaN or infinite; the message names the terms (lower the learning rates, check the data)."""
 
 
 class RendererTrainer:
@@ -472,7 +468,7 @@ class RendererTrainer:
         return losses
 
     def end_epoch(self) -> None:
-        """Advance every MultiStepLR by one epoch (the schedule of §3.6 counts epochs)."""
+        """Advance every MultiStepLR by one epoch (the schedule counts epochs)."""
         for scheduler in self.schedulers.values():
             scheduler.step()
         self.epoch += 1

@@ -2,7 +2,7 @@
 
 TAVCE starts stage 2 from a face-vid2vid checkpoint and loads it **non-strictly**: the
 generator has no CERL fusion layers there, so they start from their random
-initialisation (§3.1). :func:`read_renderer_parts` reads every source into tavce-named
+initialisation. :func:`read_renderer_parts` reads every source into tavce-named
 state dicts per part (``kp_detector``, ``mapping``, ``generator``, and ``he_estimator`` /
 ``discriminator`` where a pickled file holds them; later sources override earlier ones),
 and :func:`load_part` loads one part into its training module with exactly that
@@ -27,7 +27,13 @@ import torch
 from torch import nn
 
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError
-from tavce.models.renderer.spectral import LEFT_VECTOR, ORIGINAL_WEIGHT, RIGHT_VECTOR, fold_spectral_norm
+from tavce.models.renderer.spectral import (
+    LEFT_VECTOR,
+    ORIGINAL_WEIGHT,
+    RIGHT_VECTOR,
+    fold_spectral_norm,
+    spectral_vectors,
+)
 
 __all__ = [
     "RENDERER_PARTS",
@@ -47,8 +53,6 @@ RENDERER_PARTS = ("kp_detector", "mapping", "generator", "he_estimator", "discri
 
 WeightsSource = str | Path | tuple[str | Path, str]
 """A tavce folder, an official file under its official name, or (file, official name) for a renamed file."""
-
-_POWER_ITERATIONS = 30
 
 
 @dataclass
@@ -76,10 +80,6 @@ class InitialWeightsReport:
         return "\n".join(lines)
 
 
-def _unit(vector: torch.Tensor) -> torch.Tensor:
-    return vector / vector.norm().clamp_min(1e-12)
-
-
 def unfold_spectral_norm(state_dict: Mapping[str, torch.Tensor], expected_keys: Iterable[str]) -> StateDict:
     """Turn folded ``<p>.weight`` entries back into spectral-norm triples where the module expects them.
 
@@ -95,12 +95,7 @@ def unfold_spectral_norm(state_dict: Mapping[str, torch.Tensor], expected_keys: 
         if key in unfolded or f"{prefix}.weight" not in unfolded:
             continue
         weight = unfolded.pop(f"{prefix}.weight")
-        matrix = weight.to(torch.float64).reshape(weight.shape[0], -1)
-        left = _unit(torch.ones(matrix.shape[0], dtype=torch.float64))
-        right = _unit(matrix.t() @ left)
-        for _ in range(_POWER_ITERATIONS):
-            right = _unit(matrix.t() @ left)
-            left = _unit(matrix @ right)
+        left, right = spectral_vectors(weight)
         unfolded[key] = weight
         unfolded[prefix + LEFT_VECTOR] = left.to(weight.dtype)
         unfolded[prefix + RIGHT_VECTOR] = right.to(weight.dtype)

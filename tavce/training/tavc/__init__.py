@@ -1,4 +1,4 @@
-"""Stage 1 of TAVCE: training the TAVC metric (reference-training.md §2).
+"""Stage 1 of TAVCE: training the TAVC metric.
 
 * :func:`train_tavc` / :class:`TAVCTrainingConfig` — the trainer (``tavce train tavc``), single
   process or under ``torchrun``;

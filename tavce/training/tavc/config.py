@@ -1,7 +1,7 @@
 """Settings of the stage-1 trainer (:class:`TAVCTrainingConfig`) and their file form (JSON, or YAML with PyYAML).
 
-Defaults are the original code's (``correlation/train.py``, reference-training.md
-§2.7), not the paper's where the two differ (§5): the code counts epochs (10, lr ×0.1
+Defaults are the original code's (``correlation/train.py``), not the
+paper's where the two differ: the code counts epochs (10, lr ×0.1
 after 8) where the paper states 40 000 iterations (set ``max_steps``), and the LPIPS
 reconstruction term the code adds (λ = 1) is off here by default because its VGG
 weights must come from a file you provide.
@@ -30,14 +30,14 @@ MIXED_PRECISION_MODES = ("auto", "off", "fp16", "bf16")
 class TAVCTrainingConfig:
     """Stage-1 training settings (defaults: TAVCE's ``correlation/train.py``).
 
-    Data (§2.1):
+    Data:
         negative_distance: τ, least distance |j − i| of a negative frame (3).
         repeats: visits of each video (or identity) per epoch (``num_repeats``, 1).
         identity_sampling: one item per identity instead of per video (``--id_sampling``, off).
         encode_negative_window: also encode frame j's audio window, which no loss uses but
             which enters train-mode BatchNorm statistics, as in the original (on).
 
-    Model (§2.3):
+    Model:
         embedding_dim: size D of both encoders' embeddings (128); must equal ``mouth_encoder.embedding_dim``.
         mouth_encoder: the IResNet18 sizes (TAVCE's by default; tests use tiny ones).
         wav2lip_checkpoint: official ``wav2lip.pth`` initialising the audio encoder's Wav2Lip stack
@@ -45,7 +45,7 @@ class TAVCTrainingConfig:
         iresnet_checkpoint: face-recognition ``iresnet18.pth`` initialising the mouth encoder's
             backbone (head trained from scratch; None: random).
 
-    Objective (§2.5):
+    Objective:
         alpha: weight of the negative term (1).
         reconstruction: add the auxiliary LPIPS reconstruction term (the code's, not the paper's; off).
         reconstruction_weight: its weight λ (1).
@@ -53,7 +53,7 @@ class TAVCTrainingConfig:
             :mod:`tavce.training.perceptual`.
         generator, perceptual: sizes of the auxiliary generators and of the LPIPS backbone.
 
-    Optimisation (§2.7):
+    Optimisation:
         learning_rate (1e-4), adam_betas ((0.9, 0.999)), adam_eps (1e-8), weight_decay (0): PyTorch's Adam defaults.
         lr_step_epochs, lr_gamma: StepLR, ×0.1 every 8 epochs, stepped at each epoch's end.
         epochs: passes over the data (10); None: until ``max_steps``.

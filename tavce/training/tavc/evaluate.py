@@ -22,7 +22,7 @@ class SimilarityFigures:
     Attributes:
         cos_positive, cos_negative: flattened cosine S(R_a, R_v) of the adjacent (i, i+1) and the
             distant (i, j) mouth pair — the quantity the loss trains, in [0, 1].
-        row_positive, row_negative: the row-wise cosine the original logs (§2.8), in [−1, 1].
+        row_positive, row_negative: the row-wise cosine the original logs, in [−1, 1].
         ranked: fraction of items whose adjacent pair scores above their distant pair.
         items: number of items.
     """

@@ -1,10 +1,10 @@
-"""The stage-1 objective of the TAVC metric (reference-training.md §2.5) and its logged similarity (§2.8).
+"""The stage-1 objective of the TAVC metric and its logged similarity.
 
     L = mean_b[1 − S(R_a, R_v⁺)] + α · mean_b[max(0, S(R_a, R_v⁻))],
 
 S the cosine of the flattened relationship matrices, R_v⁺ the relationship of the
 mouths of frames i and i+1, R_v⁻ that of frames i and j (|j − i| ≥ τ). The
-original's optional LPIPS reconstruction term (not in the paper, §5 difference 3)
+original's optional LPIPS reconstruction term (not in the paper)
 is added by the trainer (:mod:`tavce.training.tavc.reconstruction`).
 """
 

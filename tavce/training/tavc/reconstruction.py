@@ -1,6 +1,6 @@
-"""The stage-1 auxiliary reconstruction term of the original code (reference-training.md §2.5–§2.6).
+"""The stage-1 auxiliary reconstruction term of the original code.
 
-Not in the paper (§5 difference 3). Two generators predict each mouth crop of the
+Not in the paper. Two generators predict each mouth crop of the
 adjacent pair from the other crop and the audio relationship:
 
     x̂_{i+1} = G₁(R_a, mouth_i),   x̂_i = G₂(R_a, mouth_{i+1}),

@@ -1,4 +1,4 @@
-"""The stage-1 trainer: the TAVC metric's two encoders on a prepared dataset (reference-training.md §2).
+"""The stage-1 trainer: the TAVC metric's two encoders on a prepared dataset.
 
 :func:`train_tavc` runs as one process or, unchanged, as every rank of a ``torchrun``
 job (DDP; NCCL on GPUs, gloo on CPUs). Each step: a batch of (i, i+1, j) items per
@@ -148,7 +148,7 @@ class StepRecord:
     """Figures of one optimiser step over the global batch (all ranks), as logged.
 
     ``smoothed_*`` are the row-wise similarities after the original's moving average
-    (§2.8; the paper's 0.507 / 0.158 are most likely these); ``cos_*`` the batch means of
+    (the paper's 0.507 / 0.158 are most likely these); ``cos_*`` the batch means of
     the flattened cosines the loss uses.
     """
 

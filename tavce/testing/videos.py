@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from tavce.errors import InvalidArgumentError
+from tavce.testing.portraits import face_landmarks
 from tavce.types import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, AudioClip
 
 __all__ = ["make_synthetic_videos", "synthetic_face_landmarks"]
@@ -34,8 +35,6 @@ def synthetic_face_landmarks(size: int, opening: float = 0.0) -> np.ndarray:
         size: frame side in pixels.
         opening: mouth opening in [0, 1] (0 closed, 1 fully open); the lower lip and chin move down.
     """
-    from tavce.testing import face_landmarks  # the standard face projected, as the synthetic portraits use it
-
     scale = _FACE_SCALE * size
     points = face_landmarks((size / 2, size * _FACE_CENTRE_Y), scale).astype(np.float64)
     drop = float(np.clip(opening, 0.0, 1.0)) * _MAX_MOUTH_OPENING * scale

@@ -1,0 +1,31 @@
+"""Many videos on many workers: ``tavce batch`` and the executors shared with ``prepare-data`` and ``evaluate``.
+
+* :mod:`~tavce.batch.jobs`: the job file (CSV / JSON lines) and its validation.
+* :mod:`~tavce.batch.results`: ``results.jsonl``, the record a rerun resumes from.
+* :mod:`~tavce.batch.executor`: the executor interface (:class:`Executor`, :class:`TaskRunner`).
+* :mod:`~tavce.batch.local`: :class:`LocalExecutor`, processes on this machine.
+* :mod:`~tavce.batch.ray_executor`: :class:`RayExecutor`, Ray actors (optional extra ``tavce[ray]``).
+* :mod:`~tavce.batch.worker`: the generation runner (a pipeline loaded once per worker).
+* :mod:`~tavce.batch.run`: :func:`run_batch`.
+
+See docs/batch.md.
+"""
+
+from tavce.batch.executor import Executor, Outcome, Task, TaskRunner
+from tavce.batch.jobs import BatchJob
+from tavce.batch.local import LocalExecutor
+from tavce.batch.ray_executor import RayExecutor
+from tavce.batch.run import BatchReport, run_batch
+
+__all__ = [
+    "BatchJob",
+    "BatchReport",
+    "Executor",
+    "LocalExecutor",
+    "Outcome",
+    "RayExecutor",
+    "Task",
+    "TaskRunner",
+    "run_batch",
+]
+

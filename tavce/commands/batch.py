@@ -1,0 +1,92 @@
+"""``tavce batch JOBS OUT``: one video per row of a job file, on local worker processes or Ray (docs/batch.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tavce.cli import Subcommand
+from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
+from tavce.types import RENDER_SIZES
+
+EXIT_SOME_FAILED = 1
+
+EPILOG = """\
+JOBS is a .csv file (header row) or a .jsonl file (one JSON object a line), one job a row: the columns
+image and audio (paths; relative ones start at the job file's folder), optionally output (a .mp4 name
+inside OUT; default IMAGE-AUDIO.mp4), and any per-call option of `tavce generate` by its Python name:
+mode, still, pose_style, expression_scale, seed, use_blink, face_box ("x0,y0,x1,y1"), batch_size, ...
+Options of the pipeline itself (weights, size, device, dtype, ...) are flags of this command and are
+refused as columns. A bad row fails alone. OUT gets the videos and results.jsonl, one line per job
+(inputs, status, error, frames, seconds, worker). Rerunning skips jobs already done with the same
+inputs, options and weights. Exit status: 0 all succeeded, 1 some failed (see results.jsonl), 2 error.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("jobs", metavar="JOBS", help="job file: .csv with a header row, or .jsonl")
+    parser.add_argument("output", metavar="OUT", help="output folder for the videos and results.jsonl (created)")
+    weights = parser.add_argument_group("weights (loaded once per worker)")
+    weights.add_argument(
+        "--weights",
+        default=None,
+        help="tavce weights folder, folder of official SadTalker files, or Hub repo id "
+        "(default: vinthony/SadTalker-V002rc, downloaded once into the Hugging Face cache)",
+    )
+    weights.add_argument("--revision", default=None, help="branch, tag or commit of the Hub repo (default: main)")
+    weights.add_argument(
+        "--cache-dir", default=None, help="Hugging Face cache folder, shared by the workers (default: HF_HUB_CACHE)"
+    )
+    weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
+    weights.add_argument("--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); enables CERL")
+    weights.add_argument("--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers")
+    weights.add_argument(
+        "--size", type=int, default=256, choices=RENDER_SIZES, help="face render resolution (default 256)"
+    )
+    compute = parser.add_argument_group("compute")
+    compute.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:1 (default: each worker its own GPU when there are GPUs, else the CPU)",
+    )
+    compute.add_argument(
+        "--dtype",
+        default=None,
+        choices=("float32", "float16", "bfloat16"),
+        help="network precision (default: float16 on CUDA, float32 elsewhere)",
+    )
+    compute.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_executor_arguments(parser, unit="video", default_workers="one per visible GPU, else one")
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from tavce.batch import run_batch
+
+    executor = executor_from_arguments(arguments)
+    report = run_batch(
+        arguments.jobs,
+        arguments.output,
+        executor=executor,
+        weights=arguments.weights,
+        revision=arguments.revision,
+        cache_dir=arguments.cache_dir,
+        offline=arguments.offline,
+        size=arguments.size,
+        tavce_correlation=arguments.tavce_correlation,
+        tavce_facerender=arguments.tavce_facerender,
+        device=arguments.device,
+        dtype=arguments.dtype,
+        progress=not arguments.no_progress,
+    )
+    # The library has logged each failure and the summary line; stdout gets the results file, for scripts.
+    print(report.results)
+    return EXIT_SOME_FAILED if report.failed else 0
+
+
+SUBCOMMAND = Subcommand(
+    name="batch",
+    help="generate one video per row of a job file (CSV / JSON lines), on local workers or a Ray cluster",
+    add_arguments=add_arguments,
+    run=run,
+)

@@ -1,0 +1,110 @@
+"""``tavce demo``: serve the web app (a Gradio page) around one loaded pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from tavce.cli import Subcommand
+from tavce.errors import InvalidArgumentError
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def parse_auth(text: str) -> tuple[str, str]:
+    """argparse type for ``--auth USER:PASS`` -> (user, password)."""
+    user, separator, password = text.partition(":")
+    if not (separator and user and password):
+        raise argparse.ArgumentTypeError("expected USER:PASS, both non-empty")
+    return user, password
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--weights", default=None,
+        help="tavce weights folder, folder of official SadTalker files, or Hub repo id "
+        "(default: vinthony/SadTalker-V002rc); loaded once when the app starts and shared by every visitor",
+    )
+    model.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: cuda if available)")
+    model.add_argument(
+        "--dtype", default=None, choices=_DTYPES,
+        help="network precision (default: float16 on CUDA, float32 elsewhere)",
+    )
+    server = parser.add_argument_group("server")
+    server.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 listens on every network)",
+    )
+    server.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    server.add_argument(
+        "--share", action="store_true",
+        help="also publish the page through a temporary public gradio.live link (off unless asked)",
+    )
+    server.add_argument(
+        "--auth", type=parse_auth, default=None, metavar="USER:PASS",
+        help="ask visitors for this user name and password (visible to local users in the process list)",
+    )
+    server.add_argument(
+        "--concurrency", type=int, default=1,
+        help="requests rendered at the same time on the one pipeline; the others wait in the queue (default 1)",
+    )
+    limits = parser.add_argument_group("limits (checked before any work starts)")
+    limits.add_argument(
+        "--max-audio-seconds", type=float, default=300.0, help="longest speech clip accepted, in seconds (default 300)"
+    )
+    limits.add_argument(
+        "--max-image-pixels", type=int, default=16_000_000,
+        help="largest photo accepted, width x height in pixels (default 16000000)",
+    )
+    limits.add_argument(
+        "--max-upload-mb", type=float, default=50.0, help="largest file accepted per upload, in MiB (default 50)"
+    )
+    limits.add_argument(
+        "--retention-minutes", type=float, default=60.0,
+        help="how long result videos stay downloadable before they are deleted (default 60)",
+    )
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from tavce._extras import require
+
+    require("gradio", "demo")  # before loading weights: a missing extra is the first thing to hear about
+
+    import dataclasses
+
+    from tavce.demo import DemoLimits, build_app
+    from tavce.demo.app import check_concurrency
+    from tavce.pipeline import TalkingHeadPipeline, default_device_and_dtype
+
+    if not 1 <= arguments.port <= 65535:
+        raise InvalidArgumentError(f"--port {arguments.port}: must be 1..65535")
+    check_concurrency(arguments.concurrency)
+    limits = DemoLimits(
+        max_audio_seconds=arguments.max_audio_seconds,
+        max_image_pixels=arguments.max_image_pixels,
+        max_upload_megabytes=arguments.max_upload_mb,
+        retention_seconds=max(1, round(arguments.retention_minutes * 60)),
+    )
+    device, dtype = default_device_and_dtype(arguments.device, arguments.dtype)
+    logger.info("loading the pipeline (device %s, dtype %s)", device, str(dtype).replace("torch.", ""))
+    pipe = TalkingHeadPipeline.from_pretrained(arguments.weights).to(device, dtype)
+    app = build_app(pipe, concurrency=arguments.concurrency, **dataclasses.asdict(limits))
+    app.launch(
+        server_name=arguments.host,
+        server_port=arguments.port,
+        share=arguments.share,
+        auth=arguments.auth,
+        max_file_size=limits.max_upload_bytes,
+    )
+    return 0
+
+
+SUBCOMMAND = Subcommand(
+    name="demo",
+    help="serve a web page where visitors animate a portrait with a speech clip (needs tavce[demo])",
+    add_arguments=add_arguments,
+    run=run,
+)

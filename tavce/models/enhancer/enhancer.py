@@ -1,0 +1,126 @@
+"""FaceEnhancer: the pipeline's optional enhancer component (GFPGAN v1.4 + ParseNet mask).
+
+Per batch of output frames: align each face to the FFHQ template from its five
+points, restore all faces in one GFPGAN call, parse the restored faces in one
+ParseNet call, and paste each back into its frame resized ×``upscale``
+(:mod:`tavce.models.enhancer.face_geometry`). This is what SadTalker's
+``--enhancer gfpgan`` does to every frame, with the face located by the caller
+instead of a second face detector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from tavce.errors import InvalidArgumentError
+from tavce.models.base import TavceModule
+from tavce.models.enhancer.face_geometry import align_face, alignment_matrix, parsing_mask, paste_face
+from tavce.models.enhancer.gfpgan import GFPGAN, GFPGANConfig
+from tavce.models.enhancer.parsenet import ParseNet, ParseNetConfig
+
+__all__ = ["FaceEnhancer", "FaceEnhancerConfig", "UPSCALES"]
+
+UPSCALES = (1, 2)
+"""Output scale factors: 2 as SadTalker (the enhanced video is twice the size), or 1 (same size)."""
+
+
+@dataclass(frozen=True)
+class FaceEnhancerConfig:
+    """Attributes:
+    upscale: output frames are ``upscale`` times the input frames' size (1 or 2).
+    restorer: the GFPGAN network's sizes (its ``image_size`` is the aligned face size).
+    parser: the ParseNet's sizes; None blends with a square mask instead of the parsed face.
+    """
+
+    upscale: int = 2
+    restorer: GFPGANConfig = GFPGANConfig()
+    parser: ParseNetConfig | None = ParseNetConfig()
+
+    def __post_init__(self) -> None:
+        if self.upscale not in UPSCALES:
+            raise InvalidArgumentError(f"FaceEnhancerConfig.upscale={self.upscale}: use one of {UPSCALES}")
+
+
+def _to_network(faces: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) in [-1, 1], on ``like``'s device and dtype (normalised in float32)."""
+    tensor = torch.from_numpy(faces).permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5)
+    return tensor.to(device=like.device, dtype=like.dtype)
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, S, S) nominally [-1, 1] -> (B, S, S, 3) uint8, clamped and rounded in float32."""
+    pixels = images.float().clamp(-1, 1).add(1).div(2).mul(255).round()
+    return pixels.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy()
+
+
+class FaceEnhancer(TavceModule):
+    """Restores the face in each frame and returns the frames upscaled.
+
+    Runs in the dtype and on the device it is moved to; alignment and paste-back run on
+    the CPU (OpenCV).
+    """
+
+    config_class = FaceEnhancerConfig
+
+    def __init__(self, config: FaceEnhancerConfig | None = None) -> None:
+        super().__init__(config)
+        self.restorer = GFPGAN(self.config.restorer)
+        self.parser = ParseNet(self.config.parser) if self.config.parser is not None else None
+
+    @property
+    def upscale(self) -> int:
+        return self.config.upscale
+
+    @property
+    def face_size(self) -> int:
+        return self.config.restorer.image_size
+
+    def enhance(
+        self, frames: Sequence[np.ndarray], points: np.ndarray, *, generator: torch.Generator | None = None
+    ) -> list[np.ndarray]:
+        """Enhance a batch of frames.
+
+        Args:
+            frames: B frames, each (H, W, 3) uint8 RGB (sizes may differ).
+            points: (B, 5, 2) five face points per frame, x right / y down in pixels
+                (:func:`~tavce.models.enhancer.face_geometry.five_points` of the 68 landmarks).
+            generator: draws the restorer's noise (one map per frame and layer); None uses its
+                registered noise buffers.
+
+        Returns:
+            B frames, each (H·upscale, W·upscale, 3) uint8 RGB.
+
+        Raises:
+            InvalidArgumentError: ``points`` is not (B, 5, 2) for B frames.
+        """
+        points = np.asarray(points, dtype=np.float32)
+        if points.shape != (len(frames), 5, 2):
+            raise InvalidArgumentError(f"enhance: expected points of shape ({len(frames)}, 5, 2), got {points.shape}")
+        if not len(frames):
+            return []
+        size = self.face_size
+        matrices = [alignment_matrix(face_points, size) for face_points in points]
+        crops = np.stack([align_face(frame, matrix, size) for frame, matrix in zip(frames, matrices)])
+        weight = self.restorer.encoder_first.weight
+        with torch.inference_mode():
+            restored = _to_uint8(self.restorer(_to_network(crops, weight), generator=generator).image)
+            masks = self._masks(restored)
+        return [
+            paste_face(frame, face, matrix, self.upscale, mask)
+            for frame, face, matrix, mask in zip(frames, restored, matrices, masks)
+        ]
+
+    def _masks(self, restored: np.ndarray) -> list[np.ndarray | None]:
+        """Soft face masks of the restored faces (B, S, S, 3) uint8; None each without a parser."""
+        if self.parser is None:
+            return [None] * len(restored)
+        parse_size = self.parser.config.image_size
+        if parse_size != self.face_size:
+            restored = np.stack([cv2.resize(face, (parse_size, parse_size)) for face in restored])
+        labels = self.parser.labels(_to_network(restored, self.parser.image_head.conv.weight)).cpu().numpy()
+        return [parsing_mask(face_labels, self.face_size) for face_labels in labels]
