@@ -167,8 +167,9 @@ class GenerationOptions(Audio2CoeffOptions):
             concurrent callers never share a bar).
     """
 
-    ref_pose: torch.Tensor | str | Path | None = None
-    ref_eyeblink: torch.Tensor | str | Path | None = None
+    # Wider than the motion model's: the pipeline replaces a video path by its measured sequence.
+    ref_pose: torch.Tensor | str | Path | None = None  # type: ignore[assignment]
+    ref_eyeblink: torch.Tensor | str | Path | None = None  # type: ignore[assignment]
     mode: str = "crop"
     seed: int | None = None
     batch_size: int | None = None

@@ -280,18 +280,18 @@ class TalkingHeadPipeline:
         _check_loading_arguments(components, size, tavce_correlation, tavce_facerender, landmarker)
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
-        official = dict(
-            revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, size=size,
-            landmarker=landmarker, device=device, dtype=dtype,
-        )  # fmt: skip
         location = DEFAULT_REPO if weights is None else weights
-        if tavce_facerender is not None:
-            return cls.from_official(
-                location, tavce_correlation=tavce_correlation, tavce_facerender=tavce_facerender, **official, **components
-            )
-        layout, found = locate_weights(location, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        layout, found = (
+            ("official", location)  # the TAVCE files come with the official layout
+            if tavce_facerender is not None
+            else locate_weights(location, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        )
         if layout == "official":
-            return cls.from_official(found, **official, **components)
+            return cls.from_official(
+                found, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, size=size,
+                tavce_correlation=tavce_correlation, tavce_facerender=tavce_facerender, landmarker=landmarker,
+                device=device, dtype=dtype, **components,
+            )  # fmt: skip
         own_size = read_pipeline_config(found).get("preprocessing", {}).get("crop_size")
         if size is not None and own_size is not None and size != own_size:
             raise InvalidArgumentError(
@@ -327,15 +327,16 @@ class TalkingHeadPipeline:
         from tavce.convert.official import load_full_mode_mapping, load_official_components
 
         _check_loading_arguments(components, size, tavce_correlation, tavce_facerender, landmarker)
-        hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         location = DEFAULT_REPO if weights is None else weights
         official = load_official_components(
             location, size=size or 256, full_mode=False, tavce_correlation=tavce_correlation,
-            tavce_facerender=tavce_facerender, **hub,
+            tavce_facerender=tavce_facerender, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
         )  # fmt: skip
         pipeline = cls._assemble(official.components | components, location, landmarker, device, dtype)
         if tavce_facerender is None and "renderer" not in components:
-            pipeline._full_mode_fetch = functools.partial(load_full_mode_mapping, location, **hub)
+            pipeline._full_mode_fetch = functools.partial(
+                load_full_mode_mapping, location, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+            )
         return pipeline
 
     @classmethod
@@ -466,7 +467,7 @@ class TalkingHeadPipeline:
 
     def _with_reference_coefficients(self, settings: GenerationOptions, mode: str) -> GenerationOptions:
         """Reference videos given by path replaced by their pose (T_ref, 6) / expression (T_ref, 64) sequences."""
-        measured = {}
+        measured: dict[str, Any] = {}
         if isinstance(settings.ref_pose, (str, Path)):
             measured["ref_pose"] = self.reference_coefficients(settings.ref_pose, mode)[:, EXPRESSION_DIM:MOTION_DIM]
         if isinstance(settings.ref_eyeblink, (str, Path)):
@@ -475,8 +476,10 @@ class TalkingHeadPipeline:
 
     def _fetch_full_mode_mapping(self) -> None:
         """Fetch the full modes' MappingNet the first time one is used (once, also when threads ask together)."""
+        from tavce.models.renderer import CERLRenderer
+
         with self._full_mode_lock:
-            if self._full_mode_fetch is None:
+            if self._full_mode_fetch is None or not isinstance(self.renderer, CERLRenderer):
                 return
             mapping = self._full_mode_fetch()
             self.renderer.use_full_mode_mapping(mapping.to(device=self.device, dtype=self.dtype))

@@ -81,12 +81,13 @@ def load_face_recon(weights: str, *, revision: str | None, cache_dir: str | None
     from tavce.errors import IncompatibleWeightsError
     from tavce.hub import resolve_weights
 
-    hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
-    layout, found = locate_weights(weights, **hub)
+    layout, found = locate_weights(weights, revision=revision, cache_dir=cache_dir, local_files_only=offline)
     if layout == "tavce":
         preprocessor = load_components(found, skip=set(COMPONENT_NAMES) - {"preprocessor"})[0].get("preprocessor")
     else:
-        folder = resolve_weights(found, sadtalker_filename(256), **hub)
+        folder = resolve_weights(
+            found, sadtalker_filename(256), revision=revision, cache_dir=cache_dir, local_files_only=offline
+        )
         preprocessor = build_preprocessor(load_official_file(folder / sadtalker_filename(256))["face_recon"])
     face_recon = getattr(preprocessor, "face_recon", None)
     if face_recon is None:

@@ -283,7 +283,9 @@ def landmarker_class(name: str) -> Callable[[], FaceLandmarker]:
     Raises:
         InvalidArgumentError: an unknown name.
     """
-    factories = {"auto": default_landmarker, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker}
+    factories: dict[str, Callable[[], FaceLandmarker]] = {
+        "auto": default_landmarker, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker,
+    }  # fmt: skip
     if name not in factories:
         raise InvalidArgumentError(f"landmarker={name!r}: choose one of {', '.join(LANDMARKER_NAMES)}")
     return factories[name]

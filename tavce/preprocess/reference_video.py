@@ -34,7 +34,7 @@ RECONSTRUCTION_BATCH = 16
 
 
 def reconstruct_crops(
-    crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray], face_recon: FaceReconstructor
+    crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray] | np.ndarray, face_recon: FaceReconstructor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """3DMM reconstruction of S×S working crops, in one batch.
 
@@ -76,7 +76,8 @@ def video_coefficients(
     crop_mode = CropMode.parse(mode)
     geometry = None
     batch: list[np.ndarray] = []
-    batch_landmarks: list[np.ndarray | None] = []  # None only before the first detection
+    batch_landmarks: list[np.ndarray] = []
+    before_first_face: list[np.ndarray] = []  # crops waiting for the first detection's landmarks
     coefficients: list[torch.Tensor] = []
     previous: np.ndarray | None = None
 
@@ -99,12 +100,19 @@ def video_coefficients(
             crop = crop_working_image(frame, geometry, size)
             found = landmarker.detect(crop)
             points = select_face(found, None, (size, size)).landmarks[:, :2].astype(np.float32) if found else None
-            if points is not None and previous is None:
-                batch_landmarks[:] = [points] * len(batch_landmarks)  # frames before the first detection
-            previous = points if points is not None else previous
+            if points is None:
+                if previous is None:
+                    before_first_face.append(crop)
+                    continue
+                points = previous
+            elif previous is None:
+                batch.extend(before_first_face)
+                batch_landmarks.extend([points] * len(before_first_face))
+                before_first_face.clear()
+            previous = points
             batch.append(crop)
-            batch_landmarks.append(previous)
-            if len(batch) >= RECONSTRUCTION_BATCH and previous is not None:
+            batch_landmarks.append(points)
+            if len(batch) >= RECONSTRUCTION_BATCH:
                 flush()
     if previous is None:
         raise FaceNotDetectedError(

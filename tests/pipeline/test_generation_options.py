@@ -3,7 +3,6 @@ refusal of bad values before any model is built or any network call is made."""
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -104,23 +103,8 @@ def test_full_mode_mapping_is_fetched_once_when_first_needed(tiny_weights_withou
         photo, speech, face_box=box, mode="full", seed=3, progress=False).frames)))
 
 
-@pytest.fixture(autouse=True)
-def _restore_root_logging():
-    """main() configures the root logger for the process; undo it so later tests are unaffected."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
-
-
 def test_done_when_command(tiny_weights: Path, portrait, speech: Path, talking_video: Path, tmp_path: Path,
-                           capsys) -> None:  # fmt: skip
+                           capsys, restore_root_logging) -> None:  # fmt: skip
     output = tmp_path / "new" / "dir" / "out.mp4"
     status = main(["generate", str(portrait[0]), str(speech), "-o", str(output), "--weights", str(tiny_weights),
                    "--ref-pose", str(talking_video), "--ref-eyeblink", str(talking_video), "--input-yaw", "-20", "20",
