@@ -11,11 +11,25 @@
 See docs/batch.md.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from tavce.batch.executor import Executor, Outcome, Task, TaskRunner
-from tavce.batch.jobs import BatchJob
 from tavce.batch.local import LocalExecutor
 from tavce.batch.ray_executor import RayExecutor
-from tavce.batch.run import BatchReport, run_batch
+
+# The job and run modules need torch (through the options): imported on first access, so worker
+# processes running other tasks (prepare-data, evaluate) do not pay for them.
+_LAZY = {"BatchJob": "tavce.batch.jobs", "BatchReport": "tavce.batch.run", "run_batch": "tavce.batch.run"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tavce.batch' has no attribute {name!r}")
+
 
 __all__ = [
     "BatchJob",
@@ -28,4 +42,3 @@ __all__ = [
     "TaskRunner",
     "run_batch",
 ]
-

@@ -6,7 +6,6 @@ import argparse
 
 from tavce.cli import Subcommand
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
-from tavce.types import RENDER_SIZES
 
 EXIT_SOME_FAILED = 1
 
@@ -41,9 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
     weights.add_argument("--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); enables CERL")
     weights.add_argument("--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers")
-    weights.add_argument(
-        "--size", type=int, default=256, choices=RENDER_SIZES, help="face render resolution (default 256)"
-    )
+    # Literal sizes as in `tavce generate`: tavce.types imports torch, and --help must not.
+    weights.add_argument("--size", type=int, default=256, choices=(256, 512), help="face render resolution (default 256)")
     compute = parser.add_argument_group("compute")
     compute.add_argument(
         "--device",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 from tavce.cli import Subcommand, add_device_arguments
 from tavce.errors import InvalidArgumentError
@@ -59,6 +60,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (a service manager's stop, ``kill``) close the server as Ctrl-C does.
+
+    Gradio then shuts down in order and deletes the result videos it holds; the default
+    SIGTERM action would end the process on the spot and leave them behind.
+    """
+
+    def interrupt(signal_number, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(arguments: argparse.Namespace) -> int:
     from tavce._extras import require
 
@@ -81,6 +95,7 @@ def run(arguments: argparse.Namespace) -> int:
     )
     pipe = TalkingHeadPipeline.from_pretrained(arguments.weights, device=arguments.device, dtype=arguments.dtype)
     app = build_app(pipe, concurrency=arguments.concurrency, **dataclasses.asdict(limits))
+    _stop_on_sigterm()
     app.launch(
         server_name=arguments.host,
         server_port=arguments.port,

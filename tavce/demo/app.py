@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ def _introduction(pipe: TalkingHeadPipeline) -> str:
     return (
         "# Talking portrait\n"
         "Upload a photo of one face and a speech clip (or record one), choose how it should move, and press "
-        f"**Generate**. Videos are rendered at {pipe.size} x {pipe.size} pixels by the {renderer} renderer "
+        f"**Generate**. The face is animated at {pipe.size} x {pipe.size} pixels by the {renderer} renderer "
         "(the loaded weights decide both), 25 frames per second of speech."
     )
 
@@ -72,11 +73,10 @@ def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any)
         InvalidArgumentError: an unknown limit, a limit or concurrency that is not positive.
     """
     gr = require("gradio", "demo")
-    unknown = sorted(set(limits) - set(DemoLimits.__dataclass_fields__))
+    known = [field.name for field in dataclasses.fields(DemoLimits)]
+    unknown = sorted(set(limits) - set(known))
     if unknown:
-        raise InvalidArgumentError(
-            f"build_app: unknown limits {unknown}; limits are {', '.join(DemoLimits.__dataclass_fields__)}"
-        )
+        raise InvalidArgumentError(f"build_app: unknown limits {unknown}; limits are {', '.join(known)}")
     check_concurrency(concurrency)
     settings = DemoLimits(**limits)
     cleaning = (min(settings.retention_seconds, CLEANING_INTERVAL_SECONDS), settings.retention_seconds)
@@ -93,7 +93,6 @@ def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any)
                 speech = gr.Audio(
                     type="filepath", sources=["upload", "microphone"], label="Speech", elem_id="speech",
                 )
-                options = build_form(gr)
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 result = gr.Video(label="Talking video", interactive=False, elem_id="result")
@@ -103,12 +102,15 @@ def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any)
                     f"{settings.max_audio_seconds:g} s, files up to {settings.max_upload_megabytes:g} MiB. "
                     f"Videos stay downloadable for {settings.retention_seconds / 60:g} minutes."
                 )
+        with gr.Accordion("Options", open=True):
+            options = build_form(gr)
         names = list(options)
 
         def generate_video(portrait_path, speech_path, *values, progress=gr.Progress()):
             try:
                 video, seed = handler(portrait_path, speech_path, dict(zip(names, values)), progress)
             except TavceError as error:
+                logger.info("request refused: %s", error)
                 raise gr.Error(str(error), print_exception=False) from None
             except Exception as error:
                 # A bug, not bad input: the page says so in one line, the log keeps the traceback.

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tavce.errors import InvalidAudioError, InvalidImageError, TavceError
+from tavce.errors import FaceNotDetectedError, InvalidAudioError, InvalidImageError, TavceError
 from tavce.options import GenerationOptions
 
 if TYPE_CHECKING:
@@ -54,11 +53,6 @@ class GenerateHandler:
         self.pipe = pipe
         self.limits = limits
         self.output_folder = Path(output_folder)
-        # Planning (face detection, landmarks, coefficients) runs one request at a time: the dlib face
-        # detector corrupts the heap when two threads use it at once, and the pipeline does not guard it
-        # yet. Rendering, most of the time, runs concurrently. Drop the lock once the pipeline is proven
-        # safe under concurrent callers.
-        self._planning_lock = threading.Lock()
 
     def __call__(
         self,
@@ -91,6 +85,8 @@ class GenerateHandler:
             return self._generate(portrait, speech, form, progress)
         except TavceError as error:
             message = str(error).replace(str(portrait), portrait.name).replace(str(speech), speech.name)
+            if isinstance(error, FaceNotDetectedError):
+                message += " On this page: type the face's box into Face box, under Framing."
             raise type(error)(message) from None
 
     def _generate(
@@ -115,10 +111,9 @@ class GenerateHandler:
         def rendered(done: int, total: int) -> None:
             progress((done, total), desc="Rendering", unit="frames")
 
-        progress(0.0, desc="Waiting for the face finder" if self._planning_lock.locked() else "Finding the face")
-        with self._planning_lock:
-            progress(0.0, desc="Finding the face and planning the motion")
-            result = self.pipe(photo, clip, **{**form, "seed": seed, "progress": rendered})
+        progress(0.0, desc="Finding the face and planning the motion")
+        # No lock: one pipeline is safe to share between threads (docs/preprocess.md, "Threads").
+        result = self.pipe(photo, clip, **{**form, "seed": seed, "progress": rendered})
         self.output_folder.mkdir(parents=True, exist_ok=True)
         output = self.output_folder / f"{uuid.uuid4().hex}.mp4"
         with torch.inference_mode():

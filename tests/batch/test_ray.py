@@ -80,3 +80,29 @@ def test_prepare_data_on_ray_prepares_the_same_dataset(ray_instance, tiny_weight
         meta_here, meta_ray = (json.loads((root / name / "meta.json").read_text()) for root in (here, on_ray))
         meta_here.pop("seconds"), meta_ray.pop("seconds")
         assert meta_ray == meta_here
+
+
+@pytest.mark.slow  # beyond the default suite's time budget; the executor and prepare-data tests cover the path
+def test_evaluate_on_ray_gives_the_same_report(ray_instance, tmp_path: Path) -> None:
+    import torch
+
+    from tavce.evaluation import SyncNet
+    from tavce.testing import make_synthetic_videos
+    from tests.evaluation.backbones import TinyFeatureExtractor
+    from tests.evaluation.test_evaluate_cli import TINY_SYNCNET
+
+    generated, reference = tmp_path / "generated", tmp_path / "reference"
+    make_synthetic_videos(generated, n=2, seconds=0.6, seed=8)
+    make_synthetic_videos(reference, n=2, seconds=0.6, seed=7)
+    torch.manual_seed(0)
+    TinyFeatureExtractor().save_pretrained(tmp_path / "features")
+    SyncNet(TINY_SYNCNET).save_pretrained(tmp_path / "syncnet")
+    common = ["evaluate", "--generated", str(generated), "--reference", str(reference), "--no-progress",
+              "--inception-weights", str(tmp_path / "features"), "--syncnet-weights", str(tmp_path / "syncnet")]  # fmt: skip
+    assert main([*common, "-o", str(tmp_path / "here.json")]) == 0
+    assert main([*common, "-o", str(tmp_path / "ray.json"), "--ray"]) == 0
+    here, on_ray = (json.loads((tmp_path / name).read_text()) for name in ("here.json", "ray.json"))
+    assert [row["name"] for row in on_ray["videos"]] == [row["name"] for row in here["videos"]]
+    for row_here, row_ray in zip(here["videos"], on_ray["videos"]):
+        assert row_ray == pytest.approx(row_here, rel=1e-5, abs=1e-6)
+    assert on_ray["summary"]["fid"] == pytest.approx(here["summary"]["fid"], rel=1e-5)

@@ -1,0 +1,143 @@
+"""The page's form covers every generation option; build_app and ``tavce demo`` refuse bad settings clearly."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from tavce.cli import main
+from tavce.demo.form import FORM_FIELDS, MODE_CHOICES, NOT_OFFERED, SECTIONS
+from tavce.errors import InvalidArgumentError
+from tavce.options import GenerationOptions
+from tavce.types import CROP_MODES
+
+
+def test_every_generation_option_is_on_the_page_or_left_off_with_a_reason() -> None:
+    offered = [field.name for field in FORM_FIELDS]
+    assert len(offered) == len(set(offered)) and not set(offered) & set(NOT_OFFERED)
+    assert set(offered) | set(NOT_OFFERED) == set(GenerationOptions.field_names()), (
+        "a GenerationOptions field is neither on the page nor in NOT_OFFERED: add a FormField in tavce/demo/form.py"
+    )
+    assert {field.section for field in FORM_FIELDS} <= set(SECTIONS)
+    assert tuple(MODE_CHOICES) == CROP_MODES
+
+
+@pytest.fixture(scope="module")
+def gradio():
+    return pytest.importorskip("gradio", reason="the web app needs gradio (pip install 'tavce[demo]')")
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_weights: Path):
+    from tavce import TalkingHeadPipeline
+
+    return TalkingHeadPipeline.from_pretrained(tiny_weights)
+
+
+def test_the_page_has_its_element_ids_and_default_form_values_are_valid(gradio, pipe) -> None:
+    from tavce.demo import build_app
+    from tavce.demo.app import ELEMENT_IDS
+
+    app = build_app(pipe, concurrency=2, max_audio_seconds=30)
+    components = {block.elem_id: block for block in app.blocks.values() if getattr(block, "elem_id", None)}
+    assert set(ELEMENT_IDS) <= set(components)
+    assert isinstance(components["result"], gradio.Video) and isinstance(components["portrait"], gradio.Image)
+    labels = [block.label for block in app.blocks.values() if getattr(block, "label", None)]
+    assert "Crop mode" in labels and "Head-motion style" in labels
+    assert app._queue.default_concurrency_limit == 2
+    assert app.delete_cache[1] == 3600
+    mode = next(block for block in app.blocks.values() if getattr(block, "label", None) == "Crop mode")
+    assert [value for _, value in mode.choices] == list(CROP_MODES)
+
+
+def test_the_form_starts_at_the_options_defaults(gradio) -> None:
+    from tavce.demo.form import build_form
+
+    with gradio.Blocks():
+        widgets = build_form(gradio)
+    assert list(widgets) == [field.name for section in SECTIONS for field in FORM_FIELDS if field.section == section]
+    values = {name: widget.value for name, widget in widgets.items()}
+    assert GenerationOptions.from_mapping(values, where="the form") == GenerationOptions()
+
+
+def test_build_app_refuses_unknown_limits_and_bad_concurrency(gradio, pipe) -> None:
+    from tavce.demo import build_app
+
+    with pytest.raises(InvalidArgumentError, match=r"unknown limits \['max_seconds'\]"):
+        build_app(pipe, max_seconds=3)
+    with pytest.raises(InvalidArgumentError, match="concurrency=0"):
+        build_app(pipe, concurrency=0)
+    with pytest.raises(InvalidArgumentError, match="max_image_pixels=-1"):
+        build_app(pipe, max_image_pixels=-1)
+
+
+def test_demo_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in ("--weights", "--device", "--dtype", "--host", "--port", "--share", "--auth", "--concurrency",
+                   "--max-audio-seconds", "--max-image-pixels", "--max-upload-mb", "--retention-minutes"):
+        assert re.search(rf"{option}\b[^\n]*\n?\s+\S", text), option
+    assert "127.0.0.1" in text
+
+
+def test_demo_without_gradio_names_the_extra_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now raises ImportError
+    assert main(["demo", "--weights", "nowhere"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'tavce[demo]'" in lines[0]
+
+
+def test_demo_refuses_bad_settings_before_loading_weights(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-weights")  # loading would fail differently: the settings are checked first
+    assert main(["demo", "--weights", missing, "--auth", "nopassword"]) == 2
+    assert "USER:PASS" in capsys.readouterr().err
+    assert main(["demo", "--weights", missing, "--concurrency", "0"]) == 2
+    assert "concurrency=0" in capsys.readouterr().err
+    assert main(["demo", "--weights", missing, "--max-audio-seconds", "0"]) == 2
+    assert "max_audio_seconds=0" in capsys.readouterr().err
+
+
+def test_the_space_app_of_the_docs_builds_the_page_and_launches_it(gradio, pipe, monkeypatch) -> None:
+    from tavce import TalkingHeadPipeline
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "demo.md").read_text()
+    app_py = re.search(r"and `app\.py`:\n\n```python\n(.*?)```", docs, re.DOTALL).group(1)
+    launched: dict = {}
+    monkeypatch.setattr(TalkingHeadPipeline, "from_pretrained", classmethod(lambda cls, *args, **kwargs: pipe))
+    monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs, app=self))
+    exec(compile(app_py, "app.py", "exec"), {})
+    assert isinstance(launched.pop("app"), gradio.Blocks) and launched == {"max_file_size": "50mb"}
+
+
+class _FailingPipeline:
+    """Stands in for a pipeline: refuses like tavce (TavceError) or fails like a bug (anything else)."""
+
+    size, has_cerl = 256, False
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __call__(self, *args, **kwargs):
+        raise self.error
+
+
+def test_the_page_shows_tavce_messages_and_hides_tracebacks_of_bugs(gradio) -> None:
+    from tavce.demo import build_app
+    from tavce.errors import FaceNotDetectedError
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
+    photo, speech = fixtures / "portrait.jpg", fixtures / "speech.wav"
+    for error, shown in [
+        (FaceNotDetectedError("no face found in the photo."), r"^no face found in the photo\. On this page: .*Face box"),
+        (RuntimeError("CUDA error: an illegal memory access"), r"^internal error \(RuntimeError\); the server log"),
+    ]:
+        app = build_app(_FailingPipeline(error))
+        (generate,) = [function.fn for function in app.fns.values() if function.name == "generate_video"]
+        with pytest.raises(gradio.Error) as raised:
+            generate(str(photo), str(speech), *[None] * len(FORM_FIELDS), progress=lambda *args, **kwargs: None)
+        assert re.search(shown, raised.value.message) and "Traceback" not in raised.value.message
