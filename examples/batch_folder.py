@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     arguments.output_dir.mkdir(parents=True, exist_ok=True)
     try:
-        pipe = TalkingHeadPipeline.from_pretrained(arguments.weights).to(arguments.device)
+        pipe = TalkingHeadPipeline.from_pretrained(arguments.weights, device=arguments.device)
     except TavceError as error:
         logger.error("%s", error)
         return 2

@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         output = check_output_path(arguments.output)  # fail before downloading or rendering anything
-        # float16 on CUDA, float32 elsewhere; pass a dtype to .to() to choose yourself.
-        pipe = TalkingHeadPipeline.from_pretrained(arguments.weights).to(arguments.device)
+        # device None: CUDA when torch sees a GPU (renderer in float16), else the CPU (float32); dtype= chooses.
+        pipe = TalkingHeadPipeline.from_pretrained(arguments.weights, device=arguments.device)
         result = pipe(
             arguments.image,
             arguments.audio,

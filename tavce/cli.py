@@ -21,8 +21,17 @@ from dataclasses import dataclass
 
 import tavce
 from tavce.errors import TavceError
+from tavce.constants import DTYPE_NAMES
 
-__all__ = ["Subcommand", "SUBCOMMAND_MODULES", "available_subcommands", "build_parser", "main", "parse_face_box"]
+__all__ = [
+    "Subcommand",
+    "SUBCOMMAND_MODULES",
+    "add_device_arguments",
+    "available_subcommands",
+    "build_parser",
+    "main",
+    "parse_face_box",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +48,22 @@ def parse_face_box(text: str) -> tuple[float, float, float, float]:
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"{text!r}: expected four numbers X0,Y0,X1,Y1 (pixels)")
     return values
+
+
+def add_device_arguments(group: argparse._ActionsContainer, *, dtype_help: str | None = None) -> None:
+    """``--device`` (and, with ``dtype_help``, ``--dtype``) with the library's one default rule (tavce.device)."""
+    group.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:1, mps or auto (default auto: cuda when torch sees a GPU, else cpu)",
+    )
+    if dtype_help is not None:
+        group.add_argument(
+            "--dtype",
+            default=None,
+            choices=("auto", *DTYPE_NAMES),
+            help=f"{dtype_help} (default auto: float16 on CUDA, float32 elsewhere; bfloat16 is optional on CPU)",
+        )
 
 
 @dataclass(frozen=True)
@@ -85,10 +110,13 @@ def build_parser(subcommands: Sequence[Subcommand]) -> argparse.ArgumentParser:
         description="Audio-driven talking-head animation (TAVCE / SadTalker): one portrait + speech -> video.",
     )
     parser.add_argument("--version", action="version", version=f"tavce {tavce.__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages (and tracebacks of errors)")
+    verbose_help = "log debug messages (and tracebacks of errors)"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     commands = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
     for subcommand in subcommands:
         command_parser = commands.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
+        # Also after the command (`tavce generate ... -v`); SUPPRESS keeps a -v given before it.
+        command_parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
         subcommand.add_arguments(command_parser)
         command_parser.set_defaults(run=subcommand.run)
     return parser

@@ -18,6 +18,8 @@ __all__ = [
     "MOTION_DIM",
     "SOURCE_COEFF_DIM",
     "RENDER_SIZES",
+    "DTYPE_NAMES",
+    "LANDMARKER_NAMES",
     "CropMode",
     "CROP_MODES",
     "CROP_ONLY_MODES",
@@ -34,6 +36,10 @@ MOTION_DIM = 70  # expression 64 + pose 6
 SOURCE_COEFF_DIM = 73  # motion 70 + crop parameters (scale, tx, ty)
 RENDER_SIZES = (256, 512)
 """Sides S of the square working image the networks see (and of the official weights)."""
+DTYPE_NAMES = ("float32", "float16", "bfloat16")
+"""Precisions the networks run in, by torch's names."""
+LANDMARKER_NAMES = ("auto", "insightface", "dlib")
+"""Face landmark backends by name; ``auto`` is insightface when its model pack is installed, else dlib."""
 
 
 

@@ -20,6 +20,7 @@ import logging
 import os
 import pickle
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -297,6 +298,42 @@ def _matches_any(folder: Path, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for name in files for pattern in patterns)
 
 
+HUB_PROBE_TIMEOUT = 3.0
+"""Seconds to wait for a TCP connection to the Hub (or the proxy) before working offline."""
+
+_hub_probe: dict[str, str | None] = {}
+_hub_probe_lock = threading.Lock()
+
+
+def hub_unreachable_reason() -> str | None:
+    """Why the Hub cannot be reached (None when a TCP connection opens), probed once per process and endpoint.
+
+    One connection attempt of :data:`HUB_PROBE_TIMEOUT` seconds to ``HF_ENDPOINT`` (or to the
+    HTTPS proxy when one is set) replaces huggingface_hub's retries, which take about a minute
+    per file when there is no network; the cache is then used as with ``HF_HUB_OFFLINE=1``.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    proxy = next((os.environ[name] for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+                  if os.environ.get(name)), None)  # fmt: skip
+    target = urlsplit(proxy if proxy and "://" in proxy else f"http://{proxy}") if proxy else endpoint
+    port = target.port or (443 if target.scheme == "https" else 80)
+    key = f"{target.hostname}:{port}"
+    with _hub_probe_lock:
+        if key not in _hub_probe:
+            try:
+                socket.create_connection((target.hostname, port), timeout=HUB_PROBE_TIMEOUT).close()
+                _hub_probe[key] = None
+            except OSError as error:
+                _hub_probe[key] = f"{key} cannot be reached ({error.strerror or error})"
+                logger.warning("Hugging Face Hub: %s; using the local cache only", _hub_probe[key])
+        return _hub_probe[key]
+
+
 def _hub_snapshot(
     repo_id: str,
     names: list[str],
@@ -322,6 +359,8 @@ def _hub_snapshot(
     )
     what = ", ".join(names + patterns)
     at_revision = f" at revision {revision!r}" if revision else ""
+    unreachable = None if offline else hub_unreachable_reason()
+    common["local_files_only"] = offline or unreachable is not None
     try:
         if patterns:
             folder = Path(huggingface_hub.snapshot_download(allow_patterns=patterns, **common))
@@ -334,7 +373,7 @@ def _hub_snapshot(
         reason = (
             "downloading is off (HF_HUB_OFFLINE=1 or local_files_only=True)"
             if offline
-            else "the Hub could not be reached"
+            else f"the Hub could not be reached ({unreachable or 'no answer'})"
         )
         raise WeightsNotFoundError(
             f"{repo_id}: {what}{at_revision} not found in the local Hugging Face cache and {reason}. Run once with "

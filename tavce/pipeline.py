@@ -8,8 +8,13 @@ grow with the clip's length.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,11 +23,11 @@ import torch
 
 from tavce.audio import frame_windows, load_audio
 from tavce.constants import ENHANCER_UPSCALES, ENHANCERS
+from tavce.device import place_component, resolve_device, resolve_dtype
 from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, TavceError, WeightsNotFoundError
-from tavce.models.base import module_device
-from tavce.models.renderer.precision import cpu_supports_bfloat16
+from tavce.models.base import module_device, module_dtype
 from tavce.options import GenerationOptions
-from tavce.types import FPS, AudioClip, AudioWindows, MotionCoefficients
+from tavce.types import FPS, MOTION_DIM, AudioClip, AudioWindows, MotionCoefficients
 
 if TYPE_CHECKING:
     from tavce.models.audio2coeff import Audio2Coeff
@@ -41,37 +46,33 @@ RENDER_AHEAD_BATCHES = 2
 """Rendered batches that may wait for the paste-back and the encoder (tavce.background.iterate_ahead)."""
 
 
-def default_device_and_dtype(
-    device: str | torch.device | None, dtype: str | torch.dtype | None
-) -> tuple[torch.device, torch.dtype]:
-    """Resolve user choices: CUDA when available, float16 on CUDA, float32 elsewhere.
+EXPRESSION_DIM = 64
+"""Expression coefficients lead the motion coefficients; the head pose (6) follows them."""
 
-    Raises:
-        InvalidArgumentError: unknown device or dtype, or a device that is not available.
-    """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise InvalidArgumentError(f"device={device!r}: not a torch device; use cpu, cuda, cuda:N or mps") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError("device=cuda: no CUDA GPU is visible to torch; use --device cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InvalidArgumentError("device=mps: Metal is not available on this machine; use --device cpu")
-    if dtype is None:
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, str):
-        if dtype not in ("float32", "float16", "bfloat16"):
-            raise InvalidArgumentError(f"dtype={dtype!r}: use float32, float16 or bfloat16")
-        dtype = getattr(torch, dtype)
-    if dtype == torch.float16 and device.type == "cpu":
-        raise InvalidArgumentError("dtype=float16 is not supported on the CPU; use float32 or bfloat16")
-    if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_supports_bfloat16():
-        # Without native bf16 instructions oneDNN falls back to reference kernels 100x+ slower than float32.
-        logger.warning("dtype=bfloat16: this CPU has no native bfloat16 support; rendering in float32 instead")
-        dtype = torch.float32
-    return device, cast(torch.dtype, dtype)
+REFERENCE_CACHE_ENTRIES = 16
+"""Reference videos whose coefficients a pipeline keeps (by content hash, crop mode and size)."""
+
+
+def _check_loading_arguments(
+    components: dict[str, Any],
+    size: int | None,
+    tavce_correlation: str | Path | None,
+    tavce_facerender: str | Path | None,
+    landmarker: Any,
+) -> None:
+    """Refuse bad loading arguments before anything is downloaded or built."""
+    from tavce.components import COMPONENT_NAMES
+    from tavce.convert.official import check_official_arguments
+    from tavce.preprocess.landmarks import landmarker_class
+
+    unknown = sorted(set(components) - set(COMPONENT_NAMES))
+    if unknown:
+        raise InvalidArgumentError(
+            f"from_pretrained: unknown arguments {unknown}; components are {', '.join(COMPONENT_NAMES)}"
+        )
+    check_official_arguments(size, tavce_correlation, tavce_facerender)
+    if isinstance(landmarker, str):
+        landmarker_class(landmarker)
 
 
 def _wants_gfpgan(components: dict[str, Any], enhancer_weights: Any, enhancer_upscale: int | None) -> bool:
@@ -89,6 +90,31 @@ def _wants_gfpgan(components: dict[str, Any], enhancer_weights: Any, enhancer_up
     if enhancer is not None and enhancer_weights is not None:
         raise InvalidArgumentError("enhancer_weights= loads GFPGAN; it cannot be combined with an enhancer instance")
     return enhancer_weights is not None
+
+
+def _attach_enhancer(
+    loaded: dict[str, Any],
+    found: str | Path,
+    wants_gfpgan: bool,
+    enhancer_weights: str | Path | None,
+    enhancer_upscale: int | None,
+    cache_dir: str | Path | None,
+    local_files_only: bool,
+) -> None:
+    """Put the enhancer asked for into ``loaded`` (from ``enhancer_weights``), or check the loaded one."""
+    if enhancer_weights is not None:
+        from tavce.convert.official import load_enhancer
+
+        loaded["enhancer"] = load_enhancer(
+            enhancer_weights, upscale=enhancer_upscale or 2, cache_dir=cache_dir, local_files_only=local_files_only
+        )
+    elif wants_gfpgan and loaded.get("enhancer") is None:
+        raise WeightsNotFoundError(
+            f"enhancer='gfpgan': {found} holds no enhancer; pass enhancer_weights= (a folder with GFPGANv1.4.pth "
+            "and parsing_parsenet.pth, or a Hub repo id holding them)"
+        )
+    elif enhancer_upscale is not None and loaded.get("enhancer") is not None:
+        loaded["enhancer"].with_upscale(enhancer_upscale)
 
 
 class TalkingHeadResult:
@@ -140,19 +166,25 @@ class TalkingHeadResult:
         """
         return self._pipeline._render(self)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, crf: int | None = None) -> Path:
         """Render and write an H.264 mp4 with the audio, streaming frames into the encoder.
 
         The destination is checked before rendering starts; the file is written to a
         temporary name and renamed only when complete.
 
+        Args:
+            crf: x264 quality, 0 (lossless) .. 51, lower is better and larger; default the
+                call's ``crf`` option, else 25.
+
         Raises:
             OutputError: the destination cannot be written.
+            InvalidArgumentError: crf outside 0..51.
         """
-        from tavce.video import VideoWriter
+        from tavce.video import DEFAULT_CRF, VideoWriter
 
+        quality = next(value for value in (crf, self.options.crf, DEFAULT_CRF) if value is not None)
         soundtrack = self.audio.source if Path(self.audio.source).is_file() else self.audio
-        with VideoWriter(path, audio=soundtrack) as writer:
+        with VideoWriter(path, audio=soundtrack, crf=quality) as writer:
             for frame in self.frames:
                 writer.write(frame)
         return writer.path
@@ -200,6 +232,10 @@ class TalkingHeadPipeline:
         self.renderer = renderer
         self.metric = metric
         self.enhancer = enhancer
+        self._references: OrderedDict[tuple[str, str, int], torch.Tensor] = OrderedDict()
+        self._references_lock = threading.Lock()
+        self._full_mode_fetch: Callable[[], torch.nn.Module] | None = None
+        self._full_mode_lock = threading.Lock()
         logger.info("CERL %s", "on (TAVCE renderer)" if self.has_cerl else "off (SadTalker renderer)")
 
     @property
@@ -228,24 +264,21 @@ class TalkingHeadPipeline:
     @property
     def dtype(self) -> torch.dtype:
         """The renderer's floating-point type (float32 for a renderer without parameters)."""
-        if isinstance(self.renderer, torch.nn.Module):
-            for parameter in self.renderer.parameters():
-                return parameter.dtype
-        return torch.float32
+        return module_dtype(self.renderer)
 
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> TalkingHeadPipeline:
-        """Move every ``nn.Module`` component to ``device``; ``dtype`` applies to the renderer and the enhancer.
+        """Move every ``nn.Module`` component to ``device`` and cast what each lets be cast to ``dtype``.
 
-        The other networks are small and stay in float32 for exactness; the renderer and the
-        enhancer dominate the cost and take float16 / bfloat16 well. ``device`` defaults to CUDA when available,
-        ``dtype`` to float16 on CUDA and float32 elsewhere (bfloat16 on a CPU without native
-        support falls back to float32, with a warning). Components that are not modules manage
-        their own device.
+        ``device`` defaults to CUDA when available, ``dtype`` to float16 on CUDA and float32
+        elsewhere (:mod:`tavce.device`). Each component declares the parts that stay float32
+        (``keep_in_float32``): the official renderer takes the half precision (it dominates the
+        cost), the other networks are small and stay float32 for exactness. Components that are
+        not modules manage their own device.
         """
-        device, dtype = default_device_and_dtype(device, dtype)
-        for name, component in self.components.items():
-            if isinstance(component, torch.nn.Module):
-                component.to(device=device, dtype=dtype if name in ("renderer", "enhancer") else torch.float32)
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
+        for component in self.components.values():
+            place_component(component, device, dtype)
         return self
 
     # ------------------------------------------------------------------ weights
@@ -257,10 +290,10 @@ class TalkingHeadPipeline:
         revision: str | None = None,
         cache_dir: str | Path | None = None,
         local_files_only: bool = False,
-        size: int = 256,
+        size: int | None = None,
         tavce_correlation: str | Path | None = None,
         tavce_facerender: str | Path | None = None,
-        landmarker: FaceLandmarker | None = None,
+        landmarker: FaceLandmarker | str | None = None,
         enhancer_weights: str | Path | None = None,
         enhancer_upscale: int | None = None,
         device: str | torch.device | None = None,
@@ -269,21 +302,24 @@ class TalkingHeadPipeline:
     ) -> TalkingHeadPipeline:
         """Load a pipeline from a tavce folder / Hub repo, or from the official SadTalker files.
 
+        Every argument is checked before anything is downloaded; a size the weights cannot
+        render is refused as soon as their config is read, before any network is built.
+
         Args:
             weights: a tavce weights folder (``pipeline_config.json``), a folder of official
                 SadTalker files, or a Hub repo id of either; default ``vinthony/SadTalker-V002rc``.
-                Official files are converted on load, downloading only what ``size`` needs.
+                Official files go through :meth:`from_official`.
             revision, cache_dir, local_files_only: Hub options (``HF_HUB_OFFLINE=1`` also works).
-            size: 256 or 512, for official files (a tavce folder has its own size).
+            size: 256 or 512; None = the weights' own size (256 for the official files).
             tavce_correlation, tavce_facerender: the TAVCE release files; together they switch CERL on.
-            landmarker: a :class:`~tavce.preprocess.FaceLandmarker` for the preprocessor; default
-                insightface if its model pack is installed, else dlib.
+            landmarker: a :class:`~tavce.preprocess.FaceLandmarker`, or ``"auto"``, ``"insightface"``,
+                ``"dlib"``; default (None, "auto") insightface if its model pack is installed, else dlib.
             enhancer_weights: the face enhancer's weights (``enhancer="gfpgan"``): a folder holding
                 ``GFPGANv1.4.pth`` and ``parsing_parsenet.pth``, the GFPGAN file, or a Hub repo id
                 (see :func:`tavce.convert.official.load_enhancer`).
             enhancer_upscale: 1 or 2 (default 2, as SadTalker): the enhanced frames' scale.
-            device, dtype: where and in which precision to run (see :meth:`to`); default: left on
-                the CPU in float32.
+            device, dtype: where and in which precision to run (see :meth:`to`); default (None): CUDA
+                when torch sees a GPU, with the renderer in float16, else the CPU in float32.
             **components: replacements by component name (``preprocessor``, ``audio2coeff``,
                 ``renderer``, ``metric``, ``enhancer``); a replaced component is not loaded from
                 ``weights``. ``enhancer="gfpgan"`` loads GFPGAN v1.4 from ``enhancer_weights``
@@ -292,45 +328,97 @@ class TalkingHeadPipeline:
         Raises:
             WeightsNotFoundError: the weights cannot be found (the message says how to get them).
             IncompatibleWeightsError: a file does not fit tavce's components, or lacks a required one.
-            InvalidArgumentError: an unknown component name.
+            InvalidArgumentError: an unknown component name, one TAVCE file without the other, a size
+                the weights cannot render, an unknown landmarker.
         """
         from tavce import DEFAULT_REPO
-        from tavce.components import COMPONENT_NAMES, OPTIONAL_COMPONENTS, load_components
+        from tavce.components import load_components, read_pipeline_config
         from tavce.convert.layout import locate_weights
-        from tavce.convert.official import load_official_components
 
-        unknown = sorted(set(components) - set(COMPONENT_NAMES))
-        if unknown:
+        _check_loading_arguments(components, size, tavce_correlation, tavce_facerender, landmarker)
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
+        location = DEFAULT_REPO if weights is None else weights
+        layout, found = (
+            ("official", location)  # the TAVCE files come with the official layout
+            if tavce_facerender is not None
+            else locate_weights(location, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        )
+        if layout == "official":
+            return cls.from_official(
+                found, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, size=size,
+                tavce_correlation=tavce_correlation, tavce_facerender=tavce_facerender, landmarker=landmarker,
+                enhancer_weights=enhancer_weights, enhancer_upscale=enhancer_upscale, device=device, dtype=dtype,
+                **components,
+            )  # fmt: skip
+        own_size = read_pipeline_config(found).get("preprocessing", {}).get("crop_size")
+        if size is not None and own_size is not None and size != own_size:
             raise InvalidArgumentError(
-                f"from_pretrained: unknown arguments {unknown}; components are {', '.join(COMPONENT_NAMES)}"
+                f"size={size}: the weights in {found} render at {own_size}x{own_size} only; leave size out or "
+                f"give weights made for {size} (e.g. `tavce convert --size {size}` of the official files)"
             )
         wants_gfpgan = _wants_gfpgan(components, enhancer_weights, enhancer_upscale)
-        hub: dict[str, Any] = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-        location = DEFAULT_REPO if weights is None else weights
-        layout, found = ("official", location) if tavce_facerender is not None else locate_weights(location, **hub)
-        loaded: dict[str, Any]
-        if layout == "tavce":
-            skip = set(components) | ({"enhancer"} if enhancer_weights is not None else set())
-            loaded, _ = load_components(found, skip=skip)
-        else:
-            loaded = load_official_components(
-                found, size=size, full_mode=True, tavce_correlation=tavce_correlation,
-                tavce_facerender=tavce_facerender, **hub,
-            ).components
+        loaded, _ = load_components(found, skip=set(components) | ({"enhancer"} if enhancer_weights else set()))
         loaded |= components
-        if enhancer_weights is not None:
-            from tavce.convert.official import load_enhancer
+        _attach_enhancer(loaded, found, wants_gfpgan, enhancer_weights, enhancer_upscale, cache_dir, local_files_only)
+        return cls._assemble(loaded, found, landmarker, device, dtype)
 
-            loaded["enhancer"] = load_enhancer(
-                enhancer_weights, upscale=enhancer_upscale or 2, cache_dir=cache_dir, local_files_only=local_files_only
+    @classmethod
+    def from_official(
+        cls,
+        weights: str | Path | None = None,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        size: int | None = None,
+        tavce_correlation: str | Path | None = None,
+        tavce_facerender: str | Path | None = None,
+        landmarker: FaceLandmarker | str | None = None,
+        enhancer_weights: str | Path | None = None,
+        enhancer_upscale: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        **components: Any,
+    ) -> TalkingHeadPipeline:
+        """Load a pipeline from the official SadTalker files (a folder or a Hub repo), converting them on load.
+
+        Only the files ``size`` needs are fetched; the 73-coefficient MappingNet of the full modes
+        (``mapping_00109``) is fetched the first time a ``full`` / ``extfull`` video is made.
+        Arguments as :meth:`from_pretrained` (``size`` defaults to 256).
+        """
+        from tavce import DEFAULT_REPO
+        from tavce.convert.official import load_full_mode_mapping, load_official_components
+
+        _check_loading_arguments(components, size, tavce_correlation, tavce_facerender, landmarker)
+        wants_gfpgan = _wants_gfpgan(components, enhancer_weights, enhancer_upscale)
+        location = DEFAULT_REPO if weights is None else weights
+        official = load_official_components(
+            location, size=size or 256, full_mode=False, tavce_correlation=tavce_correlation,
+            tavce_facerender=tavce_facerender, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+        )  # fmt: skip
+        loaded = official.components | components
+        _attach_enhancer(loaded, location, wants_gfpgan, enhancer_weights, enhancer_upscale, cache_dir, local_files_only)
+        pipeline = cls._assemble(loaded, location, landmarker, device, dtype)
+        if tavce_facerender is None and "renderer" not in components:
+            pipeline._full_mode_fetch = functools.partial(
+                load_full_mode_mapping, location, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
             )
-        elif wants_gfpgan and loaded.get("enhancer") is None:
-            raise WeightsNotFoundError(
-                f"enhancer='gfpgan': {found} holds no enhancer; pass enhancer_weights= (a folder with GFPGANv1.4.pth "
-                "and parsing_parsenet.pth, or a Hub repo id holding them)"
-            )
-        elif enhancer_upscale is not None and loaded.get("enhancer") is not None:
-            loaded["enhancer"].with_upscale(enhancer_upscale)
+        return pipeline
+
+    @classmethod
+    def _assemble(
+        cls,
+        loaded: dict[str, Any],
+        found: str | Path,
+        landmarker: FaceLandmarker | str | None,
+        device: str | torch.device | None,
+        dtype: str | torch.dtype | None,
+    ) -> TalkingHeadPipeline:
+        from tavce.components import COMPONENT_NAMES, OPTIONAL_COMPONENTS
+        from tavce.preprocess import AcceptsLandmarker
+        from tavce.preprocess.landmarks import landmarker_class
+
         missing = [name for name in COMPONENT_NAMES if name not in OPTIONAL_COMPONENTS and loaded.get(name) is None]
         if missing:
             raise IncompatibleWeightsError(
@@ -338,19 +426,15 @@ class TalkingHeadPipeline:
                 "pipe.save_pretrained() or `tavce convert`, or pass the component: from_pretrained(..., "
                 f"{missing[0]}=...)"
             )
-        if landmarker is not None:
+        if landmarker is not None and landmarker != "auto":  # auto: the preprocessor's own default
             preprocessor = loaded["preprocessor"]
-            # Looked up on the class: reading FacePreprocessor.landmarker would build the default backend.
-            if not (hasattr(type(preprocessor), "landmarker") or "landmarker" in getattr(preprocessor, "__dict__", {})):
+            if not isinstance(preprocessor, AcceptsLandmarker):
                 raise InvalidArgumentError(
-                    f"landmarker: the preprocessor {type(loaded['preprocessor']).__name__} takes no landmarker; "
-                    "give it yours when you build it"
+                    f"landmarker: the preprocessor {type(preprocessor).__name__} takes no landmarker (it has no "
+                    "use_landmarker method); give it yours when you build it"
                 )
-            loaded["preprocessor"].landmarker = landmarker
-        pipeline = cls(**cast(dict[str, Any], {name: loaded.get(name) for name in COMPONENT_NAMES}))
-        if device is not None or dtype is not None:
-            pipeline.to(device, dtype)
-        return pipeline
+            preprocessor.use_landmarker(landmarker_class(landmarker)() if isinstance(landmarker, str) else landmarker)
+        return cls(**{name: loaded.get(name) for name in COMPONENT_NAMES}).to(device, dtype)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the pipeline as a tavce weights folder (``pipeline_config.json`` + one folder per component).
@@ -362,6 +446,7 @@ class TalkingHeadPipeline:
         from tavce.components import save_components
         from tavce.convert.export import preprocessing_constants
 
+        self._fetch_full_mode_mapping()  # a folder holds every network the official files make
         return save_components(folder, self.components, preprocessing_constants(self.size))
 
     # ------------------------------------------------------------------ generation
@@ -373,7 +458,8 @@ class TalkingHeadPipeline:
                 :class:`~tavce.preprocess.PreparedSource` prepared earlier (``mode`` is then ignored).
             audio: a path or file object (any format libsndfile reads, any rate), or an AudioClip.
             **options: fields of :class:`GenerationOptions` (mode, still, pose_style, expression_scale,
-                seed, batch_size, face_box, ref_pose, ref_eyeblink, use_blink, progress).
+                seed, batch_size, face_box, face_index, ref_pose, ref_eyeblink (video paths or tensors),
+                yaw, pitch, roll, use_blink, crf, progress, ...).
 
         Returns:
             A :class:`TalkingHeadResult`; nothing is rendered until its frames are read or saved.
@@ -389,14 +475,21 @@ class TalkingHeadPipeline:
         clip = audio if isinstance(audio, AudioClip) else load_audio(audio)
         # float64 mel reproduces the original's windows exactly; it is cheap next to the networks.
         windows = frame_windows(clip, dtype=torch.float64)
+        mode = image.mode.value if isinstance(image, PreparedSource) else settings.mode
+        if mode in ("full", "extfull"):
+            self._fetch_full_mode_mapping()
+        settings = self._with_reference_coefficients(settings, mode)
         if isinstance(image, PreparedSource):
             source = image
         else:
-            source = self.preprocessor.prepare(image, settings.mode, self.size, face_box=settings.face_box)
+            source = self.preprocessor.prepare(
+                image, settings.mode, self.size, face_box=settings.face_box, face_index=settings.face_index
+            )
         generator = torch.Generator().manual_seed(
             settings.seed if settings.seed is not None else int(torch.seed() % (2**63))
         )
-        coefficients = self._coefficients(windows, source, settings, generator)
+        with torch.inference_mode():
+            coefficients = self.audio2coeff.generate(windows, source.coefficients, settings, generator=generator)
         relationship = None
         if self.has_cerl:
             # Without inference mode the result would keep the encoder's autograd graph: every
@@ -409,21 +502,60 @@ class TalkingHeadPipeline:
         """Yield (H, W, 3) uint8 frames as they are rendered (same arguments as calling the pipeline)."""
         return self(image, audio, **options).frames
 
-    def _coefficients(
-        self, windows: AudioWindows, source: PreparedSource, settings: GenerationOptions, generator: torch.Generator
-    ) -> MotionCoefficients:
-        from tavce.models.audio2coeff import Audio2CoeffOptions
+    def reference_coefficients(self, video: str | Path, mode: str = "crop") -> torch.Tensor:
+        """(T_ref, 73) coefficients of a reference video's frames, measured by the preprocessor.
 
-        audio2coeff_options = Audio2CoeffOptions(
-            pose_style=settings.pose_style,
-            expression_scale=settings.expression_scale,
-            still=settings.still,
-            use_blink=settings.use_blink,
-            ref_pose=settings.ref_pose,
-            ref_eyeblink=settings.ref_eyeblink,
-        )
-        with torch.inference_mode():
-            return self.audio2coeff.generate(windows, source.coefficients, audio2coeff_options, generator=generator)
+        Kept per pipeline by the file's content hash, crop mode and size (the last
+        :data:`REFERENCE_CACHE_ENTRIES` videos), so a video used for both ``ref_pose`` and
+        ``ref_eyeblink``, or for many calls, is measured once.
+
+        Raises:
+            InvalidArgumentError: the preprocessor cannot measure videos.
+            InvalidVideoError / FaceNotDetectedError: an unreadable video, or one without a face.
+        """
+        from tavce.preprocess import ReadsReferenceVideos
+
+        if not isinstance(self.preprocessor, ReadsReferenceVideos):
+            raise InvalidArgumentError(
+                f"reference video {video}: the preprocessor {type(self.preprocessor).__name__} cannot measure "
+                "videos (no video_coefficients method); pass ref_pose / ref_eyeblink as tensors instead"
+            )
+        path = Path(video).expanduser()
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        key = (digest.hexdigest(), mode, self.size)
+        with self._references_lock:
+            if key in self._references:
+                self._references.move_to_end(key)
+                return self._references[key]
+        coefficients = self.preprocessor.video_coefficients(path, mode, self.size)
+        with self._references_lock:
+            self._references[key] = coefficients
+            while len(self._references) > REFERENCE_CACHE_ENTRIES:
+                self._references.popitem(last=False)
+        return coefficients
+
+    def _with_reference_coefficients(self, settings: GenerationOptions, mode: str) -> GenerationOptions:
+        """Reference videos given by path replaced by their pose (T_ref, 6) / expression (T_ref, 64) sequences."""
+        measured: dict[str, Any] = {}
+        if isinstance(settings.ref_pose, (str, Path)):
+            measured["ref_pose"] = self.reference_coefficients(settings.ref_pose, mode)[:, EXPRESSION_DIM:MOTION_DIM]
+        if isinstance(settings.ref_eyeblink, (str, Path)):
+            measured["ref_eyeblink"] = self.reference_coefficients(settings.ref_eyeblink, mode)[:, :EXPRESSION_DIM]
+        return dataclasses.replace(settings, **measured) if measured else settings
+
+    def _fetch_full_mode_mapping(self) -> None:
+        """Fetch the full modes' MappingNet the first time one is used (once, also when threads ask together)."""
+        from tavce.models.renderer import CERLRenderer
+
+        with self._full_mode_lock:
+            if self._full_mode_fetch is None or not isinstance(self.renderer, CERLRenderer):
+                return
+            mapping = self._full_mode_fetch()
+            self.renderer.use_full_mode_mapping(mapping.to(device=self.device, dtype=self.dtype))
+            self._full_mode_fetch = None
 
     def _render(self, result: TalkingHeadResult) -> Iterator[np.ndarray]:
         from tqdm.auto import tqdm

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from tavce.constants import (
+    DTYPE_NAMES,
+    LANDMARKER_NAMES,
     CROP_MODES,
     CROP_ONLY_MODES,
     FPS,
@@ -36,7 +38,9 @@ from tavce.errors import InvalidArgumentError, InvalidImageError
 __all__ = [
     "CROP_MODES",
     "CROP_ONLY_MODES",
+    "DTYPE_NAMES",
     "FPS",
+    "LANDMARKER_NAMES",
     "MEL_BINS",
     "MEL_STEPS_PER_WINDOW",
     "MOTION_DIM",
@@ -108,11 +112,16 @@ class MotionCoefficients:
         expression: (T, 64) float32.
         pose: (T, 6) float32: rotation (pitch, yaw, roll) in radians, then translation (3).
         crop: optional (T, 3) crop parameters (scale, tx, ty) used by the 73-dim MappingNet of full modes.
+        yaw, pitch, roll: optional (T,) float32 degrees that replace the head angles the renderer
+            decodes from ``pose`` for each driving frame (free-view control); None keeps them.
     """
 
     expression: torch.Tensor
     pose: torch.Tensor
     crop: torch.Tensor | None = None
+    yaw: torch.Tensor | None = None
+    pitch: torch.Tensor | None = None
+    roll: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         frames = self.expression.shape[0]
@@ -123,6 +132,16 @@ class MotionCoefficients:
             )
         if self.crop is not None and self.crop.shape != (frames, 3):
             raise InvalidArgumentError(f"crop parameters must be (T, 3), got {tuple(self.crop.shape)}")
+        for name, angles in self.head_angles().items():
+            if angles is not None and tuple(angles.shape) != (frames,):
+                raise InvalidArgumentError(f"{name} must be ({frames},) degrees, one per frame, got {tuple(angles.shape)}")
+
+    def head_angles(self, start: int = 0, stop: int | None = None) -> dict[str, torch.Tensor | None]:
+        """The yaw / pitch / roll overrides of frames ``start`` … ``stop − 1`` (None where not overridden)."""
+        return {
+            name: None if angles is None else angles[start:stop]
+            for name, angles in (("yaw", self.yaw), ("pitch", self.pitch), ("roll", self.roll))
+        }
 
     @property
     def num_frames(self) -> int:

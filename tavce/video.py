@@ -51,8 +51,11 @@ _ENCODER_EXIT_SECONDS = 10
 _WORKSPACE_SUFFIX = ".tavce-tmp"
 
 
-def check_output_path(path: str | Path) -> Path:
+def check_output_path(path: str | Path, *, create_folder: bool = False) -> Path:
     """Validate an output video path before any rendering starts.
+
+    Args:
+        create_folder: create the missing parent folders (as ``mkdir -p``) instead of refusing.
 
     Returns:
         The path, with ``~`` expanded.
@@ -66,6 +69,11 @@ def check_output_path(path: str | Path) -> Path:
     if path.is_dir():
         raise OutputError(f"{path}: is an existing folder; give a file name ending in .mp4")
     folder = path.parent
+    if create_folder:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"{path}: cannot create the folder {folder} ({error.strerror}); choose another") from None
     if not folder.is_dir():
         raise OutputError(f"{path}: folder {folder} does not exist; create it first or choose another location")
     try:

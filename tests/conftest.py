@@ -23,6 +23,23 @@ def _deterministic_threads():
 
 
 @pytest.fixture
+def restore_root_logging():
+    """cli.main() configures the root logger for the process; undo it so later tests are unaffected."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture
 def shared_media() -> Path:
     """../shared/media when present (optional tests skip without it)."""
     media = SHARED_DIR / "media"

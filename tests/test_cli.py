@@ -15,18 +15,9 @@ from tavce.errors import InvalidAudioError
 
 
 @pytest.fixture(autouse=True)
-def _restore_root_logging():
-    """main() configures the root logger for the process; undo it so later tests are unaffected."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+def _restore_root_logging(restore_root_logging):
+    """Every test here runs main(), which configures the root logger (undone after each test)."""
     yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -81,7 +81,9 @@ class GenerationRunner:
             size=settings.size,
             tavce_correlation=settings.tavce_correlation,
             tavce_facerender=settings.tavce_facerender,
-        ).to(chosen, settings.dtype)
+            device=chosen,
+            dtype=settings.dtype,
+        )
 
     def run(self, payload: dict[str, Any]) -> dict[str, Any]:
         import torch

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 
-from tavce.cli import Subcommand
+from tavce.cli import Subcommand, add_device_arguments
 from tavce.errors import InvalidArgumentError
-
-logger = logging.getLogger(__name__)
-
-_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def parse_auth(text: str) -> tuple[str, str]:
@@ -29,11 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="tavce weights folder, folder of official SadTalker files, or Hub repo id "
         "(default: vinthony/SadTalker-V002rc); loaded once when the app starts and shared by every visitor",
     )
-    model.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: cuda if available)")
-    model.add_argument(
-        "--dtype", default=None, choices=_DTYPES,
-        help="network precision (default: float16 on CUDA, float32 elsewhere)",
-    )
+    add_device_arguments(model, dtype_help="network precision")
     server = parser.add_argument_group("server")
     server.add_argument(
         "--host", default="127.0.0.1",
@@ -91,7 +82,7 @@ def run(arguments: argparse.Namespace) -> int:
 
     from tavce.demo import DemoLimits, build_app
     from tavce.demo.app import check_concurrency
-    from tavce.pipeline import TalkingHeadPipeline, default_device_and_dtype
+    from tavce.pipeline import TalkingHeadPipeline
 
     if not 1 <= arguments.port <= 65535:
         raise InvalidArgumentError(f"--port {arguments.port}: must be 1..65535")
@@ -102,9 +93,7 @@ def run(arguments: argparse.Namespace) -> int:
         max_upload_megabytes=arguments.max_upload_mb,
         retention_seconds=max(1, round(arguments.retention_minutes * 60)),
     )
-    device, dtype = default_device_and_dtype(arguments.device, arguments.dtype)
-    logger.info("loading the pipeline (device %s, dtype %s)", device, str(dtype).replace("torch.", ""))
-    pipe = TalkingHeadPipeline.from_pretrained(arguments.weights).to(device, dtype)
+    pipe = TalkingHeadPipeline.from_pretrained(arguments.weights, device=arguments.device, dtype=arguments.dtype)
     app = build_app(pipe, concurrency=arguments.concurrency, **dataclasses.asdict(limits))
     _stop_on_sigterm()
     app.launch(

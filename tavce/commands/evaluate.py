@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
-from tavce.cli import Subcommand
+from tavce.cli import Subcommand, add_device_arguments
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
 from tavce.constants import CROP_ONLY_MODES
 
@@ -27,14 +27,9 @@ The table goes to stdout, one row per video plus the means; FID is computed over
 
 def make_landmarker(name: str):
     """The face landmarker for alignment and mouth crops: auto (insightface if its pack is present, else dlib)."""
-    from tavce.preprocess.landmarks import DlibLandmarker, InsightFaceLandmarker, default_landmarker
+    from tavce.preprocess.landmarks import landmarker_class
 
-    choices: dict[str, Callable[[], Any]] = {
-        "auto": default_landmarker,
-        "insightface": InsightFaceLandmarker,
-        "dlib": DlibLandmarker,
-    }
-    return choices[name]()
+    return landmarker_class(name)()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,9 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=2024, help="with --self-reconstruction: random seed (default 2024)"
     )
     compute = parser.add_argument_group("compute")
-    compute.add_argument(
-        "--device", default="cpu", help="device of the backbones and the pipeline: cpu, cuda, ... (default cpu)"
-    )
+    add_device_arguments(compute)
     compute.add_argument("--batch-size", type=int, default=32, help="frames per FID network call (default 32)")
     compute.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_executor_arguments(parser, unit="video scored", default_workers="1, in this process")
@@ -149,6 +142,7 @@ def run(arguments: argparse.Namespace) -> int:
         pair_videos,
         self_reconstruct,
     )
+    from tavce.device import resolve_device
     from tavce.evaluation.runner import videos_in_folder
 
     if arguments.batch_size < 1:
@@ -160,7 +154,7 @@ def run(arguments: argparse.Namespace) -> int:
         csim=CSIMConfig(align=not arguments.no_align),
         sync=SyncConfig(max_offset=arguments.max_offset),
     )
-    device = arguments.device
+    device = resolve_device(arguments.device)
     backbones = MetricBackbones()
     # Every backbone is loaded before any generation, so a wrong path fails in seconds, not after hours.
     for option, attribute, loader in (

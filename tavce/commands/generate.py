@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 
-from tavce.cli import Subcommand, parse_face_box
-from tavce.constants import ENHANCER_UPSCALES, ENHANCERS
+from tavce.cli import Subcommand, add_device_arguments, parse_face_box
+from tavce.constants import CROP_MODES, ENHANCER_UPSCALES, ENHANCERS, LANDMARKER_NAMES, RENDER_SIZES
 from tavce.errors import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 
-_DTYPES = ("float32", "float16", "bfloat16")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="portrait photo (png, jpg, ...) with one visible face")
     parser.add_argument("audio", help="driving speech (wav, flac, ogg, ... any sample rate and channel count)")
-    parser.add_argument("-o", "--output", required=True, help="destination .mp4 (written atomically)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="destination .mp4 (written atomically; missing folders are created)"
+    )
     weights = parser.add_argument_group("weights")
     weights.add_argument(
         "--weights",
@@ -28,8 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--revision", default=None, help="branch, tag or commit of the Hub repo (default: main)")
     weights.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
     weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
-    weights.add_argument("--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); enables CERL")
-    weights.add_argument("--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers")
+    weights.add_argument(
+        "--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); with --tavce-facerender enables CERL"
+    )
+    weights.add_argument(
+        "--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers; needs --tavce-correlation"
+    )
     enhancer = parser.add_argument_group("face enhancer (GFPGAN v1.4, as SadTalker's --enhancer gfpgan)")
     enhancer.add_argument(
         "--enhancer",
@@ -56,35 +59,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     look.add_argument(
         "--mode",
         default="crop",
-        choices=("crop", "extcrop", "resize", "full", "extfull"),
+        choices=CROP_MODES,
         help="crop: tight face crop (default); extcrop: larger crop with hair; resize: whole image squashed "
         "to a square; full / extfull: animate the crop and paste it back into the whole photo",
     )
-    look.add_argument("--size", type=int, default=256, choices=(256, 512), help="face render resolution (default 256)")
-    look.add_argument("--still", action="store_true", help="keep the photo's head pose; only the face moves")
-    look.add_argument("--pose-style", type=int, default=0, help="head-motion style 0..45 (default 0)")
     look.add_argument(
-        "--expression-scale", type=float, default=1.0, help="expression strength: 0 neutral, 1 as predicted (default)"
+        "--size", type=int, default=None, choices=RENDER_SIZES,
+        help="face render resolution (default: the weights' own; 256 for the official files)",
     )
+    look.add_argument("--still", action="store_true", help="keep the photo's head pose; only the face moves")
+    look.add_argument("--pose-style", default=0, help="head-motion style 0..45 (default 0)")
+    look.add_argument("--expression-scale", default=1.0, help="expression strength: 0 neutral, 1 as predicted (default)")
     look.add_argument("--no-blink", action="store_true", help="do not add random eye blinks")
-    look.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same video")
+    look.add_argument("--seed", default=None, help="random seed: the same seed gives the same video")
     look.add_argument(
+        "--ref-pose", default=None, metavar="VIDEO",
+        help="reference video whose head motion is added to the generated one (a shorter video is repeated)",
+    )
+    look.add_argument(
+        "--ref-eyeblink", default=None, metavar="VIDEO",
+        help="reference video whose eye blinks (expression) are taken instead of random blinks",
+    )
+    for axis, meaning in (("yaw", "turn left/right"), ("pitch", "nod up/down"), ("roll", "tilt")):
+        look.add_argument(
+            f"--input-{axis}", nargs="+", default=None, metavar="DEGREES",
+            help=f"head {axis} ({meaning}) in degrees instead of the generated one: one value holds it, several "
+            "(e.g. -20 20) are walked through over the video at an even pace",
+        )
+    face = parser.add_argument_group("face")
+    face.add_argument(
         "--face-box",
         type=parse_face_box,
         default=None,
         metavar="X0,Y0,X1,Y1",
         help="face box in photo pixels; skips face detection (landmarks are still predicted inside it)",
     )
-    compute = parser.add_argument_group("compute")
-    compute.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: cuda if available)")
-    compute.add_argument(
-        "--dtype",
-        default=None,
-        choices=_DTYPES,
-        help="network precision (default: float16 on CUDA, float32 elsewhere; bfloat16 is optional on CPU)",
+    face.add_argument(
+        "--face-index", default=None, metavar="N",
+        help="which face when the photo has several, counted left to right from 0 (default: the largest)",
     )
+    face.add_argument(
+        "--landmarker", default="auto", choices=LANDMARKER_NAMES,
+        help="face landmark backend: auto = insightface if its model pack is installed, else dlib (default auto)",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--crf", default=None, metavar="0..51",
+        help="H.264 quality: lower is better and larger, 0 lossless, 18 visually lossless (default 25)",
+    )
+    compute = parser.add_argument_group("compute")
+    add_device_arguments(compute, dtype_help="network precision")
     compute.add_argument(
-        "--batch-size", type=int, default=None,
+        "--batch-size", default=None,
         help="frames rendered together (default: as many as free GPU memory allows on CUDA, 1 on the CPU)",
     )
     compute.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -93,28 +119,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(arguments: argparse.Namespace) -> int:
     import torch
 
-    from tavce.pipeline import TalkingHeadPipeline, default_device_and_dtype
+    from tavce.audio import load_audio
+    from tavce.device import resolve_device, resolve_dtype
+    from tavce.image import load_image
+    from tavce.options import GenerationOptions
+    from tavce.pipeline import TalkingHeadPipeline
+    from tavce.preprocess.preprocessor import check_face_box
     from tavce.video import check_output_path
 
-    from tavce.audio import load_audio
-    from tavce.image import load_image
-
-    # Inputs and destination are checked before any download or rendering.
-    output = check_output_path(arguments.output)
+    # Every value is checked before any download, model build or rendering.
+    values = {
+        "mode": arguments.mode,
+        "still": arguments.still,
+        "pose_style": arguments.pose_style,
+        "expression_scale": arguments.expression_scale,
+        "use_blink": not arguments.no_blink,
+        "seed": arguments.seed,
+        "ref_pose": arguments.ref_pose,
+        "ref_eyeblink": arguments.ref_eyeblink,
+        "yaw": arguments.input_yaw,
+        "pitch": arguments.input_pitch,
+        "roll": arguments.input_roll,
+        "face_box": arguments.face_box,
+        "face_index": arguments.face_index,
+        "batch_size": arguments.batch_size,
+        "crf": arguments.crf,
+        "enhance": arguments.enhancer is not None,
+        "progress": not arguments.no_progress,
+    }
+    options = GenerationOptions.from_mapping(values, where="tavce generate")
+    output = check_output_path(arguments.output, create_folder=True)
     audio = load_audio(arguments.audio)
-    load_image(arguments.image)  # decoded again by the pipeline, which names the file in its messages
-    device, dtype = default_device_and_dtype(arguments.device, arguments.dtype)
+    photo = load_image(arguments.image)  # decoded again by the pipeline, which names the file in its messages
+    if options.face_box is not None:
+        check_face_box(options.face_box, photo.shape[1], photo.shape[0])
+    device = resolve_device(arguments.device)
+    dtype = resolve_dtype(arguments.dtype, device)
     if device.type == "cpu":
         logger.warning(
             "rendering on the CPU: expect several seconds per frame with the official weights (about 9 s per "
             "frame at 256x256 on 2 cores; 25 frames per second of audio); use --device cuda for speed"
         )
-    logger.info("device %s, dtype %s", device, str(dtype).replace("torch.", ""))
-    if arguments.batch_size is not None and arguments.batch_size < 1:
-        raise InvalidArgumentError(f"--batch-size {arguments.batch_size}: must be at least 1")
     if arguments.enhancer is None and (arguments.enhancer_weights or arguments.enhancer_upscale):
         raise InvalidArgumentError("--enhancer-weights / --enhancer-upscale need --enhancer gfpgan")
-    enhancer = {}
+    enhancer: dict = {}
     if arguments.enhancer is not None:
         enhancer = dict(
             enhancer=arguments.enhancer,
@@ -129,22 +177,12 @@ def run(arguments: argparse.Namespace) -> int:
         size=arguments.size,
         tavce_correlation=arguments.tavce_correlation,
         tavce_facerender=arguments.tavce_facerender,
+        landmarker=arguments.landmarker,
+        device=device,
+        dtype=dtype,
         **enhancer,
-    ).to(device, dtype)
-    result = pipe(
-        arguments.image,
-        audio,
-        mode=arguments.mode,
-        still=arguments.still,
-        pose_style=arguments.pose_style,
-        expression_scale=arguments.expression_scale,
-        use_blink=not arguments.no_blink,
-        seed=arguments.seed,
-        face_box=arguments.face_box,
-        batch_size=arguments.batch_size,
-        enhance=arguments.enhancer is not None,
-        progress=not arguments.no_progress,
     )
+    result = pipe(arguments.image, audio, **values)
     with torch.inference_mode():
         result.save(output)  # tavce.video logs the path and frame count
     return 0

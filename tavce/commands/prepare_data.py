@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from tavce import DEFAULT_REPO
-from tavce.cli import Subcommand
+from tavce.cli import Subcommand, add_device_arguments
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
-from tavce.constants import CROP_ONLY_MODES, RENDER_SIZES
+from tavce.constants import CROP_ONLY_MODES, LANDMARKER_NAMES, RENDER_SIZES
 
 EXIT_SOME_FAILED = 1
 
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--landmarker",
         default="auto",
-        choices=("auto", "insightface", "dlib"),
+        choices=LANDMARKER_NAMES,
         help="face landmark backend: auto = insightface if its model pack is installed, else dlib (default auto)",
     )
     weights = parser.add_argument_group("3DMM network weights")
@@ -64,25 +64,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
     weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
     compute = parser.add_argument_group("compute")
-    compute.add_argument("--device", default="cpu", help="device of the 3DMM network: cpu, cuda, cuda:1 (default cpu)")
+    add_device_arguments(compute)
     compute.add_argument("--batch-size", type=int, default=16, help="crops per 3DMM batch (default 16)")
     compute.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_executor_arguments(parser, unit="video", default_workers="1, in this process")
 
 
 def load_face_recon(weights: str, *, revision: str | None, cache_dir: str | None, offline: bool):
-    """The preprocessor's face-reconstruction network, from a tavce folder / Hub repo or the official files."""
-    from tavce.components import COMPONENT_NAMES, load_components
-    from tavce.convert.layout import locate_weights
-    from tavce.convert.official import load_official_components
-    from tavce.errors import IncompatibleWeightsError
+    """The preprocessor's face-reconstruction network, from a tavce folder / Hub repo or the official files.
 
-    hub: dict[str, Any] = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
-    layout, found = locate_weights(weights, **hub)
-    if layout == "tavce":  # only the preprocessor is read; the other components stay on disk
+    Only that network is read: the other components (renderer, motion model) stay on disk.
+    """
+    from tavce.components import COMPONENT_NAMES, load_components
+    from tavce.convert.assemble import build_preprocessor
+    from tavce.convert.layout import locate_weights
+    from tavce.convert.official import load_official_file, sadtalker_filename
+    from tavce.errors import IncompatibleWeightsError
+    from tavce.hub import resolve_weights
+
+    layout, found = locate_weights(weights, revision=revision, cache_dir=cache_dir, local_files_only=offline)
+    if layout == "tavce":
         preprocessor = load_components(found, skip=set(COMPONENT_NAMES) - {"preprocessor"})[0].get("preprocessor")
     else:
-        preprocessor = load_official_components(found, size=256, full_mode=False, **hub).preprocessor
+        folder = resolve_weights(
+            found, sadtalker_filename(256), revision=revision, cache_dir=cache_dir, local_files_only=offline
+        )
+        preprocessor = build_preprocessor(load_official_file(folder / sadtalker_filename(256))["face_recon"])
     face_recon = getattr(preprocessor, "face_recon", None)
     if face_recon is None:
         raise IncompatibleWeightsError(
@@ -93,7 +100,8 @@ def load_face_recon(weights: str, *, revision: str | None, cache_dir: str | None
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from tavce.preprocess.landmarks import DlibLandmarker, InsightFaceLandmarker
+    from tavce.device import resolve_device
+    from tavce.preprocess.landmarks import landmarker_class
     from tavce.training.data import PrepareConfig, prepare_dataset
 
     config = PrepareConfig(
@@ -104,13 +112,15 @@ def run(arguments: argparse.Namespace) -> int:
         batch_size=arguments.batch_size,
     )
 
+    device = resolve_device(arguments.device)
+
     def load_network():
         return load_face_recon(
             arguments.weights, revision=arguments.revision, cache_dir=arguments.cache_dir, offline=arguments.offline
-        ).to(arguments.device)
+        ).to(device)
 
-    # A class, not an instance: every worker process builds its own backend.
-    landmarker = {"auto": None, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker}[arguments.landmarker]
+    # A factory, not an instance: every worker process builds its own backend.
+    landmarker = None if arguments.landmarker == "auto" else landmarker_class(arguments.landmarker)
     report = prepare_dataset(
         arguments.videos,
         arguments.output,

@@ -39,6 +39,8 @@ __all__ = [
     "load_official_components",
     "ENHANCER_FILES",
     "load_enhancer",
+    "check_official_arguments",
+    "load_full_mode_mapping",
 ]
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,54 @@ def official_filenames(size: int = 256, full_mode: bool = False, tavce: bool = F
         + ([] if tavce else [MAPPING_CROP_FILE])
         + ([MAPPING_FULL_FILE] if full_mode else [])
     )
+
+
+def check_official_arguments(
+    size: int | None, tavce_correlation: str | Path | None, tavce_facerender: str | Path | None
+) -> None:
+    """Refuse a size the renderers lack, one TAVCE file without the other, a missing TAVCE file, or TAVCE at 512.
+
+    Raises:
+        InvalidArgumentError: naming the argument and the fix (nothing is read or downloaded).
+    """
+    if size is not None and size not in SIZES:
+        raise InvalidArgumentError(f"size={size!r}: the official renderers exist at 256 and 512 pixels only")
+    if (tavce_correlation is None) != (tavce_facerender is None):
+        given, absent = ("tavce_correlation", "tavce_facerender")
+        if tavce_correlation is None:
+            given, absent = absent, given
+        raise InvalidArgumentError(
+            f"{given} without {absent}: TAVCE weights come in pairs (the correlation checkpoint and the "
+            "face-render checkpoint); give both to switch CERL on, or neither to render without CERL"
+        )
+    for path in (tavce_correlation, tavce_facerender):
+        if path is not None and not Path(path).expanduser().is_file():
+            raise InvalidArgumentError(f"{path}: TAVCE weights file not found; check the path")
+    if tavce_facerender is not None and size not in (None, 256):
+        raise InvalidArgumentError(
+            f"size={size}: the TAVCE face renderer was trained at 256x256 only; use size=256 with the TAVCE "
+            "weights, or leave them out to render at 512 with SadTalker's renderer (no CERL)"
+        )
+
+
+def load_full_mode_mapping(
+    location: str | Path = DEFAULT_REPO,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> TavceModule:
+    """The 73-coefficient MappingNet of the full / extfull modes (``mapping_00109``), fetched when first needed.
+
+    Raises:
+        WeightsNotFoundError: the file is missing (locally, in the cache when offline, or on the Hub).
+    """
+    from tavce.convert.assemble import build_mapping
+
+    folder = resolve_weights(
+        location, MAPPING_FULL_FILE, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+    )
+    return build_mapping(load_official_file(folder / MAPPING_FULL_FILE)["mapping"], "full-mode MappingNet")
 
 
 def load_official_file(path: str | Path, filename: str | None = None) -> dict[str, StateDict]:
@@ -155,18 +205,9 @@ def load_official_components(
         InvalidArgumentError: size is not 256/512, only one TAVCE file is given, or TAVCE
             weights are combined with size 512 (TAVCE was trained at 256 only).
     """
+    check_official_arguments(size, tavce_correlation, tavce_facerender)
     full_mode = full_mode and tavce_facerender is None
     filenames = official_filenames(size, full_mode, tavce=tavce_facerender is not None)
-    if (tavce_correlation is None) != (tavce_facerender is None):
-        raise InvalidArgumentError(
-            "TAVCE weights come in pairs: pass both tavce_correlation (correlation checkpoint) and "
-            "tavce_facerender (face-render checkpoint), or neither to render without CERL"
-        )
-    if tavce_facerender is not None and size != 256:
-        raise InvalidArgumentError(
-            f"size={size}: the TAVCE face renderer was trained at 256x256 only; use size=256 with the TAVCE "
-            "weights, or leave them out to render at 512 with SadTalker's renderer (no CERL)"
-        )
     folder = resolve_weights(
         location, filenames, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
     )

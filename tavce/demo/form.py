@@ -108,8 +108,15 @@ FORM_FIELDS: tuple[FormField, ...] = (
 NOT_OFFERED: Mapping[str, str] = {
     "batch_size": "the server chooses it for its device",
     "progress": "the page shows its own progress bar",
-    "ref_pose": "a motion sequence given as a tensor; the page has no way to make one",
-    "ref_eyeblink": "a blink sequence given as a tensor; the page has no way to make one",
+    "ref_pose": "a reference video (or tensor); the page takes no video uploads",
+    "ref_eyeblink": "a reference video (or tensor); the page takes no video uploads",
+    "yaw": "free-view head angles are a command-line and Python option (--input-yaw)",
+    "pitch": "free-view head angles are a command-line and Python option (--input-pitch)",
+    "roll": "free-view head angles are a command-line and Python option (--input-roll)",
+    "face_index": "the largest face is animated; a face box picks another",
+    "crf": "the server chooses the video quality",
+    "smooth_pose": "a motion-model setting for research comparisons",
+    "variant": "a motion-model setting for research comparisons (TAVCE's evaluation script)",
 }
 """``GenerationOptions`` fields left off the page, and why."""
 

@@ -144,6 +144,10 @@ class TavceModule(nn.Module):
 
     config_class: ClassVar[type]
     component_slots: ClassVar[Mapping[str, str]] = {}
+    keep_in_float32: ClassVar[tuple[str, ...]] = ("",)
+    """Submodule paths that stay float32 when the pipeline runs in a half precision; ``""`` is the whole
+    module (the default: small networks stay exact). A component that takes half precision lists only
+    the parts that cannot (:func:`tavce.device.place_component`)."""
 
     def __init__(self, config: Any = None) -> None:
         super().__init__()
@@ -209,6 +213,15 @@ def module_device(component: Any) -> torch.device:
         for tensor in (*component.parameters(), *component.buffers()):
             return tensor.device
     return torch.device(getattr(component, "device", "cpu"))
+
+
+def module_dtype(component: Any) -> torch.dtype:
+    """The floating-point type a component computes in: its first floating parameter's, else float32."""
+    if isinstance(component, nn.Module):
+        for parameter in component.parameters():
+            if parameter.is_floating_point():
+                return parameter.dtype
+    return torch.float32
 
 
 def load_state_dict_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:

@@ -25,10 +25,18 @@ from tavce.preprocess.landmarks import (
 )
 from tavce.preprocess.mouth import crop_mouth, crop_mouths, mouth_box, mouth_centre
 from tavce.preprocess.paste import paste_back
-from tavce.preprocess.preprocessor import FacePreprocessor, FacePreprocessorConfig, Preprocessor
+from tavce.preprocess.preprocessor import (
+    AcceptsLandmarker,
+    FacePreprocessor,
+    FacePreprocessorConfig,
+    Preprocessor,
+    ReadsReferenceVideos,
+)
 from tavce.types import CropGeometry, CropMode, PreparedSource  # re-exported: their home is tavce.types
 
 __all__ = [
+    "AcceptsLandmarker",
+    "ReadsReferenceVideos",
     "AlignedFace",
     "CropGeometry",
     "CropMode",

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from tavce.errors import InvalidArgumentError, LandmarkerError, WeightsNotFoundError
+from tavce.constants import LANDMARKER_NAMES
 
 __all__ = [
     "Face",
@@ -40,6 +41,7 @@ __all__ = [
     "InsightFaceLandmarker",
     "default_landmarker",
     "insightface_pack_folder",
+    "landmarker_class",
 ]
 
 logger = logging.getLogger(__name__)
@@ -273,6 +275,20 @@ def default_landmarker(
         return InsightFaceLandmarker(pack, root)
     logger.debug("no insightface model pack in %s; using dlib", folder)
     return DlibLandmarker()
+
+
+def landmarker_class(name: str) -> Callable[[], FaceLandmarker]:
+    """The factory of a landmark backend named in :data:`LANDMARKER_NAMES` (nothing is built yet).
+
+    Raises:
+        InvalidArgumentError: an unknown name.
+    """
+    factories: dict[str, Callable[[], FaceLandmarker]] = {
+        "auto": default_landmarker, "insightface": InsightFaceLandmarker, "dlib": DlibLandmarker,
+    }  # fmt: skip
+    if name not in factories:
+        raise InvalidArgumentError(f"landmarker={name!r}: choose one of {', '.join(LANDMARKER_NAMES)}")
+    return factories[name]
 
 
 def select_face(faces: list[Face], face_index: int | None, image_size: tuple[int, int]) -> Face:

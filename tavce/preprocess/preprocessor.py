@@ -24,6 +24,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -37,9 +38,18 @@ from tavce.preprocess.alignment import align_for_reconstruction, flip_landmarks_
 from tavce.preprocess.crop import compute_crop_geometry, crop_working_image, restore_aspect_size
 from tavce.preprocess.landmarks import FaceLandmarker, default_landmarker, select_face
 from tavce.preprocess.paste import DEFAULT_FEATHER, paste_back
+from tavce.preprocess.reference_video import video_coefficients
 from tavce.types import RENDER_SIZES, CropGeometry, CropMode, PreparedSource
 
-__all__ = ["Preprocessor", "FacePreprocessor", "FacePreprocessorConfig", "map_landmarks_to_working_image"]
+__all__ = [
+    "AcceptsLandmarker",
+    "FacePreprocessor",
+    "FacePreprocessorConfig",
+    "Preprocessor",
+    "ReadsReferenceVideos",
+    "check_face_box",
+    "map_landmarks_to_working_image",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +79,24 @@ class Preprocessor(Protocol):
 
         H×W is the same for every call with one ``source`` (the video's size).
         """
+        ...
+
+
+@runtime_checkable
+class AcceptsLandmarker(Protocol):
+    """A preprocessor whose face landmarker can be chosen (``from_pretrained(landmarker=)``, ``--landmarker``)."""
+
+    def use_landmarker(self, landmarker: FaceLandmarker | None) -> None:
+        """Find faces with ``landmarker`` from now on; None restores the default choice."""
+        ...
+
+
+@runtime_checkable
+class ReadsReferenceVideos(Protocol):
+    """A preprocessor that measures reference videos (``ref_pose`` / ``ref_eyeblink`` given as a video)."""
+
+    def video_coefficients(self, video: str | Path, mode: str = "crop", size: int = 256) -> torch.Tensor:
+        """(T, 73) coefficients of the video's frames at 25 fps, cut like a photo in ``mode``."""
         ...
 
 
@@ -142,6 +170,21 @@ class FacePreprocessor(TavceModule):
     def landmarker(self, landmarker: FaceLandmarker | None) -> None:
         self._landmarker = landmarker
         self._backend_logged = False
+
+    def use_landmarker(self, landmarker: FaceLandmarker | None) -> None:
+        """See :class:`AcceptsLandmarker`."""
+        self.landmarker = landmarker
+
+    def video_coefficients(self, video: str | Path, mode: str = "crop", size: int = 256) -> torch.Tensor:
+        """See :class:`ReadsReferenceVideos` and :func:`tavce.preprocess.reference_video.video_coefficients`."""
+        return video_coefficients(
+            video,
+            landmarker=self.landmarker,
+            face_recon=self.face_recon,
+            mode=mode,
+            size=size,
+            clamp_bottom_by_height=self.config.clamp_bottom_by_height,
+        )
 
     def prepare(
         self,
@@ -229,20 +272,24 @@ class FacePreprocessor(TavceModule):
                 )
             return points, "explicit"
         if face_box is not None:
-            box = _check_box(face_box, width, height)
+            box = check_face_box(face_box, width, height)
             return self.landmarker.landmarks_in_box(photo, box).astype(np.float32), self.landmarker.name
         faces = self.landmarker.detect(photo)
         if not faces:
             raise FaceNotDetectedError(
                 f"no face found in the {width}x{height} source image by the {self.landmarker.name} detector. "
                 "Try a larger or more frontal, well-lit photo (face at least ~80 px wide, both eyes visible), "
-                "or give the face yourself with face_box=(left, top, right, bottom) or landmarks=(68, 2) points."
+                "or give the face box yourself: face_box=(left, top, right, bottom) in pixels (--face-box X0,Y0,X1,Y1)."
             )
         return select_face(faces, face_index, (width, height)).landmarks, self.landmarker.name
 
 
-def _check_box(face_box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
-    """The box clipped to the image; refused when malformed or when nothing of it lies inside the image."""
+def check_face_box(face_box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
+    """The box clipped to the ``width`` x ``height`` image; refused when malformed or when nothing of it lies inside.
+
+    Raises:
+        InvalidArgumentError: naming the box, the image size and the expected form.
+    """
     try:
         values = np.asarray(face_box, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):

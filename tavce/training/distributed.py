@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from tavce.device import resolve_device
 from tavce.errors import InvalidArgumentError
 
 __all__ = ["MIXED_PRECISION_CHOICES", "DistributedContext", "autocast_dtype", "resolve_device"]
@@ -49,16 +50,6 @@ def autocast_dtype(mode: str | None, device: torch.device) -> torch.dtype | None
             f"mixed_precision={mode!r}: choose None (automatic), float32, float16 or bfloat16 (or off, fp16, bf16)"
         )
     return _AUTOCAST_DTYPES[mode]
-
-
-def resolve_device(device: str | None, local_rank: int = 0) -> torch.device:
-    """None (or ``"auto"``) -> ``cuda:<local_rank>`` when a GPU is visible, else the CPU; other values as given."""
-    if device is None or device == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and resolved.index is None:
-        resolved = torch.device("cuda", local_rank)
-    return resolved
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 from tavce.errors import InvalidArgumentError
 from tavce.models.audio2coeff.blinks import random_blink_ratio
 from tavce.models.audio2coeff.expression_net import ExpressionNet, ExpressionNetConfig
-from tavce.models.audio2coeff.pose_controls import add_reference_motion, smooth_pose, tile_to_length
+from tavce.models.audio2coeff.pose_controls import add_reference_motion, camera_degrees, smooth_pose, tile_to_length
 from tavce.models.audio2coeff.pose_vae import PoseVAE, PoseVAEConfig
 from tavce.models.audio_encoder import AudioEncoder
 from tavce.models.base import TavceModule
@@ -50,6 +50,9 @@ class Audio2CoeffOptions:
         use_blink: random eye blinks (ignored when ``ref_eyeblink`` is given).
         ref_pose: optional (T_ref, 6) pose sequence whose motion relative to its first frame is added.
         ref_eyeblink: optional (T_ref, 64) expression sequence used as ExpNet's reference expression.
+        yaw, pitch, roll: optional head angles in degrees (one or more each) that replace the renderer's
+            decoded angles: one value holds still, several are walked through over the clip at an even
+            pace (:func:`~tavce.models.audio2coeff.pose_controls.camera_degrees`).
         smooth_pose: Savitzky–Golay pose smoothing; None = the variant's default
             (on for "sadtalker", off for "tavce-eval": TAVCE's evaluation path does not smooth).
         variant: "sadtalker" (SadTalker CLI) or "tavce-eval" (TAVCE evaluation script).
@@ -61,6 +64,9 @@ class Audio2CoeffOptions:
     use_blink: bool = True
     ref_pose: torch.Tensor | None = None
     ref_eyeblink: torch.Tensor | None = None
+    yaw: tuple[float, ...] | None = None
+    pitch: tuple[float, ...] | None = None
+    roll: tuple[float, ...] | None = None
     smooth_pose: bool | None = None
     variant: Variant = "sadtalker"
 
@@ -176,7 +182,11 @@ class SadTalkerAudio2Coeff(TavceModule):
         else:
             pose = self._pose(mels, source, options, generator)
         crop = source[MOTION_DIM:].expand(num_frames, -1).clone() if source.shape[0] == SOURCE_COEFF_DIM else None
-        return MotionCoefficients(expression=expression * options.expression_scale, pose=pose, crop=crop)
+        angles = {
+            name: None if values is None else camera_degrees(values, num_frames)
+            for name, values in (("yaw", options.yaw), ("pitch", options.pitch), ("roll", options.roll))
+        }
+        return MotionCoefficients(expression=expression * options.expression_scale, pose=pose, crop=crop, **angles)
 
     def _expression(
         self, mels: torch.Tensor, source: torch.Tensor, options: Audio2CoeffOptions, generator: torch.Generator

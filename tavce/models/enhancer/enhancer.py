@@ -64,6 +64,10 @@ class FaceEnhancer(TavceModule):
     the CPU (OpenCV).
     """
 
+    # GFPGAN takes float16 / bfloat16 well (its style modulation computes in float32 itself) and
+    # dominates the cost of an enhanced frame, so the whole module follows the pipeline's dtype.
+    keep_in_float32 = ()
+
     config_class = FaceEnhancerConfig
 
     def __init__(self, config: FaceEnhancerConfig | None = None) -> None:

@@ -180,6 +180,9 @@ class CERLRenderer(TavceModule):
     """
 
     config_class = CERLRendererConfig
+    # The renderer dominates the cost and takes float16 / bfloat16 well; its few sensitive layers keep
+    # float32 weights themselves (tavce.models.renderer.precision.Float32Weights).
+    keep_in_float32 = ()
 
     def __init__(self, config: CERLRendererConfig = CERLRendererConfig()) -> None:
         super().__init__(config)
@@ -210,6 +213,11 @@ class CERLRenderer(TavceModule):
         renderer.keypoint_detector, renderer.mapping, renderer.generator = keypoint_detector, mapping, generator
         renderer.full_mode_mapping = full_mode_mapping
         return renderer.eval()
+
+    def use_full_mode_mapping(self, mapping: MappingNet) -> None:
+        """Add the 73-coefficient MappingNet of the full / extfull modes (fetched when first needed)."""
+        self.full_mode_mapping = mapping.eval()
+        self.config = dataclasses.replace(self.config, full_mode_mapping=mapping.config)
 
     @property
     def image_size(self) -> int:
@@ -282,7 +290,7 @@ class CERLRenderer(TavceModule):
             )
         windows = semantic_windows(coefficients.as_renderer_input(), start=start, stop=stop)
         frames_relationship = None if relationship is None else relationship.differences[start:stop]
-        return self.render_windows(state, windows, frames_relationship)
+        return self.render_windows(state, windows, frames_relationship, **coefficients.head_angles(start, stop))
 
     # ------------------------------------------------------------------ tensor level
     @torch.inference_mode()

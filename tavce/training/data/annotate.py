@@ -39,11 +39,11 @@ import tavce
 from tavce._kill_points import kill_point
 from tavce.audio import load_audio
 from tavce.errors import FaceNotDetectedError, InvalidArgumentError, InvalidVideoError, OutputError
-from tavce.models.face_recon import FaceReconstructor, source_coefficients
-from tavce.preprocess.alignment import align_for_reconstruction, flip_landmarks_y
+from tavce.models.face_recon import FaceReconstructor
 from tavce.preprocess.crop import compute_crop_geometry, crop_working_image
 from tavce.preprocess.landmarks import FaceLandmarker, select_face
 from tavce.preprocess.mouth import mouth_centre
+from tavce.preprocess.reference_video import reconstruct_crops
 from tavce.training.data.layout import ANNOTATIONS_NAME, AUDIO_NAME, FRAMES_DIR, META_NAME, frame_filename
 from tavce.types import CROP_ONLY_MODES, FPS, RENDER_SIZES, SAMPLE_RATE, CropMode
 from tavce.video_reader import VideoReader
@@ -225,19 +225,11 @@ def _crop_landmarks(video: Path, frames_dir: Path, count: int, landmarker: FaceL
 
 def _reconstruct(frames_dir: Path, landmarks: np.ndarray, face_recon: FaceReconstructor, config: PrepareConfig):
     """(T, 257) network outputs and (T, 73) stored coefficients, ``batch_size`` crops at a time."""
-    parameter = next(face_recon.parameters(), None) if isinstance(face_recon, torch.nn.Module) else None
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
     full, coefficients = [], []
     for start in range(0, len(landmarks), config.batch_size):
-        aligned = [
-            align_for_reconstruction(_read_crop(frames_dir, index), flip_landmarks_y(landmarks[index], config.size))
-            for index in range(start, min(start + config.batch_size, len(landmarks)))
-        ]
-        faces = torch.from_numpy(np.stack([face.image for face in aligned])).permute(0, 3, 1, 2)
-        with torch.no_grad():
-            output = face_recon(faces.to(device, dtype) / 255.0).float().cpu()
-        trans_params = np.stack([face.trans_params for face in aligned])
+        stop = min(start + config.batch_size, len(landmarks))
+        crops = [_read_crop(frames_dir, index) for index in range(start, stop)]
+        output, stored = reconstruct_crops(crops, landmarks[start:stop], face_recon)
         full.append(output)
-        coefficients.append(source_coefficients(output, trans_params))
+        coefficients.append(stored)
     return torch.cat(full).numpy(), torch.cat(coefficients).numpy()
