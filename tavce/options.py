@@ -161,8 +161,6 @@ class GenerationOptions(Audio2CoeffOptions):
             chooses for the device: as many as free GPU memory allows on CUDA, 1 elsewhere (batching
             does not speed up a CPU).
         face_box: (x0, y0, x1, y1) face box in photo pixels; skips face detection.
-        ref_pose: (T_ref, 6) head-pose sequence whose motion is added to the generated pose.
-        ref_eyeblink: (T_ref, 64) expression sequence replacing the reference expression (blinks).
         use_blink: add random eye blinks (ignored with ref_eyeblink).
         enhance: restore the face of every frame with the pipeline's enhancer; None enhances
             exactly when the pipeline has one, True without an enhancer is an error.
@@ -181,8 +179,6 @@ class GenerationOptions(Audio2CoeffOptions):
     seed: int | None = None
     batch_size: int | None = None
     face_box: tuple[float, float, float, float] | None = None
-    ref_pose: torch.Tensor | None = None
-    ref_eyeblink: torch.Tensor | None = None
     use_blink: bool = True
     enhance: bool | None = None
     face_index: int | None = None

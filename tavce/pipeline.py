@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from tavce.models.enhancer import FaceEnhancer
     from tavce.preprocess.tracking import FaceTracker
     from tavce.models.renderer import Renderer
+    from tavce.models.renderer.mapping_net import MappingNet
     from tavce.models.tavc import TemporalCorrelationMetric
     from tavce.preprocess import FaceLandmarker, PreparedSource, Preprocessor
     from tavce.types import AudioRelationship
@@ -434,7 +435,7 @@ class TalkingHeadPipeline:
                     "use_landmarker method); give it yours when you build it"
                 )
             preprocessor.use_landmarker(landmarker_class(landmarker)() if isinstance(landmarker, str) else landmarker)
-        return cls(**{name: loaded.get(name) for name in COMPONENT_NAMES}).to(device, dtype)
+        return cls(**cast(dict[str, Any], {name: loaded.get(name) for name in COMPONENT_NAMES})).to(device, dtype)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the pipeline as a tavce weights folder (``pipeline_config.json`` + one folder per component).
@@ -554,7 +555,7 @@ class TalkingHeadPipeline:
             if self._full_mode_fetch is None or not isinstance(self.renderer, CERLRenderer):
                 return
             mapping = self._full_mode_fetch()
-            self.renderer.use_full_mode_mapping(mapping.to(device=self.device, dtype=self.dtype))
+            self.renderer.use_full_mode_mapping(cast("MappingNet", mapping.to(device=self.device, dtype=self.dtype)))
             self._full_mode_fetch = None
 
     def _render(self, result: TalkingHeadResult) -> Iterator[np.ndarray]:
