@@ -92,14 +92,14 @@ def check_official_arguments(
             f"{given} without {absent}: TAVCE weights come in pairs (the correlation checkpoint and the "
             "face-render checkpoint); give both to switch CERL on, or neither to render without CERL"
         )
-    for path in (tavce_correlation, tavce_facerender):
-        if path is not None and not Path(path).expanduser().is_file():
-            raise InvalidArgumentError(f"{path}: TAVCE weights file not found; check the path")
     if tavce_facerender is not None and size not in (None, 256):
         raise InvalidArgumentError(
             f"size={size}: the TAVCE face renderer was trained at 256x256 only; use size=256 with the TAVCE "
             "weights, or leave them out to render at 512 with SadTalker's renderer (no CERL)"
         )
+    for path in (tavce_correlation, tavce_facerender):
+        if path is not None and not Path(path).expanduser().is_file():
+            raise InvalidArgumentError(f"{path}: TAVCE weights file not found; check the path")
 
 
 def load_full_mode_mapping(
