@@ -106,7 +106,7 @@ def test_the_space_app_of_the_docs_builds_the_page_and_launches_it(gradio, pipe,
     from tavce import TalkingHeadPipeline
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "demo.md").read_text()
-    app_py = re.search(r"and `app\.py`:\n\n```python\n(.*?)```", docs, re.DOTALL).group(1)
+    app_py = re.search(r"and `app\.py`:\n\n(?:<!--.*?-->\n)?```python\n(.*?)```", docs, re.DOTALL).group(1)
     launched: dict = {}
     monkeypatch.setattr(TalkingHeadPipeline, "from_pretrained", classmethod(lambda cls, *args, **kwargs: pipe))
     monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs, app=self))
