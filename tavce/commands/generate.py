@@ -157,8 +157,9 @@ def run(arguments: argparse.Namespace) -> int:
     dtype = resolve_dtype(arguments.dtype, device)
     if device.type == "cpu":
         logger.warning(
-            "rendering on the CPU: expect several seconds per frame with the official weights (about 9 s per "
-            "frame at 256x256 on 2 cores; 25 frames per second of audio); use --device cuda for speed"
+            "rendering on the CPU: expect seconds per frame with the official weights (about 5 s per frame at "
+            "256x256 on 2 cores in float32, about 3 s with --dtype bfloat16 on a CPU with native bfloat16: "
+            "docs/performance.md; 25 frames per second of audio); use --device cuda for speed"
         )
     if arguments.enhancer is None and (arguments.enhancer_weights or arguments.enhancer_upscale):
         raise InvalidArgumentError("--enhancer-weights / --enhancer-upscale need --enhancer gfpgan")
