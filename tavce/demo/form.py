@@ -115,6 +115,7 @@ NOT_OFFERED: Mapping[str, str] = {
     "roll": "free-view head angles are a command-line and Python option (--input-roll)",
     "face_index": "the largest face is animated; a face box picks another",
     "crf": "the server chooses the video quality",
+    "enhance": "the server's pipeline enhances exactly when it was loaded with an enhancer (build_app(pipe))",
     "smooth_pose": "a motion-model setting for research comparisons",
     "variant": "a motion-model setting for research comparisons (TAVCE's evaluation script)",
 }
