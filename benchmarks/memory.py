@@ -134,14 +134,16 @@ def run_child(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------------------- parent side
 def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
+    import imageio_ffmpeg
     import soundfile
 
     audio = workspace / f"speech_{seconds:g}s.wav"
+    output = workspace / f"clip_{seconds:g}s.mp4"
     soundfile.write(audio, speech_like(seconds), SAMPLE_RATE)
     command = [
         sys.executable, __file__, "--child",
         "--weights", str(args.weights), "--photo", str(args.photo), "--audio", str(audio),
-        "--output", str(workspace / f"clip_{seconds:g}s.mp4"), "--batch-size", str(args.batch_size),
+        "--output", str(output), "--batch-size", str(args.batch_size),
         "--threads", str(args.threads), "--face-box", *(str(v) for v in args.face_box),
         *(["--enhancer", str(args.enhancer)] if args.enhancer is not None else []),
     ]
@@ -149,7 +151,9 @@ def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
     run = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     if run.returncode != 0:
         raise SystemExit(f"child for {seconds:g} s failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    row = json.loads(run.stdout.strip().splitlines()[-1])
+    row["frames_written"] = imageio_ffmpeg.count_frames_and_secs(str(output))[0]
+    return row
 
 
 RENDERER_CONFIGURATIONS = (("loop", "float32"), ("render", "float32"), ("render", "bfloat16"))
@@ -238,6 +242,8 @@ def main() -> None:
     if args.renderer:
         measure_renderers(args)
         return
+    from machine import cpu_description
+
     if args.photo is not None and args.face_box is None:
         parser.error("--photo needs --face-box X0 Y0 X1 Y1 (the benchmark runs no face detector)")
 
@@ -282,6 +288,8 @@ def main() -> None:
         lines.append("note: the kernel refused to reset VmHWM, so plan/render peaks include the earlier stages")
     for line in lines:
         logger.info(line)
+    summary = {"short_s": args.short, "long_s": args.long, "short": short, "long": long, "ratio": ratio}
+    print(json.dumps(summary | {"target_ratio": TARGET_RATIO} | cpu_description()), flush=True)
 
 
 if __name__ == "__main__":
