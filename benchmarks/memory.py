@@ -25,6 +25,14 @@ Inputs are synthetic and need no download: a drawn portrait with a known face bo
 ``--enhancer FOLDER`` (the official enhancer files) enhances every frame as well: the
 enhancement runs in the same render stream, so the ratio target is the same.
 
+``--batch 10,200`` measures a ``tavce batch`` run instead (:func:`tavce.batch.run_batch` on a
+local executor with one worker process, which loads the pipeline once): as many tiny jobs as
+the largest count (the same portrait and ``--job-seconds`` of speech, a seed per job), the
+worker reporting its own resident set after every job. One JSON line: the worker's peak
+(``VmHWM``, reset after loading so it is the jobs' own) and resident set after each count of
+jobs, and the ratio of the last count's peak to the first's (target ≤ 1.10: a worker that
+renders job after job does not grow).
+
 ``--renderer`` measures the renderer alone instead, each configuration in a fresh process:
 the straightforward float32 loop (``benchmarks/renderer.py``'s baseline: per-frame source
 work, reductions off) and the render path in float32 and bfloat16, on the renderer of
@@ -156,6 +164,76 @@ def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
     return row
 
 
+class MeasuredRunner:
+    """A batch task runner that adds its worker's memory (MiB) to what each job returns."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+        self.load_peak = 0.0
+
+    def setup(self, device: str | None) -> None:
+        self.runner.setup(device)
+        self.load_peak = _status_kib("VmHWM") / 1024
+        _reset_peak()  # from here on the peak is the jobs' own
+
+    def run(self, payload: dict) -> dict:
+        value = self.runner.run(payload)
+        return value | {
+            "rss_mib": _status_kib("VmRSS") / 1024, "peak_mib": _status_kib("VmHWM") / 1024, "load_peak_mib": self.load_peak
+        }  # fmt: skip
+
+
+class MeasuringExecutor:
+    """A local executor with one worker whose jobs report its memory; keeps each job's figures in finishing order."""
+
+    def __init__(self, threads: int) -> None:
+        from tavce.batch import LocalExecutor
+
+        self.local = LocalExecutor(workers=1, threads=threads)
+        self.figures: list[dict] = []
+
+    def map(self, runner, tasks):
+        for outcome in self.local.map(MeasuredRunner(runner), tasks):
+            if outcome.ok:
+                self.figures.append(outcome.value)
+            yield outcome
+
+
+def measure_batch(args: argparse.Namespace, workspace: Path) -> dict:
+    """Run ``max(args.batch)`` jobs through ``run_batch`` on one worker; its memory after each count of jobs."""
+    import soundfile
+
+    from tavce.batch import run_batch
+
+    audio = workspace / f"speech_{args.job_seconds:g}s.wav"
+    soundfile.write(audio, speech_like(args.job_seconds), SAMPLE_RATE)
+    jobs = [
+        {"image": args.photo, "audio": audio, "output": f"clip_{index:04d}.mp4", "seed": index,
+         "face_box": tuple(args.face_box), "batch_size": args.batch_size}
+        for index in range(max(args.batch))
+    ]  # fmt: skip
+    executor = MeasuringExecutor(args.threads)
+    started = time.perf_counter()
+    report = run_batch(jobs, workspace / "batch", executor=executor, weights=args.weights, offline=True,
+                       device="cpu", progress=False)  # fmt: skip
+    if report.failed:
+        raise SystemExit(f"{len(report.failed)} job(s) failed, the first: {report.failed[0]['error']}")
+    after = [executor.figures[count - 1] for count in args.batch]
+    return {
+        "jobs": args.batch,
+        "peak_mib": [row["peak_mib"] for row in after],
+        "rss_mib": [row["rss_mib"] for row in after],
+        "ratio": after[-1]["peak_mib"] / after[0]["peak_mib"],
+        "target_ratio": TARGET_RATIO,
+        "load_peak_mib": after[0]["load_peak_mib"],
+        "frames_per_job": sorted({record["frames"] for record in report.succeeded}),
+        "job_seconds": args.job_seconds,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
 RENDERER_CONFIGURATIONS = (("loop", "float32"), ("render", "float32"), ("render", "bfloat16"))
 
 
@@ -209,6 +287,33 @@ def measure_renderers(args: argparse.Namespace) -> None:
     )
 
 
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",")]
+    if len(counts) < 2 or counts != sorted(counts) or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected increasing job counts, e.g. 10,200")
+    return counts
+
+
+def _inputs(args: argparse.Namespace, workspace: Path) -> None:
+    """Fill in what was not given: tiny weights, the tiny enhancer, the synthetic portrait and its face box."""
+    if args.weights is None:
+        from tavce.testing import make_tiny_checkpoint
+
+        args.weights = make_tiny_checkpoint(workspace / "tiny-weights", seed=0)
+    if args.enhancer == "tiny":
+        from enhancer import recipe_enhancer
+
+        args.enhancer = workspace / "tiny-enhancer"
+        recipe_enhancer(tiny=True, upscale=2).save_pretrained(args.enhancer)
+    if args.photo is None:
+        import imageio.v3 as iio
+
+        image, box = synthetic_portrait(*PORTRAIT_SIZE)
+        args.photo = workspace / "portrait.png"
+        iio.imwrite(args.photo, image)
+        args.face_box = args.face_box or box
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, help="weights folder (default: tiny random weights in a temp folder)")
@@ -223,6 +328,9 @@ def main() -> None:
     )
     parser.add_argument("--renderer", action="store_true", help="peak memory of the renderer alone: straightforward "
                         "float32 loop vs render path in float32 and bfloat16, a fresh process each")
+    parser.add_argument("--batch", type=_counts, metavar="N,M", help="memory of one batch worker after N and after "
+                        "M jobs (e.g. 10,200): a run of tavce batch over tiny jobs instead of the two clips")
+    parser.add_argument("--job-seconds", type=float, default=1.0, help="--batch: seconds of speech per job")
     parser.add_argument("--frames", type=int, default=2, help="--renderer: frames rendered per configuration")
     parser.add_argument("--workdir", type=Path, help="--renderer: keeps the recipe weights between runs")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -249,22 +357,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="tavce-memory-") as folder:
         workspace = Path(folder)
-        if args.weights is None:
-            from tavce.testing import make_tiny_checkpoint
-
-            args.weights = make_tiny_checkpoint(workspace / "tiny-weights", seed=0)
-        if args.enhancer == "tiny":
-            from enhancer import recipe_enhancer
-
-            args.enhancer = workspace / "tiny-enhancer"
-            recipe_enhancer(tiny=True, upscale=2).save_pretrained(args.enhancer)
-        if args.photo is None:
-            import imageio.v3 as iio
-
-            image, box = synthetic_portrait(*PORTRAIT_SIZE)
-            args.photo = workspace / "portrait.png"
-            iio.imwrite(args.photo, image)
-            args.face_box = args.face_box or box
+        _inputs(args, workspace)
+        if args.batch:
+            print(json.dumps(measure_batch(args, workspace) | cpu_description()), flush=True)
+            return
         rows = {seconds: measure(seconds, args, workspace) for seconds in (args.short, args.long)}
 
     short, long = rows[args.short], rows[args.long]
