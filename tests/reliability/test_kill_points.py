@@ -17,7 +17,7 @@ import torch
 from tavce._kill_points import KILL_AT_VARIABLE
 from tavce.training.checkpoint import LATEST_NAME, load_checkpoint
 from tavce.training.data import read_manifest
-from tavce.training.plots import CURVES_NAME
+from tavce.training.plots import CURVES_NAME, METRICS_LOG
 from tavce.training.renderer import save_training_config
 from tests.reliability.conftest import dataset_contents, files_under, run_python
 from tests.training.renderer.loop_tiny import command_line_config
@@ -170,15 +170,21 @@ def _comparable(value, name: str = "") -> dict[str, object]:
 
 
 def _run_contents(output: Path) -> dict[str, object]:
-    """Every file of a training run: checkpoints as their tensors and values, the rest as bytes.
-
-    Not the curves' picture: it is titled with the run's folder.
-    """
-    return {
-        str(path.relative_to(output)): _comparable(load_checkpoint(path)) if path.suffix == ".pt" else path.read_bytes()
-        for path in sorted(output.rglob("*"))
-        if path.is_file() and path.name != CURVES_NAME
-    }
+    """Every file of a training run: checkpoints as their tensors and values, figures without the step times,
+    the rest as bytes. Not the curves' picture: it is titled with the run's folder."""
+    contents: dict[str, object] = {}
+    for path in sorted(output.rglob("*")):
+        if not path.is_file() or path.name == CURVES_NAME:
+            continue
+        name = str(path.relative_to(output))
+        if path.suffix == ".pt":
+            contents[name] = _comparable(load_checkpoint(path))
+        elif path.name == METRICS_LOG:
+            records = [json.loads(line) for line in path.read_text().splitlines()]
+            contents[name] = [{key: value for key, value in record.items() if key != "seconds"} for record in records]
+        else:
+            contents[name] = path.read_bytes()
+    return contents
 
 
 @pytest.fixture(scope="module")
