@@ -6,7 +6,8 @@ import argparse
 import logging
 
 from tavce.cli import Subcommand, add_device_arguments, parse_face_box
-from tavce.constants import CROP_MODES, ENHANCER_UPSCALES, ENHANCERS, LANDMARKER_NAMES, RENDER_SIZES
+from tavce.commands.weights_arguments import add_weights_arguments, weights_from_arguments
+from tavce.constants import CROP_MODES, ENHANCER_UPSCALES, ENHANCERS, LANDMARKER_NAMES
 from tavce.errors import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
@@ -17,22 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", required=True, help="destination .mp4 (written atomically; missing folders are created)"
     )
-    weights = parser.add_argument_group("weights")
-    weights.add_argument(
-        "--weights",
-        default=None,
-        help="tavce weights folder, folder of official SadTalker files, or Hub repo id "
-        "(default: vinthony/SadTalker-V002rc, downloaded once into the Hugging Face cache)",
-    )
-    weights.add_argument("--revision", default=None, help="branch, tag or commit of the Hub repo (default: main)")
-    weights.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
-    weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
-    weights.add_argument(
-        "--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); with --tavce-facerender enables CERL"
-    )
-    weights.add_argument(
-        "--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers; needs --tavce-correlation"
-    )
+    add_weights_arguments(parser, loaded="the networks")
     enhancer = parser.add_argument_group("face enhancer (GFPGAN v1.4, as SadTalker's --enhancer gfpgan)")
     enhancer.add_argument(
         "--enhancer",
@@ -62,10 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=CROP_MODES,
         help="crop: tight face crop (default); extcrop: larger crop with hair; resize: whole image squashed "
         "to a square; full / extfull: animate the crop and paste it back into the whole photo",
-    )
-    look.add_argument(
-        "--size", type=int, default=None, choices=RENDER_SIZES,
-        help="face render resolution (default: the weights' own; 256 for the official files)",
     )
     look.add_argument("--still", action="store_true", help="keep the photo's head pose; only the face moves")
     look.add_argument("--pose-style", default=0, help="head-motion style 0..45 (default 0)")
@@ -171,13 +153,7 @@ def run(arguments: argparse.Namespace) -> int:
             enhancer_upscale=arguments.enhancer_upscale,
         )
     pipe = TalkingHeadPipeline.from_pretrained(
-        arguments.weights,
-        revision=arguments.revision,
-        cache_dir=arguments.cache_dir,
-        local_files_only=arguments.offline,
-        size=arguments.size,
-        tavce_correlation=arguments.tavce_correlation,
-        tavce_facerender=arguments.tavce_facerender,
+        **weights_from_arguments(arguments),
         landmarker=arguments.landmarker,
         device=device,
         dtype=dtype,
