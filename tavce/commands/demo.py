@@ -6,7 +6,12 @@ import argparse
 import signal
 
 from tavce.cli import Subcommand, add_device_arguments
-from tavce.commands.weights_arguments import add_weights_arguments, weights_from_arguments
+from tavce.commands.weights_arguments import (
+    add_enhancer_arguments,
+    add_weights_arguments,
+    enhancer_from_arguments,
+    weights_from_arguments,
+)
 from tavce.errors import InvalidArgumentError
 
 
@@ -21,6 +26,7 @@ def parse_auth(text: str) -> tuple[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = add_weights_arguments(parser, loaded="loaded once when the app starts and shared by every visitor")
     add_device_arguments(model, dtype_help="network precision")
+    add_enhancer_arguments(parser)
     server = parser.add_argument_group("server")
     server.add_argument(
         "--host", default="127.0.0.1",
@@ -89,8 +95,9 @@ def run(arguments: argparse.Namespace) -> int:
         max_upload_megabytes=arguments.max_upload_mb,
         retention_seconds=max(1, round(arguments.retention_minutes * 60)),
     )
+    enhancer = enhancer_from_arguments(arguments)
     pipe = TalkingHeadPipeline.from_pretrained(
-        **weights_from_arguments(arguments), device=arguments.device, dtype=arguments.dtype
+        **weights_from_arguments(arguments), **enhancer, device=arguments.device, dtype=arguments.dtype
     )
     app = build_app(pipe, concurrency=arguments.concurrency, **dataclasses.asdict(limits))
     _stop_on_sigterm()

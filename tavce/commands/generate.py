@@ -6,9 +6,13 @@ import argparse
 import logging
 
 from tavce.cli import Subcommand, add_device_arguments, parse_face_box
-from tavce.commands.weights_arguments import add_weights_arguments, weights_from_arguments
-from tavce.constants import CROP_MODES, ENHANCER_UPSCALES, ENHANCERS, LANDMARKER_NAMES
-from tavce.errors import InvalidArgumentError
+from tavce.commands.weights_arguments import (
+    add_enhancer_arguments,
+    add_weights_arguments,
+    enhancer_from_arguments,
+    weights_from_arguments,
+)
+from tavce.constants import CROP_MODES, LANDMARKER_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -19,28 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", required=True, help="destination .mp4 (written atomically; missing folders are created)"
     )
     add_weights_arguments(parser, loaded="the networks")
-    enhancer = parser.add_argument_group("face enhancer (GFPGAN v1.4, as SadTalker's --enhancer gfpgan)")
-    enhancer.add_argument(
-        "--enhancer",
-        default=None,
-        choices=ENHANCERS,
-        help="restore the face of every frame with GFPGAN v1.4; the video is --enhancer-upscale times larger",
-    )
-    enhancer.add_argument(
-        "--enhancer-weights",
-        default=None,
-        metavar="PATH_OR_REPO",
-        help="folder holding GFPGANv1.4.pth and parsing_parsenet.pth (GitHub releases of TencentARC/GFPGAN and "
-        "xinntao/facexlib), the GFPGANv1.4.pth file, or a Hub repo id holding both (default: the enhancer saved "
-        "in the --weights folder)",
-    )
-    enhancer.add_argument(
-        "--enhancer-upscale",
-        type=int,
-        default=None,
-        choices=ENHANCER_UPSCALES,
-        help="scale of the enhanced video: 2 doubles its width and height (default, as SadTalker), 1 keeps the size",
-    )
+    add_enhancer_arguments(parser)
     look = parser.add_argument_group("animation")
     look.add_argument(
         "--mode",
@@ -143,15 +126,7 @@ def run(arguments: argparse.Namespace) -> int:
             "256x256 on 2 cores in float32, about 3 s with --dtype bfloat16 on a CPU with native bfloat16: "
             "docs/performance.md; 25 frames per second of audio); use --device cuda for speed"
         )
-    if arguments.enhancer is None and (arguments.enhancer_weights or arguments.enhancer_upscale):
-        raise InvalidArgumentError("--enhancer-weights / --enhancer-upscale need --enhancer gfpgan")
-    enhancer: dict = {}
-    if arguments.enhancer is not None:
-        enhancer = dict(
-            enhancer=arguments.enhancer,
-            enhancer_weights=arguments.enhancer_weights,
-            enhancer_upscale=arguments.enhancer_upscale,
-        )
+    enhancer = enhancer_from_arguments(arguments)
     pipe = TalkingHeadPipeline.from_pretrained(
         **weights_from_arguments(arguments),
         landmarker=arguments.landmarker,
