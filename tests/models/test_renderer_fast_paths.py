@@ -17,6 +17,7 @@ from tavce.models.renderer.dense_motion import UpBlock3d
 from tavce.models.renderer.fast_conv import (
     DerivedWeights,
     conv3x3_of_nearest_upsampled,
+    polyphase_pays,
     polyphase_weights,
     single_output_conv2d,
 )
@@ -176,15 +177,24 @@ def test_decoder_gradients_equal_the_plain_decoder_gradients():
     torch.testing.assert_close(fast, plain)
 
 
-def test_polyphase_up_block_equals_upsample_then_conv():
+@pytest.mark.parametrize("low, folds", [((3, 8, 9), True), ((3, 4, 5), False)])
+def test_up_block_equals_upsample_then_conv_folding_only_where_it_pays(low, folds):
     block = randomized(UpBlock3d(3, 4)).eval()
     with torch.no_grad():
         block.norm.running_var.uniform_(0.5, 2.0)
         block.norm.running_mean.normal_()
-    volume = torch.randn(2, 3, 3, 4, 5, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    volume = torch.randn(2, 3, *low, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
     upsampled = F.interpolate(volume, scale_factor=(1, 2, 2), mode="nearest")
     expected = F.relu(block.norm(F.conv3d(upsampled, block.conv.weight, block.conv.bias, padding=1)))
-    torch.testing.assert_close(block(volume), expected)
+    with torch.no_grad():
+        torch.testing.assert_close(block(volume), expected)
+    # Folded weights are kept only for maps where the polyphase form saves >= 40 % of the work.
+    assert bool(block._derived._entries) == folds == polyphase_pays(low, UpBlock3d.SCALES)
+
+
+def test_polyphase_pays_from_8x8_maps_at_scale_2():
+    assert [polyphase_pays((16, side, side), (1, 2, 2)) for side in (2, 4, 8, 64)] == [False, False, True, True]
+    assert polyphase_pays((64, 64), (4, 4)) and not polyphase_pays((4, 4), (2, 2))
 
 
 def test_precision_helpers():
