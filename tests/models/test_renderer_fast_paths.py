@@ -106,12 +106,15 @@ def test_single_output_conv_equals_the_direct_conv(kernel_size, batch, channels_
     torch.testing.assert_close(single_output_conv2d(x, weight, bias, padding), expected)
 
 
-def test_polyphase_conv_keeps_channels_last():
+@pytest.mark.parametrize("scale", [2, 4])
+def test_polyphase_conv_returns_a_dense_map_in_the_input_s_layout(scale):
     x = torch.randn(1, 4, 5, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     weight, bias = torch.randn(3, 4, 3, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
-    out = conv3x3_of_nearest_upsampled(x, polyphase_weights(weight, bias, (4, 4)), (4, 4))
-    assert out.stride(1) == 1  # channels innermost (a cropped view of a channels-last tensor)
-    expected = F.conv2d(F.interpolate(x, scale_factor=4, mode="nearest"), weight, bias, padding=1)
+    out = conv3x3_of_nearest_upsampled(x, polyphase_weights(weight, bias, (scale, scale)), (scale, scale))
+    # Dense (the next conv reads it without a copy), channels innermost.
+    assert out.is_contiguous(memory_format=torch.channels_last) and out.stride(1) == 1
+    assert conv3x3_of_nearest_upsampled(x.contiguous(), polyphase_weights(weight, bias, (scale, scale)), (scale, scale)).is_contiguous()
+    expected = F.conv2d(F.interpolate(x, scale_factor=scale, mode="nearest"), weight, bias, padding=1)
     torch.testing.assert_close(out, expected)
 
 

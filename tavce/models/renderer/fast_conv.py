@@ -290,8 +290,7 @@ def conv3x3_of_nearest_upsampled(
         relu: apply ReLU (on the phase outputs, before interleaving them: one pass less).
 
     Returns:
-        (B, O, *(low·scales)), in ``input``'s memory format (channels-last stays channels-last);
-        possibly a strided view.
+        (B, O, *(low·scales)), dense in ``input``'s memory format (channels-last stays channels-last).
     """
     spatial = input.ndim - 2
     batch, low = input.shape[0], input.shape[2:]
@@ -301,14 +300,16 @@ def conv3x3_of_nearest_upsampled(
     sizes = [size + 1 if scale > 1 else size for size, scale in zip(low, scales)]
     groups = _phase_groups(tuple(scales))
     out_channels = folded[0].shape[0] // len(groups[0][1])
-    full = torch.empty(
-        (batch, out_channels, *(size * scale for size, scale in zip(sizes, scales))),
+    output = torch.empty(
+        (batch, out_channels, *(size * scale for size, scale in zip(low, scales))),
         dtype=input.dtype,
         device=input.device,
         memory_format=_memory_format_of(input),
     )
-    interleaved = full.view(batch, out_channels, *itertools.chain.from_iterable(zip(sizes, scales)))
-    # A group's maps (B, t₀, t₁, …, O, q₀, q₁, …) → interleaved (B, O, q₀, t₀, q₁, t₁, …).
+    # Output Y = q·s + t − 1 = a·s + b: phase t ≥ 1 of q = 0 … low−1 lands on (a, b) = (q, t − 1),
+    # phase 0 of q = 1 … low on (q − 1, s − 1); the other outputs fall outside the image.
+    interleaved = output.view(batch, out_channels, *itertools.chain.from_iterable(zip(low, scales)))
+    # A group's maps (B, t₀, t₁, …, O, q₀, q₁, …) → (B, O, q₀, t₀, q₁, t₁, …).
     order = [0, spatial + 1] + [axis for k in range(spatial) for axis in (spatial + 2 + k, 1 + k)]
     for (axes, _), weight, bias in zip(groups, folded[0::2], folded[1::2]):
         window = tuple(slice(first, first + size + count - 1) for (_, first, count), size in zip(axes, sizes))
@@ -316,16 +317,29 @@ def conv3x3_of_nearest_upsampled(
         if relu:
             stacked = stacked.relu_()
         counts = [len(group_phases) for group_phases, _, _ in axes]
-        phase_maps = stacked.view(batch, *counts, out_channels, *sizes)
-        target = (slice(None), slice(None)) + tuple(
-            part for group_phases, _, _ in axes for part in (slice(None), slice(group_phases.start, group_phases.stop))
-        )
-        interleaved[target].copy_(phase_maps.permute(order))
-    # Output Y = q·s + t − 1: drop the first row of every upsampled axis.
-    crop = [slice(None), slice(None)] + [
-        slice(1, 1 + size * scale) if scale > 1 else slice(None) for size, scale in zip(low, scales)
-    ]
-    return full[tuple(crop)]
+        phase_maps = stacked.view(batch, *counts, out_channels, *sizes).permute(order)
+        pieces = [_phase_pieces(group_phases, size, scale) for (group_phases, _, _), size, scale in zip(axes, low, scales)]
+        for combination in itertools.product(*pieces):
+            source = (slice(None), slice(None)) + tuple(part for q, t, _, _ in combination for part in (q, t))
+            target = (slice(None), slice(None)) + tuple(part for _, _, a, b in combination for part in (a, b))
+            interleaved[target].copy_(phase_maps[source])
+    return output
+
+
+def _phase_pieces(phases: range, size: int, scale: int) -> list[tuple[slice, slice, slice, slice]]:
+    """Along one axis, (q, phase within the group) of the phase maps → (a, b) of the output, as slices."""
+    everything = slice(None)
+    if scale == 1:
+        return [(everything, everything, everything, everything)]
+    pieces = []
+    first = phases.start
+    if first == 0:
+        pieces.append((slice(1, size + 1), slice(0, 1), everything, slice(scale - 1, scale)))
+        first = 1
+    if first < phases.stop:
+        local = slice(first - phases.start, phases.stop - phases.start)
+        pieces.append((slice(0, size), local, everything, slice(first - 1, phases.stop - 1)))
+    return pieces
 
 
 def _tap_selector(kernel_size: int, like: torch.Tensor) -> torch.Tensor:

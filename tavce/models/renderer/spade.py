@@ -138,13 +138,16 @@ class SPADE(nn.Module):
         return shared_hidden(condition, (conv.weight, conv.bias), size, folded=False)
 
     def modulate(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        """normalized·(1 + γ(hidden)) + β(hidden) for normalized (B, C, H, W) = InstanceNorm(x), hidden (B, 128, H, W).
+        """normalized·(1 + γ(hidden)) + β(hidden) for normalized (B, C, H, W) = InstanceNorm(x), hidden (B, 128, H, W)."""
+        return self.shift(self.scale(normalized, hidden), hidden)
 
-        Computed as (β + normalized) + normalized·γ in β's own map (the same sums as the
-        plain form), so at most two C-channel maps exist beside ``normalized``.
-        """
-        modulated = concatenated_conv(hidden, self.beta.weight, self.beta.bias, padding=1).add_(normalized)
-        return modulated.addcmul_(normalized, concatenated_conv(hidden, self.gamma.weight, self.gamma.bias, padding=1))
+    def scale(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """normalized·(1 + γ(hidden)), computed in γ's own map (the plain form's operations, in place)."""
+        return concatenated_conv(hidden, self.gamma.weight, self.gamma.bias, padding=1).add_(1).mul_(normalized)
+
+    def shift(self, scaled: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """``scaled`` + β(hidden), in place: once :meth:`scale` has run, ``normalized`` may be freed before β exists."""
+        return scaled.add_(concatenated_conv(hidden, self.beta.weight, self.beta.bias, padding=1))
 
     def plain_forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """The textbook computation (reference for the reduced one, :func:`exact_reductions`)."""
@@ -207,10 +210,7 @@ class SPADEResBlock(nn.Module):
 
     def _learned_shortcut(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """conv_shortcut(norm_shortcut(x)) from InstanceNorm(x) and the shortcut SPADE's hidden map."""
-        layer = self.norm_shortcut
-        gamma = concatenated_conv(hidden, layer.gamma.weight, layer.gamma.bias, padding=1)
-        shortcut = self.conv_shortcut(torch.addcmul(normalized, normalized, gamma))
-        del gamma
+        shortcut = self.conv_shortcut(self.norm_shortcut.scale(normalized, hidden))
         weight, bias = self.shortcut_parameters()
         return shortcut.add_(concatenated_conv(hidden, weight, bias, padding=1))
 
@@ -240,10 +240,15 @@ class SPADEResBlock(nn.Module):
             hidden_features = self.conv_1(F.leaky_relu(self.norm_1(hidden_features, condition), LEAKY_SLOPE))
             return shortcut + hidden_features
 
-        def modulated(name: str, normalized: torch.Tensor) -> torch.Tensor:
+        def activated(name: str, normalized: list[torch.Tensor]) -> torch.Tensor:
+            # LeakyReLU(SPADE(x)) from [InstanceNorm(x)]: the list is emptied, so the normalized
+            # map is freed once scaled, before β's map exists (at 256² a 256-channel map is
+            # 64 MiB in float32, and the last up block sets the render peak).
             layer = getattr(self, name)
-            layer_hidden = hidden[name] if hidden is not None else layer.hidden(condition, normalized.shape[2:])
-            return layer.modulate(normalized, layer_hidden)
+            size = normalized[0].shape[2:]
+            layer_hidden = hidden[name] if hidden is not None else layer.hidden(condition, size)
+            scaled = layer.scale(normalized.pop(), layer_hidden)
+            return F.leaky_relu(layer.shift(scaled, layer_hidden), LEAKY_SLOPE, inplace=True)
 
         # norm_0 and norm_shortcut are the same parameter-free InstanceNorm of the same input.
         normalized = instance_norm(features, self.norm_0.norm.eps)
@@ -261,16 +266,13 @@ class SPADEResBlock(nn.Module):
                 shortcut = self.conv_shortcut(self.norm_shortcut.modulate(normalized, layer_hidden))
             else:
                 shortcut = self._learned_shortcut(normalized, layer_hidden)
-        # Activations in place and references dropped as soon as possible: at 256² one map of
-        # 256 channels is 64 MiB in float32, and the decoder's last stage sets the render peak.
-        hidden_features = self.conv_0(F.leaky_relu(modulated("norm_0", normalized), LEAKY_SLOPE, inplace=True))
+            del layer_hidden
+        pending = [normalized]
         del normalized
-        hidden_features = self.conv_1(
-            F.leaky_relu(
-                modulated("norm_1", instance_norm(hidden_features, self.norm_1.norm.eps)), LEAKY_SLOPE, inplace=True
-            )
-        )
-        return hidden_features.add_(shortcut)
+        hidden_features = self.conv_0(activated("norm_0", pending))
+        pending.append(instance_norm(hidden_features, self.norm_1.norm.eps))
+        del hidden_features
+        return self.conv_1(activated("norm_1", pending)).add_(shortcut)
 
 
 @dataclass(frozen=True)
