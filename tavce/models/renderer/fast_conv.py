@@ -269,11 +269,14 @@ def polyphase_pays(low: Sequence[int], scales: Sequence[int]) -> bool:
     computing on the upsampled copy instead also avoids keeping the folded weights (1.78× the
     conv weight at scale 2), which on such maps are typically the widest ones.
     """
-    plain = 3 ** len(scales) * math.prod(size * scale for size, scale in zip(low, scales))
+    # Lists, not generators, inside math.prod: torch.compile traces it only on lists.
+    plain = 3 ** len(scales) * math.prod([size * scale for size, scale in zip(low, scales)])
     sizes = [size + 1 if scale > 1 else size for size, scale in zip(low, scales)]
     polyphase = sum(
-        len(phases) * math.prod(count for _, _, count in axes) * math.prod(sizes)
-        for axes, phases in _phase_groups(tuple(scales))
+        [
+            len(phases) * math.prod([count for _, _, count in axes]) * math.prod(sizes)
+            for axes, phases in _phase_groups(tuple(scales))
+        ]
     )
     return polyphase <= (1 - MIN_POLYPHASE_SAVING) * plain
 
