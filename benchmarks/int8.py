@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 import math
 import sys
@@ -44,7 +43,7 @@ from torch.ao.quantization import HistogramObserver, PerChannelMinMaxObserver
 from torch.utils.flop_counter import FlopCounterMode
 
 from machine import cpu_description
-from renderer import build_renderer, driving_inputs, prepare, psnr_db, render_batch, source_image
+from renderer import build_renderer, driving_inputs, prepare, psnr_db, render_batch, source_image, write_json_line
 
 from tavce.models.renderer.fast_conv import exact_reductions
 from tavce.models.renderer.spade import SPADE, SPADEResBlock
@@ -118,6 +117,13 @@ def calibrate(renderer: nn.Module, convs: dict[str, nn.Conv2d], image, coefficie
     return ranges
 
 
+def modulate_through_modules(layer: SPADE) -> None:
+    """Rebind ``layer``'s scale and shift to call its γ / β convs as modules (the reduced ones read their weights)."""
+    gamma, beta = layer.gamma, layer.beta
+    layer.scale = lambda normalized, hidden: gamma(hidden).add_(1).mul_(normalized)  # type: ignore[method-assign]
+    layer.shift = lambda scaled, hidden: scaled.add_(beta(hidden))  # type: ignore[method-assign]
+
+
 def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, attribute = name.rpartition(".")
     setattr(root.get_submodule(parent), attribute, module)
@@ -134,9 +140,7 @@ def quantised_copy(renderer: nn.Module, ranges: dict, dtype: torch.dtype) -> nn.
         _replace(model, name, Int8Conv2d(renderer.get_submodule(name), input_range, output_range))
     for module in model.modules():
         if isinstance(module, SPADE) and isinstance(module.gamma, Int8Conv2d):
-            gamma, beta = module.gamma, module.beta
-            module.scale = lambda normalized, hidden, gamma=gamma: gamma(hidden).add_(1).mul_(normalized)
-            module.shift = lambda scaled, hidden, beta=beta: scaled.add_(beta(hidden))
+            modulate_through_modules(module)
     return model.eval()
 
 
@@ -154,8 +158,7 @@ def quantised_gflop_share(renderer: nn.Module, convs: dict[str, nn.Conv2d], stat
     layers = [module for module in renderer.modules() if isinstance(module, SPADE)]
     rebound = [layer for layer in layers if any(conv in convs.values() for conv in _spade_convs(layer).values())]
     for layer in rebound:
-        layer.scale = lambda normalized, hidden, gamma=layer.gamma: gamma(hidden).add_(1).mul_(normalized)
-        layer.shift = lambda scaled, hidden, beta=layer.beta: scaled.add_(beta(hidden))
+        modulate_through_modules(layer)
     try:
         with counter:
             render_batch(renderer, state, windows[:1], differences[:1])
@@ -221,9 +224,7 @@ def main() -> None:
             "threads": args.threads, "image": image_name, "torch": torch.__version__, **cpu_description(),
         }  # fmt: skip
         if args.json:
-            clean = {k: (round(v, 4) if math.isfinite(v) else None) if isinstance(v, float) else v for k, v in row.items()}
-            sys.stdout.write(json.dumps(clean) + "\n")
-            sys.stdout.flush()
+            write_json_line(row)
         else:
             logger.info(
                 "%-14s %.3f frames/s  %.2fx float32  %.2fx bfloat16  PSNR %.1f dB vs float32",
