@@ -3,12 +3,13 @@
 A script, not a test::
 
     python benchmarks/int8.py [--json] [--frames 3] [--calibration-frames 2] [--engine x86]
-                              [--scope blocks|all] [--threads 2] [--tiny]
+                              [--scope middle|blocks|all] [--threads 2] [--tiny]
 
 Quantised, on the full-size renderer with recipe weights (``benchmarks/renderer.py``'s): the
 ``conv_0`` / ``conv_1`` of every SPADE residual block of the decoder (3×3; 512→512 at 64²,
 512→256 and 256→256 at 128², 256→64 and 64→64 at 256² for a 256 image); with
-``--scope all`` also every SPADE layer's γ and β convs (3×3, 128→C). PyTorch's own
+``--scope middle`` only the middle blocks' (512→512 at 64²), with ``--scope all`` also every
+SPADE layer's γ and β convs (3×3, 128→C). PyTorch's own
 quantisation for the x86 / oneDNN backends (``torch.backends.quantized.engine``): weights per
 output channel (symmetric int8), activations per tensor (unsigned 8-bit, affine), both ranges
 calibrated with histogram observers on ``--calibration-frames`` frames that are not among the
@@ -82,10 +83,10 @@ def _spade_convs(layer: SPADE) -> dict[str, nn.Conv2d]:
 
 
 def quantisable_convs(renderer: nn.Module, scope: str) -> dict[str, nn.Conv2d]:
-    """The decoder convs quantised for ``scope`` ('blocks': conv_0/conv_1 of every block; 'all': also SPADE γ/β)."""
+    """The decoder convs quantised for ``scope`` (see the module docstring)."""
     convs: dict[str, nn.Conv2d] = {}
     for name, module in renderer.named_modules():
-        if isinstance(module, SPADEResBlock):
+        if isinstance(module, SPADEResBlock) and (scope != "middle" or ".middle_blocks." in name):
             convs |= {f"{name}.conv_0": module.conv_0, f"{name}.conv_1": module.conv_1}
         elif scope == "all" and isinstance(module, SPADE) and not name.endswith("norm_shortcut"):
             # The shortcut SPADE's β is composed with the 1×1 shortcut conv into one weight: it stays float.
@@ -176,8 +177,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=3, help="timed frames per configuration (after one warm-up)")
     parser.add_argument("--calibration-frames", type=int, default=2, help="frames whose activations set the int8 ranges")
     parser.add_argument("--engine", default="x86", choices=["x86", "onednn", "fbgemm"], help="quantised kernels' engine")
-    parser.add_argument("--scope", default="blocks", choices=["blocks", "all"],
-                        help="blocks: the residual blocks' conv_0/conv_1; all: also the SPADE γ/β convs")
+    parser.add_argument("--scope", default="blocks", choices=["middle", "blocks", "all"],
+                        help="blocks: the residual blocks' conv_0/conv_1; middle: the middle blocks' only; all: also the "
+                        "SPADE γ/β convs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="tavce.testing's tiny renderer (checks the script)")
     args = parser.parse_args()
