@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from tavce.cli import Subcommand
-from tavce.constants import RENDER_SIZES
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
+from tavce.commands.weights_arguments import add_weights_arguments, weights_from_arguments
+from tavce.constants import DTYPE_NAMES
 
 EXIT_SOME_FAILED = 1
 
@@ -27,22 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("jobs", metavar="JOBS", help="job file: .csv with a header row, or .jsonl")
     parser.add_argument("output", metavar="OUT", help="output folder for the videos and results.jsonl (created)")
-    weights = parser.add_argument_group("weights (loaded once per worker)")
-    weights.add_argument(
-        "--weights",
-        default=None,
-        help="tavce weights folder, folder of official SadTalker files, or Hub repo id "
-        "(default: vinthony/SadTalker-V002rc, downloaded once into the Hugging Face cache)",
-    )
-    weights.add_argument("--revision", default=None, help="branch, tag or commit of the Hub repo (default: main)")
-    weights.add_argument(
-        "--cache-dir", default=None, help="Hugging Face cache folder, shared by the workers (default: HF_HUB_CACHE)"
-    )
-    weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
-    weights.add_argument("--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); enables CERL")
-    weights.add_argument("--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers")
-    # Literal sizes as in `tavce generate`: tavce.types imports torch, and --help must not.
-    weights.add_argument("--size", type=int, default=256, choices=RENDER_SIZES, help="face render resolution (default 256)")
+    add_weights_arguments(parser, loaded="loaded once per worker", size_default=256)
     compute = parser.add_argument_group("compute")
     compute.add_argument(
         "--device",
@@ -52,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compute.add_argument(
         "--dtype",
         default=None,
-        choices=("float32", "float16", "bfloat16"),
+        choices=DTYPE_NAMES,
         help="network precision (default: float16 on CUDA, float32 elsewhere)",
     )
     compute.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -63,17 +49,13 @@ def run(arguments: argparse.Namespace) -> int:
     from tavce.batch import run_batch
 
     executor = executor_from_arguments(arguments)
+    weights = weights_from_arguments(arguments)
+    weights["offline"] = weights.pop("local_files_only")
     report = run_batch(
         arguments.jobs,
         arguments.output,
         executor=executor,
-        weights=arguments.weights,
-        revision=arguments.revision,
-        cache_dir=arguments.cache_dir,
-        offline=arguments.offline,
-        size=arguments.size,
-        tavce_correlation=arguments.tavce_correlation,
-        tavce_facerender=arguments.tavce_facerender,
+        **weights,
         device=arguments.device,
         dtype=arguments.dtype,
         progress=not arguments.no_progress,

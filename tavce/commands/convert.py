@@ -6,6 +6,7 @@ import argparse
 
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand
+from tavce.commands.weights_arguments import add_hub_arguments
 from tavce.constants import CROP_ONLY_MODES, RENDER_SIZES
 
 
@@ -55,11 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "releases of TencentARC/GFPGAN and xinntao/facexlib), or a Hub repo id holding both",
     )
     hub = parser.add_argument_group("Hugging Face Hub (when SOURCE is a repo id)")
-    hub.add_argument("--revision", default=None, help="branch, tag or commit of the repo (default: main)")
-    hub.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
-    hub.add_argument(
-        "--offline", action="store_true", help="never use the network: files must already be in the cache"
-    )
+    add_hub_arguments(hub)
 
 
 def run(arguments: argparse.Namespace) -> int:

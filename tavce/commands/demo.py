@@ -6,6 +6,12 @@ import argparse
 import signal
 
 from tavce.cli import Subcommand, add_device_arguments
+from tavce.commands.weights_arguments import (
+    add_enhancer_arguments,
+    add_weights_arguments,
+    enhancer_from_arguments,
+    weights_from_arguments,
+)
 from tavce.errors import InvalidArgumentError
 
 
@@ -18,13 +24,9 @@ def parse_auth(text: str) -> tuple[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--weights", default=None,
-        help="tavce weights folder, folder of official SadTalker files, or Hub repo id "
-        "(default: vinthony/SadTalker-V002rc); loaded once when the app starts and shared by every visitor",
-    )
+    model = add_weights_arguments(parser, loaded="loaded once when the app starts and shared by every visitor")
     add_device_arguments(model, dtype_help="network precision")
+    add_enhancer_arguments(parser)
     server = parser.add_argument_group("server")
     server.add_argument(
         "--host", default="127.0.0.1",
@@ -93,7 +95,10 @@ def run(arguments: argparse.Namespace) -> int:
         max_upload_megabytes=arguments.max_upload_mb,
         retention_seconds=max(1, round(arguments.retention_minutes * 60)),
     )
-    pipe = TalkingHeadPipeline.from_pretrained(arguments.weights, device=arguments.device, dtype=arguments.dtype)
+    enhancer = enhancer_from_arguments(arguments)
+    pipe = TalkingHeadPipeline.from_pretrained(
+        **weights_from_arguments(arguments), **enhancer, device=arguments.device, dtype=arguments.dtype
+    )
     app = build_app(pipe, concurrency=arguments.concurrency, **dataclasses.asdict(limits))
     _stop_on_sigterm()
     app.launch(

@@ -6,8 +6,13 @@ import argparse
 import logging
 
 from tavce.cli import Subcommand, add_device_arguments, parse_face_box
-from tavce.constants import CROP_MODES, ENHANCER_UPSCALES, ENHANCERS, LANDMARKER_NAMES, RENDER_SIZES
-from tavce.errors import InvalidArgumentError
+from tavce.commands.weights_arguments import (
+    add_enhancer_arguments,
+    add_weights_arguments,
+    enhancer_from_arguments,
+    weights_from_arguments,
+)
+from tavce.constants import CROP_MODES, LANDMARKER_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -17,44 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", required=True, help="destination .mp4 (written atomically; missing folders are created)"
     )
-    weights = parser.add_argument_group("weights")
-    weights.add_argument(
-        "--weights",
-        default=None,
-        help="tavce weights folder, folder of official SadTalker files, or Hub repo id "
-        "(default: vinthony/SadTalker-V002rc, downloaded once into the Hugging Face cache)",
-    )
-    weights.add_argument("--revision", default=None, help="branch, tag or commit of the Hub repo (default: main)")
-    weights.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
-    weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
-    weights.add_argument(
-        "--tavce-correlation", default=None, help="TAVCE correlation checkpoint (.pth); with --tavce-facerender enables CERL"
-    )
-    weights.add_argument(
-        "--tavce-facerender", default=None, help="TAVCE face-render checkpoint (.pth) with CERL layers; needs --tavce-correlation"
-    )
-    enhancer = parser.add_argument_group("face enhancer (GFPGAN v1.4, as SadTalker's --enhancer gfpgan)")
-    enhancer.add_argument(
-        "--enhancer",
-        default=None,
-        choices=ENHANCERS,
-        help="restore the face of every frame with GFPGAN v1.4; the video is --enhancer-upscale times larger",
-    )
-    enhancer.add_argument(
-        "--enhancer-weights",
-        default=None,
-        metavar="PATH_OR_REPO",
-        help="folder holding GFPGANv1.4.pth and parsing_parsenet.pth (GitHub releases of TencentARC/GFPGAN and "
-        "xinntao/facexlib), the GFPGANv1.4.pth file, or a Hub repo id holding both (default: the enhancer saved "
-        "in the --weights folder)",
-    )
-    enhancer.add_argument(
-        "--enhancer-upscale",
-        type=int,
-        default=None,
-        choices=ENHANCER_UPSCALES,
-        help="scale of the enhanced video: 2 doubles its width and height (default, as SadTalker), 1 keeps the size",
-    )
+    add_weights_arguments(parser, loaded="the networks")
+    add_enhancer_arguments(parser)
     look = parser.add_argument_group("animation")
     look.add_argument(
         "--mode",
@@ -62,10 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=CROP_MODES,
         help="crop: tight face crop (default); extcrop: larger crop with hair; resize: whole image squashed "
         "to a square; full / extfull: animate the crop and paste it back into the whole photo",
-    )
-    look.add_argument(
-        "--size", type=int, default=None, choices=RENDER_SIZES,
-        help="face render resolution (default: the weights' own; 256 for the official files)",
     )
     look.add_argument("--still", action="store_true", help="keep the photo's head pose; only the face moves")
     look.add_argument("--pose-style", default=0, help="head-motion style 0..45 (default 0)")
@@ -161,23 +126,9 @@ def run(arguments: argparse.Namespace) -> int:
             "256x256 on 2 cores in float32, about 3 s with --dtype bfloat16 on a CPU with native bfloat16: "
             "docs/performance.md; 25 frames per second of audio); use --device cuda for speed"
         )
-    if arguments.enhancer is None and (arguments.enhancer_weights or arguments.enhancer_upscale):
-        raise InvalidArgumentError("--enhancer-weights / --enhancer-upscale need --enhancer gfpgan")
-    enhancer: dict = {}
-    if arguments.enhancer is not None:
-        enhancer = dict(
-            enhancer=arguments.enhancer,
-            enhancer_weights=arguments.enhancer_weights,
-            enhancer_upscale=arguments.enhancer_upscale,
-        )
+    enhancer = enhancer_from_arguments(arguments)
     pipe = TalkingHeadPipeline.from_pretrained(
-        arguments.weights,
-        revision=arguments.revision,
-        cache_dir=arguments.cache_dir,
-        local_files_only=arguments.offline,
-        size=arguments.size,
-        tavce_correlation=arguments.tavce_correlation,
-        tavce_facerender=arguments.tavce_facerender,
+        **weights_from_arguments(arguments),
         landmarker=arguments.landmarker,
         device=device,
         dtype=dtype,

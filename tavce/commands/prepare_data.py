@@ -8,6 +8,7 @@ from typing import Any
 from tavce import DEFAULT_REPO
 from tavce.cli import Subcommand, add_device_arguments
 from tavce.commands.executor_arguments import add_executor_arguments, executor_from_arguments
+from tavce.commands.weights_arguments import add_hub_arguments
 from tavce.constants import CROP_ONLY_MODES, LANDMARKER_NAMES, RENDER_SIZES
 
 EXIT_SOME_FAILED = 1
@@ -60,9 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="tavce weights folder, folder of official SadTalker files, or Hub repo id holding the face "
         "reconstruction network (default: %(default)s)",
     )
-    weights.add_argument("--revision", default=None, help="branch, tag or commit of the Hub repo (default: main)")
-    weights.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
-    weights.add_argument("--offline", action="store_true", help="never use the network; use cached/local files only")
+    add_hub_arguments(weights)
     compute = parser.add_argument_group("compute")
     add_device_arguments(compute)
     compute.add_argument("--batch-size", type=int, default=16, help="crops per 3DMM batch (default 16)")

@@ -46,6 +46,7 @@ from tavce.training.checkpoint import (
 from tavce.training.config_file import save_config
 from tavce.training.distributed import DistributedContext, autocast_dtype
 from tavce.training.plots import CURVES_NAME, METRICS_LOG, VALIDATION_LOG, flatten_figures, plot_run
+from tavce.training.run_settings import RunSettings
 from tavce.training.sampler import GlobalBatchSampler, SeededItems
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -256,48 +257,23 @@ def planned_steps(epochs: int | None, max_steps: int | None, steps_per_epoch: in
 
 
 @dataclass(frozen=True)
-class LoopSettings:
+class LoopSettings(RunSettings):
     """How the shared loop runs a stage (each stage's entry point fills it from its own settings).
 
     Attributes:
         epochs, max_steps: run until whichever comes first (None: no limit of that kind).
         batch_size: items per process and step.
         seed: seeds initialisation, the data order and every item's random draws.
-        num_workers: data-loading processes per training process.
-        device: None (this process's GPU, else the CPU), ``cpu``, ``cuda``, ``cuda:1``.
-        mixed_precision: see :data:`~tavce.training.distributed.MIXED_PRECISION_CHOICES`.
-        sync_batch_norm: under DDP on CUDA, BatchNorm statistics over the global batch.
-        log_every: log and record the step's figures every N steps (and the run's last step).
-        checkpoint_every: also checkpoint every N steps (None: after each epoch and at the end only).
-        progress: show a progress bar (rank 0).
         export: let the trainer write its result into the run folder at the end.
-        val_data: a folder prepared like the training data, held out for validation.
-        val_fraction: else hold out this fraction of the training data's identities
-            (:func:`~tavce.training.data.split_by_identity`); None: no validation.
-        validate_every: validate every N steps (and always at the end of a run); None: at the end only.
-        validation_items: held-out items per validation (the same items every time).
-        tensorboard: also write TensorBoard event files to ``OUT/tensorboard`` (needs ``tavce[train]``).
-        plots: draw ``OUT/curves.png`` at the end (skipped, said once, without ``tavce[train]``).
+
+    and the :class:`~tavce.training.run_settings.RunSettings` every run has.
     """
 
     epochs: int | None
     max_steps: int | None
     batch_size: int
     seed: int
-    num_workers: int = 4
-    device: str | None = None
-    mixed_precision: str | None = None
-    sync_batch_norm: bool = True
-    log_every: int = 10
-    checkpoint_every: int | None = None
-    progress: bool = True
     export: bool = True
-    val_data: str | None = None
-    val_fraction: float | None = None
-    validate_every: int | None = None
-    validation_items: int = 16
-    tensorboard: bool = False
-    plots: bool = True
 
     @classmethod
     def gather(cls, *sources: Any, **values: Any) -> LoopSettings:

@@ -102,6 +102,31 @@ def test_demo_refuses_bad_settings_before_loading_weights(capsys: pytest.Capture
     assert "max_audio_seconds=0" in capsys.readouterr().err
 
 
+def test_demo_loads_the_weights_and_enhancer_as_generate_does_and_launches_on_localhost(gradio, pipe, monkeypatch, tmp_path) -> None:
+    from tavce import TalkingHeadPipeline
+
+    loaded: dict = {}
+    launched: dict = {}
+
+    def from_pretrained(cls, weights=None, **kwargs):
+        loaded.update(kwargs, weights=weights)
+        return pipe
+
+    monkeypatch.setattr(TalkingHeadPipeline, "from_pretrained", classmethod(from_pretrained))
+    monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+    monkeypatch.setattr("tavce.commands.demo._stop_on_sigterm", lambda: None)
+    arguments = ["demo", "--weights", "w", "--revision", "v2", "--cache-dir", str(tmp_path), "--offline", "--size",
+                 "512", "--tavce-correlation", "c.pth", "--tavce-facerender", "f.pth", "--dtype", "float32",
+                 "--enhancer", "gfpgan", "--enhancer-weights", "gfpgan-files", "--enhancer-upscale", "1"]
+    assert main(arguments) == 0
+    assert loaded == {
+        "weights": "w", "revision": "v2", "cache_dir": str(tmp_path), "local_files_only": True, "size": 512,
+        "tavce_correlation": "c.pth", "tavce_facerender": "f.pth", "device": None, "dtype": "float32",
+        "enhancer": "gfpgan", "enhancer_weights": "gfpgan-files", "enhancer_upscale": 1,
+    }
+    assert launched["server_name"] == "127.0.0.1" and launched["server_port"] == 7860
+
+
 def test_the_space_app_of_the_docs_builds_the_page_and_launches_it(gradio, pipe, monkeypatch) -> None:
     from tavce import TalkingHeadPipeline
 

@@ -24,10 +24,11 @@ from torch.utils.data import Dataset
 
 from tavce.errors import InvalidArgumentError
 from tavce.models.renderer.renderer import CERLRendererConfig
-from tavce.training.distributed import MIXED_PRECISION_CHOICES, DistributedContext
+from tavce.training.distributed import DistributedContext
 from tavce.training.loop import LoopSettings, split_validation, train_stage
 from tavce.training.renderer.config import RendererTrainingConfig, TrainingConfigError
 from tavce.training.renderer.trainer import RendererStepRecord, RendererTrainer
+from tavce.training.run_settings import RunSettings
 
 if TYPE_CHECKING:
     from tavce.models.tavc import TemporalCorrelationMetric
@@ -38,7 +39,7 @@ LANDMARKERS = ("auto", "insightface", "dlib")
 
 
 @dataclass(frozen=True)
-class RendererRunConfig:
+class RendererRunConfig(RunSettings):
     """How one stage-2 run is carried out (what :class:`RendererTrainingConfig` leaves out: it holds the method).
 
     Attributes:
@@ -54,25 +55,12 @@ class RendererRunConfig:
         landmarker: finds the mouth on generated frames for CAR: ``auto`` (insightface when its model
             pack is present, else dlib), ``insightface`` or ``dlib``.
         max_steps: stop after this many steps (None: the schedule's epochs decide).
-        device: None (this process's GPU, else the CPU; ``auto`` also works), ``cpu``, ``cuda``, ``cuda:1``.
-        mixed_precision: None (float16 autocast + gradient scaling on CUDA, off on CPU; ``auto`` also
-            works), ``float32`` (off), ``float16``, ``bfloat16`` (aliases ``off``, ``fp16``, ``bf16``).
-        num_workers: data-loading processes per training process.
-        sync_batch_norm: under DDP on CUDA, BatchNorm statistics over the global batch for the
-            layers in training mode (the dense-motion network's, the keypoint detector's when it is
-            trained); off, or on CPUs (gloo), each process keeps its own.
-        log_every: log and record the loss terms every N steps.
-        checkpoint_every: also checkpoint every N steps (None: after each epoch and at the end only).
-        progress: show the progress bar (rank 0).
         export: write ``OUT/weights`` at the end.
-        val_data: a prepared folder of held-out videos; val_fraction: else hold out this fraction of
-            the identities (no person in both parts); None for both: no validation.
-        validate_every: render the held-out items every N steps (None: at the end of the run only):
-            L1 and PSNR, a sample ``OUT/samples/step_<N>.png`` (source | driving | generated); the best
-            checkpoint by L1 is kept as ``OUT/checkpoints/best.pt``.
-        validation_items: held-out items per validation (8).
-        tensorboard: TensorBoard event files in ``OUT/tensorboard`` (``tavce[train]``).
-        plots: ``OUT/curves.png`` at the end (``tavce[train]``).
+        validation_items: held-out items per validation (8 here).
+
+    Compute, logging, checkpoints, validation and watching: :class:`~tavce.training.run_settings.RunSettings`
+    (here validation renders the held-out items: L1 and PSNR, a sample ``OUT/samples/step_<N>.png``
+    of source | driving | generated; the best checkpoint is the one with the lowest L1).
     """
 
     init: tuple[str | tuple[str, str], ...] = ()
@@ -80,43 +68,17 @@ class RendererRunConfig:
     base: str | None = None
     landmarker: str = "auto"
     max_steps: int | None = None
-    device: str | None = None
-    mixed_precision: str | None = None
-    num_workers: int = 4
-    sync_batch_norm: bool = True
-    log_every: int = 10
-    checkpoint_every: int | None = None
-    progress: bool = True
     export: bool = True
-    val_data: str | None = None
-    val_fraction: float | None = None
-    validate_every: int | None = None
     validation_items: int = 8
-    tensorboard: bool = False
-    plots: bool = True
 
     def __post_init__(self) -> None:
+        problems = self.run_problems()
         if self.landmarker not in LANDMARKERS:
-            raise TrainingConfigError(f"landmarker={self.landmarker!r}: choose one of {', '.join(LANDMARKERS)}")
-        if self.mixed_precision not in MIXED_PRECISION_CHOICES:
-            raise TrainingConfigError(
-                f"mixed_precision={self.mixed_precision!r}: choose None (automatic), float32, float16 or bfloat16 "
-                "(or auto, off, fp16, bf16)"
-            )
+            problems.append(f"landmarker={self.landmarker!r}: choose one of {', '.join(LANDMARKERS)}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise TrainingConfigError(f"max_steps={self.max_steps}: at least 1 (or None for the schedule's epochs)")
-        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
-            raise TrainingConfigError(f"val_fraction={self.val_fraction!r}: a fraction of the identities in (0, 1)")
-        if self.validation_items < 1 or (self.validate_every is not None and self.validate_every < 1):
-            raise TrainingConfigError(
-                f"validation_items={self.validation_items}, validate_every={self.validate_every}: at least 1"
-            )
-        if self.log_every < 1 or self.num_workers < 0 or (self.checkpoint_every is not None and self.checkpoint_every < 1):
-            raise TrainingConfigError(
-                f"log_every={self.log_every}, num_workers={self.num_workers}, checkpoint_every={self.checkpoint_every}: "
-                "log_every and checkpoint_every at least 1, num_workers at least 0"
-            )
-
+            problems.append(f"max_steps must be at least 1 (or None for the schedule's epochs), got {self.max_steps}")
+        if problems:
+            raise TrainingConfigError("RendererRunConfig: " + "; ".join(problems))
 
 
 @dataclass

@@ -20,6 +20,7 @@ from tavce.models.tavc import MouthEncoderConfig
 from tavce.training.config_file import config_from_mapping, load_config, save_config
 from tavce.training.distributed import MIXED_PRECISION_CHOICES
 from tavce.training.perceptual import PerceptualDistanceConfig
+from tavce.training.run_settings import RunSettings
 from tavce.training.tavc.reconstruction import ReconstructionGeneratorConfig
 
 __all__ = ["MIXED_PRECISION_MODES", "TAVCTrainingConfig"]
@@ -28,7 +29,7 @@ MIXED_PRECISION_MODES = MIXED_PRECISION_CHOICES
 
 
 @dataclass(frozen=True)
-class TAVCTrainingConfig:
+class TAVCTrainingConfig(RunSettings):
     """Stage-1 training settings (defaults: TAVCE's ``correlation/train.py``).
 
     Data:
@@ -62,27 +63,12 @@ class TAVCTrainingConfig:
         batch_size: items per process and step (16 per GPU).
         seed: seeds initialisation, shuffling and every item's random choices (2024).
 
-    Compute:
-        device: None (the local GPU, else CPU; ``auto`` also works), ``cpu``, ``cuda``, ``cuda:1``.
-        num_workers: data-loading processes per training process (4).
-        mixed_precision: None (float16 autocast + gradient scaling on CUDA, off on CPU; ``auto``
-            also works), ``float32`` (off), ``float16`` or ``bfloat16`` (aliases ``off``, ``fp16``, ``bf16``).
-        sync_batch_norm: under DDP on CUDA, BatchNorm statistics over the global batch (on).
-
     Output:
-        log_every: log and record the figures every N steps (10).
-        checkpoint_every: also checkpoint every N steps (None: after each epoch and at the end only).
         export_metric: write the trained metric to ``OUT/metric`` at the end (needs saveable encoders).
-        progress: show a progress bar (rank 0).
 
-    Validation and watching (the shared loop's, :class:`~tavce.training.loop.LoopSettings`):
-        val_data: a prepared folder of held-out videos; val_fraction: else hold out this fraction
-            of the identities (no person in both parts); None for both: no validation.
-        validate_every: similarities and the fraction ranked correctly on the held-out items every
-            N steps (None: at the end only); the best checkpoint by the similarity gap is kept.
-        validation_items: held-out items per validation (16).
-        tensorboard: TensorBoard event files in ``OUT/tensorboard`` (``tavce[train]``).
-        plots: ``OUT/curves.png`` at the end (``tavce[train]``).
+    Compute, logging, checkpoints, validation and watching: :class:`~tavce.training.run_settings.RunSettings`
+    (here validation reports the similarities and the fraction ranked correctly on the held-out
+    items; the best checkpoint is the one with the largest similarity gap).
     """
 
     negative_distance: int = 3
@@ -113,22 +99,7 @@ class TAVCTrainingConfig:
     batch_size: int = 16
     seed: int = 2024
 
-    device: str | None = None
-    num_workers: int = 4
-    mixed_precision: str | None = None
-    sync_batch_norm: bool = True
-
-    log_every: int = 10
-    checkpoint_every: int | None = None
     export_metric: bool = True
-    progress: bool = True
-
-    val_data: str | None = None
-    val_fraction: float | None = None
-    validate_every: int | None = None
-    validation_items: int = 16
-    tensorboard: bool = False
-    plots: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -139,24 +110,16 @@ class TAVCTrainingConfig:
             )
         if self.epochs is None and self.max_steps is None:
             problems.append("set epochs or max_steps (or both: training stops at whichever comes first)")
-        for name in ("epochs", "max_steps", "checkpoint_every", "validate_every"):
+        for name in ("epochs", "max_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name} must be at least 1, got {value}")
-        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
-            problems.append(f"val_fraction must be in (0, 1) (a fraction of the identities), got {self.val_fraction}")
-        for name in ("batch_size", "log_every", "lr_step_epochs", "negative_distance", "repeats", "validation_items"):
+        for name in ("batch_size", "lr_step_epochs", "negative_distance", "repeats"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.num_workers < 0:
-            problems.append(f"num_workers must be 0 or more, got {self.num_workers}")
         if self.learning_rate <= 0:
             problems.append(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.mixed_precision not in MIXED_PRECISION_MODES:
-            problems.append(
-                f"mixed_precision must be None (automatic) or one of "
-                f"{', '.join(str(mode) for mode in MIXED_PRECISION_MODES[1:])}, got {self.mixed_precision!r}"
-            )
+        problems += self.run_problems()
         if self.reconstruction and not self.lpips_weights:
             problems.append(
                 "reconstruction needs lpips_weights: a file with the LPIPS VGG weights, e.g. "
