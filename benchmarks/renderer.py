@@ -369,13 +369,18 @@ def against_peak(gflop_per_frame: float, frames_per_s: float, baseline_fps: floa
     }
 
 
+def write_json_line(row: dict) -> None:
+    """``row`` as one JSON line on stdout, floats rounded to 4 places (non-finite ones as null)."""
+    clean = {k: (round(v, 4) if math.isfinite(v) else None) if isinstance(v, float) else v for k, v in row.items()}
+    sys.stdout.write(json.dumps(clean) + "\n")
+    sys.stdout.flush()
+
+
 def emit(row: dict, args: argparse.Namespace, image_name: str) -> None:
     """Write one configuration's figures: a JSON line on stdout (``--json``) or a log line."""
     row |= {"threads": args.threads, "image": image_name, "torch": torch.__version__}
     if args.json:
-        clean = {k: (round(v, 4) if math.isfinite(v) else None) if isinstance(v, float) else v for k, v in row.items()}
-        sys.stdout.write(json.dumps(clean) + "\n")
-        sys.stdout.flush()
+        write_json_line(row)
     else:
         logger.info(
             f"{row['config']:8s} {row['dtype']:8s} B={row['batch']:<2d} {row['frames_per_s']:7.4f} frames/s "

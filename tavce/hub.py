@@ -139,12 +139,25 @@ def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         return {name: read(name) for name in shapes}
 
 
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}  # fmt: skip
+
+
 @contextlib.contextmanager
-def open_safetensors(path: str | Path) -> Iterator[tuple[dict[str, tuple[int, ...]], Callable[[str], torch.Tensor]]]:
-    """A safetensors file read lazily: (every tensor's shape by name, ``read(name)`` -> that tensor on the CPU).
+def open_safetensors(
+    path: str | Path,
+) -> Iterator[tuple[dict[str, tuple[int, ...]], Callable[..., torch.Tensor]]]:
+    """A safetensors file read lazily: (every tensor's shape by name, ``read(name, out=None)`` -> that tensor on the CPU).
 
     Loading weights tensor by tensor into a module built beforehand keeps one copy of
-    the weights in memory, not two (the module's and a whole state dict's).
+    the weights in memory, not two (the module's and a whole state dict's). The bytes are
+    read from the file, not memory-mapped: pages of a mapping that were read would count as
+    resident until the file is closed, a second copy of the weights at the loading peak.
+    ``read(name, out=tensor)`` copies into ``tensor`` (same shape; cast when the dtypes
+    differ), straight from the file when it is a contiguous CPU tensor of the file's dtype.
 
     Raises:
         WeightsNotFoundError: the file does not exist.
@@ -154,21 +167,42 @@ def open_safetensors(path: str | Path) -> Iterator[tuple[dict[str, tuple[int, ..
     if not path.is_file():
         raise WeightsNotFoundError(f"{path}: weights file not found; check the path or download the weights again")
 
-    def invalid(error: Exception) -> IncompatibleWeightsError:
+    def invalid(error: Exception | str) -> IncompatibleWeightsError:
         return IncompatibleWeightsError(
             f"{path}: not a valid safetensors file ({error}); {damaged_file_fix(path)}"
         )
 
     try:
-        handle = safe_open(str(path), framework="pt", device="cpu")
-        with handle as file:
+        # safe_open validates the header (names, dtypes, shapes, offsets within the file).
+        with safe_open(str(path), framework="pt", device="cpu") as file:
             shapes = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+        with path.open("rb") as stream:
+            header_size = int.from_bytes(stream.read(8), "little")
+            header = json.loads(stream.read(header_size))
+            data_start = 8 + header_size
 
-            def read(name: str) -> torch.Tensor:
-                try:
-                    return file.get_tensor(name)
-                except (SafetensorError, OSError, ValueError) as error:
-                    raise invalid(error) from error
+            def read(name: str, out: torch.Tensor | None = None) -> torch.Tensor:
+                entry = header[name]
+                dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
+                if dtype is None:
+                    raise invalid(f"{name}: dtype {entry['dtype']} is not supported")
+                begin, end = entry["data_offsets"]
+                direct = out is not None and out.device.type == "cpu" and out.dtype == dtype and out.is_contiguous()
+                target = out if direct else torch.empty(shapes[name], dtype=dtype)
+                buffer = memoryview(target.detach().view(-1).view(torch.uint8).numpy())
+                if len(buffer) != end - begin:
+                    raise invalid(f"{name}: {end - begin} bytes for {tuple(target.shape)} {entry['dtype']}")
+                stream.seek(data_start + begin)
+                if len(buffer) and stream.readinto(buffer) != len(buffer):
+                    raise invalid(f"{name}: the file ends inside its data")
+                if out is None:
+                    return target
+                if direct:
+                    # Written behind autograd's back: bump the version as copy_ would (caches keyed on it).
+                    torch.autograd.graph.increment_version(out)
+                    return out
+                with torch.no_grad():
+                    return out.copy_(target)
 
             yield shapes, read
     except (SafetensorError, OSError, ValueError) as error:

@@ -69,3 +69,20 @@ def test_memory_benchmark_reports_a_batch_workers_peak_after_each_count_of_jobs(
     assert 0 < after_two <= after_three  # one worker ran them all: its peak only grows
     assert row["ratio"] == pytest.approx(after_three / after_two)
     assert all(value > 0 for value in (*row["rss_mib"], row["load_peak_mib"])) and row["cpu_flags"] is not None
+
+
+def test_int8_benchmark_compares_quantised_convs_with_float32_and_bfloat16() -> None:
+    command = [sys.executable, "benchmarks/int8.py", "--tiny", "--json", "--frames", "1", "--calibration-frames", "1",
+               "--threads", "1"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = {row["config"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert list(rows) == ["float32", "bfloat16", "int8", "int8+bfloat16"]
+    assert rows["float32"]["psnr_vs_fp32_db"] is None and rows["float32"]["vs_float32"] == 1.0
+    for name in ("int8", "int8+bfloat16"):
+        row = rows[name]
+        # Every residual block's conv_0 and conv_1 is quantised: the frames change, but stay close to float32's.
+        assert row["quantised_convs"] > 0 and 0 < row["quantised_gflop_share"] < 1
+        assert 25 < row["psnr_vs_fp32_db"] < 80
+        assert row["vs_bfloat16"] == pytest.approx(row["frames_per_s"] / rows["bfloat16"]["frames_per_s"], rel=1e-3)
+    assert rows["int8"]["cpu_flags"] is not None

@@ -154,3 +154,18 @@ def test_a_module_loads_its_safetensors_tensor_by_tensor_with_strict_keys(tmp_pa
     weight_only = save_safetensors({"weight": source.weight}, tmp_path / "weight.safetensors")
     with pytest.raises(IncompatibleWeightsError, match=r"missing: bias.*shape mismatch: weight: file \(2, 3\) vs model"):
         load_safetensors_strict(torch.nn.Linear(3, 4), weight_only, source="weight")
+
+
+def test_safetensors_tensors_read_into_a_module_s_own_tensors_cast_and_versioned(tmp_path):
+    from tavce.hub import open_safetensors
+
+    values = torch.randn(4, 5, dtype=torch.float64)
+    path = save_safetensors({"weight": values.float(), "empty": torch.zeros(0)}, tmp_path / "w.safetensors")
+    same, cast = torch.zeros(4, 5), torch.zeros(4, 5, dtype=torch.bfloat16)
+    version = same._version
+    with open_safetensors(path) as (shapes, read):
+        assert shapes == {"weight": (4, 5), "empty": (0,)}
+        assert read("weight", out=same) is same and same._version > version  # caches keyed on versions see the load
+        read("weight", out=cast)
+        assert read("empty").shape == (0,)
+    assert torch.equal(same, values.float()) and torch.equal(cast, values.float().bfloat16())

@@ -250,7 +250,7 @@ def load_safetensors_strict(module: nn.Module, path: str | Path, source: str) ->
         _check_fit(module, shapes, source)
         with torch.no_grad():
             for name, target in module.state_dict().items():
-                target.copy_(read(name))
+                read(name, out=target)
 
 
 def _check_fit(module: nn.Module, shapes: Mapping[str, tuple[int, ...]], source: str) -> None:

@@ -17,6 +17,7 @@ from tavce.models.renderer.dense_motion import UpBlock3d
 from tavce.models.renderer.fast_conv import (
     DerivedWeights,
     conv3x3_of_nearest_upsampled,
+    polyphase_pays,
     polyphase_weights,
     single_output_conv2d,
 )
@@ -105,12 +106,15 @@ def test_single_output_conv_equals_the_direct_conv(kernel_size, batch, channels_
     torch.testing.assert_close(single_output_conv2d(x, weight, bias, padding), expected)
 
 
-def test_polyphase_conv_keeps_channels_last():
+@pytest.mark.parametrize("scale", [2, 4])
+def test_polyphase_conv_returns_a_dense_map_in_the_input_s_layout(scale):
     x = torch.randn(1, 4, 5, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     weight, bias = torch.randn(3, 4, 3, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
-    out = conv3x3_of_nearest_upsampled(x, polyphase_weights(weight, bias, (4, 4)), (4, 4))
-    assert out.stride(1) == 1  # channels innermost (a cropped view of a channels-last tensor)
-    expected = F.conv2d(F.interpolate(x, scale_factor=4, mode="nearest"), weight, bias, padding=1)
+    out = conv3x3_of_nearest_upsampled(x, polyphase_weights(weight, bias, (scale, scale)), (scale, scale))
+    # Dense (the next conv reads it without a copy), channels innermost.
+    assert out.is_contiguous(memory_format=torch.channels_last) and out.stride(1) == 1
+    assert conv3x3_of_nearest_upsampled(x.contiguous(), polyphase_weights(weight, bias, (scale, scale)), (scale, scale)).is_contiguous()
+    expected = F.conv2d(F.interpolate(x, scale_factor=scale, mode="nearest"), weight, bias, padding=1)
     torch.testing.assert_close(out, expected)
 
 
@@ -176,15 +180,24 @@ def test_decoder_gradients_equal_the_plain_decoder_gradients():
     torch.testing.assert_close(fast, plain)
 
 
-def test_polyphase_up_block_equals_upsample_then_conv():
+@pytest.mark.parametrize("low, folds", [((3, 8, 9), True), ((3, 4, 5), False)])
+def test_up_block_equals_upsample_then_conv_folding_only_where_it_pays(low, folds):
     block = randomized(UpBlock3d(3, 4)).eval()
     with torch.no_grad():
         block.norm.running_var.uniform_(0.5, 2.0)
         block.norm.running_mean.normal_()
-    volume = torch.randn(2, 3, 3, 4, 5, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    volume = torch.randn(2, 3, *low, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
     upsampled = F.interpolate(volume, scale_factor=(1, 2, 2), mode="nearest")
     expected = F.relu(block.norm(F.conv3d(upsampled, block.conv.weight, block.conv.bias, padding=1)))
-    torch.testing.assert_close(block(volume), expected)
+    with torch.no_grad():
+        torch.testing.assert_close(block(volume), expected)
+    # Folded weights are kept only for maps where the polyphase form saves >= 40 % of the work.
+    assert bool(block._derived._entries) == folds == polyphase_pays(low, UpBlock3d.SCALES)
+
+
+def test_polyphase_pays_from_8x8_maps_at_scale_2():
+    assert [polyphase_pays((16, side, side), (1, 2, 2)) for side in (2, 4, 8, 64)] == [False, False, True, True]
+    assert polyphase_pays((64, 64), (4, 4)) and not polyphase_pays((4, 4), (2, 2))
 
 
 def test_precision_helpers():

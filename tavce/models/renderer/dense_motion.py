@@ -29,6 +29,7 @@ from tavce.models.renderer.fast_conv import (
     DerivedWeights,
     clear_derived,
     conv3x3_of_nearest_upsampled,
+    polyphase_pays,
     polyphase_weights,
     reductions_enabled,
     single_output_conv2d,
@@ -104,8 +105,11 @@ class DownBlock3d(nn.Module):
 class UpBlock3d(nn.Module):
     """Nearest upsampling ×2 in height and width, then conv3³ + BatchNorm + ReLU.
 
-    The conv runs on the input itself in polyphase form (fast_conv.py): the same numbers as
-    convolving the upsampled copy, with 2×2 instead of 3×3 taps in height and width per phase.
+    Where that pays (:func:`~tavce.models.renderer.fast_conv.polyphase_pays`: maps of 8×8 and
+    more), the conv runs on the input itself in polyphase form (fast_conv.py): the same numbers
+    as convolving the upsampled copy, with 2×2 instead of 3×3 taps in height and width per
+    phase. The deepest blocks (2×2 and 4×4 maps, the widest weights) convolve the upsampled copy
+    and keep no folded weights.
     """
 
     SCALES = (1, 2, 2)
@@ -119,7 +123,7 @@ class UpBlock3d(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C_in, D, H, W) → (B, C_out, D, 2H, 2W)."""
-        if not reductions_enabled():
+        if not reductions_enabled() or not polyphase_pays(features.shape[2:], self.SCALES):
             upsampled = F.interpolate(features, scale_factor=self.SCALES, mode="nearest")
             return F.relu(self.norm(self.conv(upsampled)))
         folded = self._derived.get(

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -44,11 +45,18 @@ __all__ = [
     "concatenate_parameters",
     "concatenated_conv",
     "polyphase_weights",
+    "polyphase_pays",
     "conv3x3_of_nearest_upsampled",
     "single_output_conv2d",
 ]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+MIN_POLYPHASE_SAVING = 0.4
+"""Fraction of the multiply-adds the polyphase form must save for its folded weights to be kept (:func:`polyphase_pays`)."""
+
+_FOLD_CHUNK_BYTES = 4 * 2**20
+"""Float64 working memory of :func:`polyphase_weights` per step (the fold runs over slices of output channels)."""
 
 _state = threading.local()
 
@@ -225,25 +233,52 @@ def polyphase_weights(
     with as many taps per axis as the group reads (2 or 1 on upsampled axes, 3 elsewhere),
     summed in float64 and returned in the weight's dtype; the bias repeated per phase (zeros
     when ``bias`` is None). :func:`conv3x3_of_nearest_upsampled` takes the tuple as it is.
+    The float64 sums run over slices of output channels, so the working memory beyond the
+    result stays a few MiB whatever the weight's size.
     """
     if any(size != 3 for size in weight.shape[2:]) or len(scales) != weight.ndim - 2:
         raise ValueError(f"polyphase_weights: need a 3-tap kernel with one scale per axis, got {tuple(weight.shape)}, {scales}")
-    per_axis = [_axis_folds(scale) for scale in scales]
+    per_axis = [[fold.to(weight.device) for fold in _axis_folds(scale)] for scale in scales]
     letters = "abc"[: len(scales)]
     kernel = "".join(letters)
     folded_axes = "".join(letter.upper() for letter in letters)
     equation = f"oi{kernel}," + ",".join(f"{upper}{lower}" for upper, lower in zip(folded_axes, letters)) + f"->oi{folded_axes}"
-    weight64 = weight.to(torch.float64)
-    bias = weight.new_zeros(weight.shape[0]) if bias is None else bias
+    out_channels = weight.shape[0]
+    chunk = max(1, _FOLD_CHUNK_BYTES // (8 * weight[0].numel()))
+    bias = weight.new_zeros(out_channels) if bias is None else bias
     parameters: list[torch.Tensor] = []
     for axes, phases in _phase_groups(tuple(scales)):
         taps = tuple(slice(first, first + count) for _, first, count in axes)
-        folded = [
-            torch.einsum(equation, weight64, *(per_axis[axis][t].to(weight.device) for axis, t in enumerate(phase)))
-            for phase in phases
-        ]
-        parameters += [torch.cat([fold[(...,) + tuple(taps)] for fold in folded]).to(weight.dtype), bias.repeat(len(phases))]
+        folded = weight.new_empty((len(phases) * out_channels, weight.shape[1], *(count for _, _, count in axes)))
+        for start in range(0, out_channels, chunk):
+            weight64 = weight[start : start + chunk].to(torch.float64)
+            for index, phase in enumerate(phases):
+                fold = torch.einsum(equation, weight64, *(per_axis[axis][t] for axis, t in enumerate(phase)))
+                offset = index * out_channels + start
+                folded[offset : offset + weight64.shape[0]] = fold[(...,) + taps]
+        parameters += [folded, bias.repeat(len(phases))]
     return tuple(parameters)
+
+
+def polyphase_pays(low: Sequence[int], scales: Sequence[int]) -> bool:
+    """Whether the polyphase form saves at least :data:`MIN_POLYPHASE_SAVING` of the multiply-adds on a ``low`` map.
+
+    The polyphase conv runs on the padded low-resolution map (low + 1 outputs per upsampled
+    axis), so on small maps the extra row and column eat the saving: at scale 2 in two axes a
+    2×2 map saves nothing, 4×4 saves 31 %, 8×8 44 %, large maps 56 %. Where it does not pay,
+    computing on the upsampled copy instead also avoids keeping the folded weights (1.78× the
+    conv weight at scale 2), which on such maps are typically the widest ones.
+    """
+    # Lists, not generators, inside math.prod: torch.compile traces it only on lists.
+    plain = 3 ** len(scales) * math.prod([size * scale for size, scale in zip(low, scales)])
+    sizes = [size + 1 if scale > 1 else size for size, scale in zip(low, scales)]
+    polyphase = sum(
+        [
+            len(phases) * math.prod([count for _, _, count in axes]) * math.prod(sizes)
+            for axes, phases in _phase_groups(tuple(scales))
+        ]
+    )
+    return polyphase <= (1 - MIN_POLYPHASE_SAVING) * plain
 
 
 def conv3x3_of_nearest_upsampled(
@@ -258,8 +293,7 @@ def conv3x3_of_nearest_upsampled(
         relu: apply ReLU (on the phase outputs, before interleaving them: one pass less).
 
     Returns:
-        (B, O, *(low·scales)), in ``input``'s memory format (channels-last stays channels-last);
-        possibly a strided view.
+        (B, O, *(low·scales)), dense in ``input``'s memory format (channels-last stays channels-last).
     """
     spatial = input.ndim - 2
     batch, low = input.shape[0], input.shape[2:]
@@ -269,14 +303,16 @@ def conv3x3_of_nearest_upsampled(
     sizes = [size + 1 if scale > 1 else size for size, scale in zip(low, scales)]
     groups = _phase_groups(tuple(scales))
     out_channels = folded[0].shape[0] // len(groups[0][1])
-    full = torch.empty(
-        (batch, out_channels, *(size * scale for size, scale in zip(sizes, scales))),
+    output = torch.empty(
+        (batch, out_channels, *(size * scale for size, scale in zip(low, scales))),
         dtype=input.dtype,
         device=input.device,
         memory_format=_memory_format_of(input),
     )
-    interleaved = full.view(batch, out_channels, *itertools.chain.from_iterable(zip(sizes, scales)))
-    # A group's maps (B, t₀, t₁, …, O, q₀, q₁, …) → interleaved (B, O, q₀, t₀, q₁, t₁, …).
+    # Output Y = q·s + t − 1 = a·s + b: phase t ≥ 1 of q = 0 … low−1 lands on (a, b) = (q, t − 1),
+    # phase 0 of q = 1 … low on (q − 1, s − 1); the other outputs fall outside the image.
+    interleaved = output.view(batch, out_channels, *itertools.chain.from_iterable(zip(low, scales)))
+    # A group's maps (B, t₀, t₁, …, O, q₀, q₁, …) → (B, O, q₀, t₀, q₁, t₁, …).
     order = [0, spatial + 1] + [axis for k in range(spatial) for axis in (spatial + 2 + k, 1 + k)]
     for (axes, _), weight, bias in zip(groups, folded[0::2], folded[1::2]):
         window = tuple(slice(first, first + size + count - 1) for (_, first, count), size in zip(axes, sizes))
@@ -284,16 +320,29 @@ def conv3x3_of_nearest_upsampled(
         if relu:
             stacked = stacked.relu_()
         counts = [len(group_phases) for group_phases, _, _ in axes]
-        phase_maps = stacked.view(batch, *counts, out_channels, *sizes)
-        target = (slice(None), slice(None)) + tuple(
-            part for group_phases, _, _ in axes for part in (slice(None), slice(group_phases.start, group_phases.stop))
-        )
-        interleaved[target].copy_(phase_maps.permute(order))
-    # Output Y = q·s + t − 1: drop the first row of every upsampled axis.
-    crop = [slice(None), slice(None)] + [
-        slice(1, 1 + size * scale) if scale > 1 else slice(None) for size, scale in zip(low, scales)
-    ]
-    return full[tuple(crop)]
+        phase_maps = stacked.view(batch, *counts, out_channels, *sizes).permute(order)
+        pieces = [_phase_pieces(group_phases, size, scale) for (group_phases, _, _), size, scale in zip(axes, low, scales)]
+        for combination in itertools.product(*pieces):
+            source = (slice(None), slice(None)) + tuple(part for q, t, _, _ in combination for part in (q, t))
+            target = (slice(None), slice(None)) + tuple(part for _, _, a, b in combination for part in (a, b))
+            interleaved[target].copy_(phase_maps[source])
+    return output
+
+
+def _phase_pieces(phases: range, size: int, scale: int) -> list[tuple[slice, slice, slice, slice]]:
+    """Along one axis, (q, phase within the group) of the phase maps → (a, b) of the output, as slices."""
+    everything = slice(None)
+    if scale == 1:
+        return [(everything, everything, everything, everything)]
+    pieces = []
+    first = phases.start
+    if first == 0:
+        pieces.append((slice(1, size + 1), slice(0, 1), everything, slice(scale - 1, scale)))
+        first = 1
+    if first < phases.stop:
+        local = slice(first - phases.start, phases.stop - phases.start)
+        pieces.append((slice(0, size), local, everything, slice(first - 1, phases.stop - 1)))
+    return pieces
 
 
 def _tap_selector(kernel_size: int, like: torch.Tensor) -> torch.Tensor:

@@ -9,14 +9,20 @@ training (``spectral_norm=True``); inference networks hold folded plain weights
 Exact work reductions (fast_conv.py; the parameters and their names are unchanged,
 merged weights are derived and cached):
 
-* a SPADE layer's γ and β convs read the same hidden map: one conv with 2·C outputs;
-* every SPADE layer of a decoder stage (the 6 middle blocks, each up block) reads S
-  resized to the same size: their shared-MLP convs are one conv with 128·n outputs;
-* up-block stages see S nearest-upsampled ×2 / ×4: that shared conv runs on S itself in
+* every SPADE layer of the middle blocks reads S itself: their shared-MLP convs are one
+  conv with 128·n outputs;
+* up blocks see S nearest-upsampled ×2 / ×4: each layer's shared conv runs on S itself in
   polyphase form (2.25× fewer multiply-adds), never on the upsampled copy;
 * a block with a learned shortcut normalises its input once for both SPADE layers, and
   folds its bias-free 1×1 shortcut conv into the shortcut SPADE's β conv (linear maps
-  compose), which then has f_out instead of f_in outputs.
+  compose), which then has f_out instead of f_in outputs;
+* an up block normalises its input before the nearest upsampling (the instance statistics
+  are the same), so the upsampled input itself is never built.
+
+Memory: at 256² one 256-channel map is 64 MiB in float32, and the last up block sets the
+render peak. So the γ and β convs write separate maps, modulated in place in β's map
+(a merged γ/β conv would hold both at once), each up-block layer computes its hidden map
+where it is used, and activations are applied in place.
 
 In half precision the decoder keeps its activations channels-last (oneDNN's fast
 bfloat16 convolutions read and write that layout without reorders) and computes the
@@ -119,11 +125,6 @@ class SPADE(nn.Module):
     def shared_conv(self) -> nn.Conv2d:
         return cast(nn.Conv2d, self.shared[0])
 
-    def gamma_beta_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The merged γ/β conv: weight (2C, hidden, 3, 3), bias (2C,), γ first (derived, cached)."""
-        sources = (self.gamma.weight, self.gamma.bias, self.beta.weight, self.beta.bias)
-        return self._derived.get("gamma_beta", sources, lambda: concatenate_parameters((self.gamma, self.beta)))
-
     def hidden(self, condition: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         """(B, hidden, *size): the shared MLP on the condition resized (nearest) to ``size``."""
         conv = self.shared_conv
@@ -138,9 +139,15 @@ class SPADE(nn.Module):
 
     def modulate(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """normalized·(1 + γ(hidden)) + β(hidden) for normalized (B, C, H, W) = InstanceNorm(x), hidden (B, 128, H, W)."""
-        weight, bias = self.gamma_beta_parameters()
-        gamma, beta = concatenated_conv(hidden, weight, bias, padding=1).chunk(2, dim=1)
-        return torch.addcmul(normalized + beta, normalized, gamma)
+        return self.shift(self.scale(normalized, hidden), hidden)
+
+    def scale(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """normalized·(1 + γ(hidden)), computed in γ's own map (the plain form's operations, in place)."""
+        return concatenated_conv(hidden, self.gamma.weight, self.gamma.bias, padding=1).add_(1).mul_(normalized)
+
+    def shift(self, scaled: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """``scaled`` + β(hidden), in place: once :meth:`scale` has run, ``normalized`` may be freed before β exists."""
+        return scaled.add_(concatenated_conv(hidden, self.beta.weight, self.beta.bias, padding=1))
 
     def plain_forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """The textbook computation (reference for the reduced one, :func:`exact_reductions`)."""
@@ -181,46 +188,51 @@ class SPADEResBlock(nn.Module):
         return {name: getattr(self, name) for name in names}
 
     def shortcut_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The shortcut SPADE's γ conv merged with (conv_shortcut ∘ β conv), derived and cached.
+        """conv_shortcut ∘ (the shortcut SPADE's β conv) as one conv, derived and cached.
 
         conv_shortcut is a bias-free 1×1 conv, hence linear: conv_shortcut(n·(1+γ) + β) =
         conv_shortcut(n·(1+γ)) + (W_sc·W_β) ⋆ hidden + W_sc·b_β. The composed β conv has f_out
-        instead of f_in output channels (256→64 and 512→256 in the up blocks). Returns the weight
-        (f_in + f_out, hidden, 3, 3) and bias, γ first; composed in float64.
+        instead of f_in output channels (256→64 and 512→256 in the up blocks). Returns its
+        weight (f_out, hidden, 3, 3) and bias, composed in float64.
         """
         layer, conv = self.norm_shortcut, cast(nn.Conv2d, self.conv_shortcut)
-        gamma_bias, beta_bias = cast(torch.Tensor, layer.gamma.bias), cast(torch.Tensor, layer.beta.bias)
-        sources = (layer.gamma.weight, layer.gamma.bias, layer.beta.weight, layer.beta.bias, conv.weight)
+        beta_bias = cast(torch.Tensor, layer.beta.bias)
+        sources = (layer.beta.weight, beta_bias, conv.weight)
 
         def build() -> tuple[torch.Tensor, torch.Tensor]:
             projection = conv.weight[:, :, 0, 0].to(torch.float64)
             composed_weight = torch.einsum("oc,chij->ohij", projection, layer.beta.weight.to(torch.float64))
             composed_bias = projection @ beta_bias.to(torch.float64)
-            dtype = layer.gamma.weight.dtype
-            return (
-                torch.cat([layer.gamma.weight, composed_weight.to(dtype)]),
-                torch.cat([gamma_bias, composed_bias.to(dtype)]),
-            )
+            dtype = layer.beta.weight.dtype
+            return composed_weight.to(dtype), composed_bias.to(dtype)
 
         return layer._derived.get("shortcut", sources, build)
 
     def _learned_shortcut(self, normalized: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """conv_shortcut(norm_shortcut(x)) from InstanceNorm(x) and the shortcut SPADE's hidden map."""
+        shortcut = self.conv_shortcut(self.norm_shortcut.scale(normalized, hidden))
         weight, bias = self.shortcut_parameters()
-        gamma, projected_beta = concatenated_conv(hidden, weight, bias, padding=1).split(
-            [normalized.shape[1], weight.shape[0] - normalized.shape[1]], dim=1
-        )
-        return self.conv_shortcut(torch.addcmul(normalized, normalized, gamma)) + projected_beta
+        return shortcut.add_(concatenated_conv(hidden, weight, bias, padding=1))
 
     def forward(
-        self, features: torch.Tensor, condition: torch.Tensor, hidden: Mapping[str, torch.Tensor] | None = None
+        self,
+        features: torch.Tensor,
+        condition: torch.Tensor,
+        hidden: Mapping[str, torch.Tensor] | None = None,
+        upsample: int = 1,
     ) -> torch.Tensor:
-        """(B, f_in, H, W), condition (B, c, h, w) → (B, f_out, H, W).
+        """(B, f_in, H, W), condition (B, c, h, w) → (B, f_out, H·upsample, W·upsample).
 
         ``hidden``: the shared-MLP outputs of the SPADE layers (by name, (B, 128, H, W)) when the
         caller computed them together (:class:`SPADEDecoder`); otherwise each layer computes its own.
+        ``upsample``: the block's input is ``features`` nearest-upsampled by this factor (an up
+        stage of the decoder). The reduced computation normalises ``features`` before upsampling
+        (an instance's mean and variance are those of its nearest-upsampled copy), so the
+        upsampled input itself is never built when the block has a learned shortcut.
         """
         if not reductions_enabled():
+            if upsample > 1:
+                features = F.interpolate(features, scale_factor=upsample, mode="nearest")
             shortcut = features
             if self.learned_shortcut:
                 shortcut = self.conv_shortcut(self.norm_shortcut(features, condition))
@@ -228,17 +240,25 @@ class SPADEResBlock(nn.Module):
             hidden_features = self.conv_1(F.leaky_relu(self.norm_1(hidden_features, condition), LEAKY_SLOPE))
             return shortcut + hidden_features
 
-        def modulated(name: str, normalized: torch.Tensor) -> torch.Tensor:
+        def activated(name: str, normalized: list[torch.Tensor]) -> torch.Tensor:
+            # LeakyReLU(SPADE(x)) from [InstanceNorm(x)]: the list is emptied, so the normalized
+            # map is freed once scaled, before β's map exists (at 256² a 256-channel map is
+            # 64 MiB in float32, and the last up block sets the render peak).
             layer = getattr(self, name)
-            layer_hidden = hidden[name] if hidden is not None else layer.hidden(condition, normalized.shape[2:])
-            return layer.modulate(normalized, layer_hidden)
+            size = normalized[0].shape[2:]
+            layer_hidden = hidden[name] if hidden is not None else layer.hidden(condition, size)
+            scaled = layer.scale(normalized.pop(), layer_hidden)
+            return F.leaky_relu(layer.shift(scaled, layer_hidden), LEAKY_SLOPE, inplace=True)
 
         # norm_0 and norm_shortcut are the same parameter-free InstanceNorm of the same input.
         normalized = instance_norm(features, self.norm_0.norm.eps)
         shortcut = features
+        if upsample > 1:
+            normalized = F.interpolate(normalized, scale_factor=upsample, mode="nearest")
+            shortcut = None if self.learned_shortcut else F.interpolate(features, scale_factor=upsample, mode="nearest")
         if self.learned_shortcut:
             layer_hidden = (
-                hidden["norm_shortcut"] if hidden is not None else self.norm_shortcut.hidden(condition, features.shape[2:])
+                hidden["norm_shortcut"] if hidden is not None else self.norm_shortcut.hidden(condition, normalized.shape[2:])
             )
             if hasattr(self.conv_shortcut, "weight_orig"):
                 # Spectral norm (training) recomputes the weight in the conv's own forward hook:
@@ -246,11 +266,13 @@ class SPADEResBlock(nn.Module):
                 shortcut = self.conv_shortcut(self.norm_shortcut.modulate(normalized, layer_hidden))
             else:
                 shortcut = self._learned_shortcut(normalized, layer_hidden)
-        hidden_features = self.conv_0(F.leaky_relu(modulated("norm_0", normalized), LEAKY_SLOPE))
-        hidden_features = self.conv_1(
-            F.leaky_relu(modulated("norm_1", instance_norm(hidden_features, self.norm_1.norm.eps)), LEAKY_SLOPE)
-        )
-        return shortcut + hidden_features
+            del layer_hidden
+        pending = [normalized]
+        del normalized
+        hidden_features = self.conv_0(activated("norm_0", pending))
+        pending.append(instance_norm(hidden_features, self.norm_1.norm.eps))
+        del hidden_features
+        return self.conv_1(activated("norm_1", pending)).add_(shortcut)
 
 
 @dataclass(frozen=True)
@@ -295,30 +317,21 @@ class SPADEDecoder(nn.Module):
         self._derived = DerivedWeights()
         self.register_load_state_dict_post_hook(clear_derived)
 
-    def stages(self) -> list[tuple[int, list[SPADEResBlock]]]:
-        """(upsampling factor of S, blocks) per stage: the middle blocks at ×1, then up block i at ×2^(i+1)."""
-        middle = cast(list[SPADEResBlock], list(self.middle_blocks))
-        return [(1, middle)] + [(2 ** (i + 1), [cast(SPADEResBlock, block)]) for i, block in enumerate(self.up_blocks)]
+    def _middle_hidden(self, condition: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """The shared-MLP outputs of every SPADE layer of the middle blocks, from one conv on the condition.
 
-    def _stage_hidden(
-        self, index: int, scale: int, blocks: list[SPADEResBlock], condition: torch.Tensor
-    ) -> list[dict[str, torch.Tensor]]:
-        """The shared-MLP outputs of every SPADE layer of a stage, from one conv (polyphase when scale > 1)."""
-        layers = [(block, name, layer) for block in blocks for name, layer in block.spade_layers().items()]
+        The middle blocks all run at the condition's size, so their shared convs read the same
+        map: one conv with 128·n outputs (the merged weights derived and cached).
+        """
+        middle = cast(list[SPADEResBlock], list(self.middle_blocks))
+        layers = [(index, name, layer) for index, block in enumerate(middle) for name, layer in block.spade_layers().items()]
         convs = [layer.shared_conv for _, _, layer in layers]
         sources = [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
-
-        def build() -> tuple[torch.Tensor | None, ...]:
-            weight, bias = concatenate_parameters(convs)
-            return polyphase_weights(weight, bias, (scale, scale)) if scale > 1 else (weight, bias)
-
-        parameters = self._derived.get(f"stage_{index}", sources, build)
-        size = [side * scale for side in condition.shape[2:]]
-        merged = shared_hidden(condition, parameters, size, folded=scale > 1)
-        splits = merged.split([conv.weight.shape[0] for conv in convs], dim=1)
-        per_block: list[dict[str, torch.Tensor]] = [{} for _ in blocks]
-        for (block, name, _), hidden in zip(layers, splits):
-            per_block[blocks.index(block)][name] = hidden
+        weight, bias = self._derived.get("middle_shared", sources, lambda: concatenate_parameters(convs))
+        merged = shared_hidden(condition, (weight, bias), condition.shape[2:], folded=False)
+        per_block: list[dict[str, torch.Tensor]] = [{} for _ in self.middle_blocks]
+        for (index, name, _), hidden in zip(layers, merged.split([conv.weight.shape[0] for conv in convs], dim=1)):
+            per_block[index][name] = hidden
         return per_block
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
@@ -329,15 +342,15 @@ class SPADEDecoder(nn.Module):
             for block in self.middle_blocks:
                 features = block(features, condition)
             for block in self.up_blocks:
-                features = block(F.interpolate(features, scale_factor=2, mode="nearest"), condition)
+                features = block(features, condition, upsample=2)
             return torch.sigmoid(self.output_conv(F.leaky_relu(features, LEAKY_SLOPE))).to(condition.dtype)
         condition = condition.contiguous(memory_format=preferred_memory_format(condition))
         features = self.input_conv(condition)
-        for index, (scale, blocks) in enumerate(self.stages()):
-            hidden = self._stage_hidden(index, scale, blocks, condition)
-            for block, block_hidden in zip(blocks, hidden):
-                if scale > 1:
-                    features = F.interpolate(features, scale_factor=2, mode="nearest")
-                features = block(features, condition, block_hidden)
+        for block, block_hidden in zip(self.middle_blocks, self._middle_hidden(condition)):
+            features = block(features, condition, block_hidden)
+        for block in self.up_blocks:
+            # Each SPADE layer's hidden map right where it is used (polyphase from the condition):
+            # the up blocks' three maps at once would be 96 MiB in float32 at 256².
+            features = block(features, condition, upsample=2)
         image = torch.sigmoid(self.output_conv(F.leaky_relu(features, LEAKY_SLOPE)))
         return image.to(condition.dtype).contiguous()
