@@ -78,6 +78,31 @@ def preemphasis(samples: np.ndarray | torch.Tensor, *, dtype: torch.dtype = torc
     return emphasized
 
 
+def _frame_span(start: int, stop: int) -> tuple[int, int]:
+    """Samples [first, last) of the clip that frames start … stop − 1 of the centred STFT read (400
+    zeros padded each side: the span may reach outside the clip, where it reads zeros)."""
+    return start * HOP_LENGTH - N_FFT // 2, (stop - 1) * HOP_LENGTH + N_FFT // 2
+
+
+def _pad_to_span(inside: torch.Tensor, first: int, last: int, num_samples: int) -> torch.Tensor:
+    return torch.nn.functional.pad(inside, (max(-first, 0), max(last - num_samples, 0)))
+
+
+def _centred_segment(samples: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """The padded STFT input of frames start … stop − 1, padding only its part outside the samples."""
+    first, last = _frame_span(start, stop)
+    inside = samples[max(first, 0) : min(last, samples.shape[0])]
+    return _pad_to_span(inside, first, last, samples.shape[0])
+
+
+def _magnitude(segment: torch.Tensor) -> torch.Tensor:
+    window = torch.hann_window(N_FFT, periodic=True, dtype=segment.dtype)
+    spectrum = torch.stft(
+        segment, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=N_FFT, window=window, center=False, return_complex=True
+    )
+    return spectrum.abs()
+
+
 def stft_magnitude(emphasized: torch.Tensor, *, start: int = 0, stop: int | None = None) -> torch.Tensor:
     """|STFT| (401, stop − start) of frames start … stop − 1 of a 1-D waveform.
 
@@ -86,13 +111,20 @@ def stft_magnitude(emphasized: torch.Tensor, *, start: int = 0, stop: int | None
     from its own samples.
     """
     stop = num_mel_frames(emphasized.shape[0]) if stop is None else stop
-    padded = torch.nn.functional.pad(emphasized, (N_FFT // 2, N_FFT // 2))
-    segment = padded[start * HOP_LENGTH : (stop - 1) * HOP_LENGTH + N_FFT]
-    window = torch.hann_window(N_FFT, periodic=True, dtype=emphasized.dtype)
-    spectrum = torch.stft(
-        segment, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=N_FFT, window=window, center=False, return_complex=True
-    )
-    return spectrum.abs()
+    return _magnitude(_centred_segment(emphasized, start, stop))
+
+
+def _emphasized_segment(samples: torch.Tensor, start: int, stop: int, dtype: torch.dtype) -> torch.Tensor:
+    """The padded, pre-emphasised STFT input of frames start … stop − 1, from the raw samples.
+
+    Pre-emphasis reads one sample back, so the span starts one sample early (where there is one)
+    and drops it: every value is the one the whole-clip computation gives.
+    """
+    first, last = _frame_span(start, stop)
+    begin = max(first, 0)
+    context = 1 if begin > 0 else 0
+    inside = preemphasis(samples[begin - context : min(last, samples.shape[0])], dtype=dtype)[context:]
+    return _pad_to_span(inside, first, last, samples.shape[0])
 
 
 def _hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
@@ -170,14 +202,14 @@ def mel_spectrogram(samples: np.ndarray | torch.Tensor, *, dtype: torch.dtype = 
     """
     if dtype not in (torch.float32, torch.float64):
         raise InvalidArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    emphasized = preemphasis(samples, dtype=dtype)
+    waveform = _as_waveform(samples, torch.as_tensor(samples).dtype)  # checked, not yet converted
     basis = mel_basis().to(dtype)
-    frames = num_mel_frames(emphasized.shape[0])
-    # In chunks of frames: the complex spectrum of a whole long clip (float64) would make memory
-    # grow with its length; each frame depends only on its own samples, so chunks are exact.
+    frames = num_mel_frames(waveform.shape[0])
+    # In chunks of frames, each from its own samples (exact: a frame depends only on them): the
+    # clip in float64, its padded copy or its complex spectrum whole would grow with its length.
     return torch.cat(
         [
-            normalize(amplitude_to_db(basis @ stft_magnitude(emphasized, start=start, stop=min(start + MEL_CHUNK_FRAMES, frames))))
+            normalize(amplitude_to_db(basis @ _magnitude(_emphasized_segment(waveform, start, min(start + MEL_CHUNK_FRAMES, frames), dtype))))
             for start in range(0, frames, MEL_CHUNK_FRAMES)
         ],
         dim=1,
