@@ -32,6 +32,8 @@ __all__ = [
     "accurate_dtype",
     "cpu_supports_bfloat16",
     "preferred_memory_format",
+    "hold_conv_weights_in",
+    "contiguous_state_dict",
     "run_in_float32",
     "Float32Weights",
     "Float32Conv2d",
@@ -79,6 +81,39 @@ def preferred_memory_format(tensor: torch.Tensor) -> torch.memory_format:
     if is_half(tensor.dtype) or (tensor.dtype == torch.float32 and tensor.device.type == "cpu" and CHANNELS_LAST_FLOAT32_CPU):
         return torch.channels_last
     return torch.contiguous_format
+
+
+def hold_conv_weights_in(module: nn.Module, memory_format: torch.memory_format) -> None:
+    """Lay out the weights of ``module``'s 2-D convs in ``memory_format`` (their activations' layout), in place, once.
+
+    A conv whose weight and input differ in layout copies the weight into the input's layout
+    on every call (``aten::copy_``; in bfloat16 a few hundred ms per frame for the SPADE
+    decoder). The parameter keeps its identity, values and shape, only its strides change
+    (one resident copy: the old data is freed); :func:`contiguous_state_dict` keeps what is
+    saved contiguous. Weights that autograd records (grad enabled and ``requires_grad``) and
+    weights under ``torch.compile`` (which plans layouts itself) are left as they are.
+    """
+    if torch.compiler.is_compiling():
+        return
+    recording = torch.is_grad_enabled()
+    for conv in module.modules():
+        weight = conv._parameters.get("weight") if isinstance(conv, nn.Conv2d) else None
+        if weight is None or weight.is_contiguous(memory_format=memory_format) or (recording and weight.requires_grad):
+            continue
+        # Outside inference mode: an inference tensor as parameter data could no longer be loaded into or trained.
+        with torch.inference_mode(False), torch.no_grad():
+            weight.data = weight.data.contiguous(memory_format=memory_format)
+
+
+def contiguous_state_dict(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    """State-dict post-hook: tensors re-laid out by :func:`hold_conv_weights_in` are returned contiguous.
+
+    So checkpoints (``torch.save``, safetensors) hold the same bytes whatever layout the module
+    runs in. Parameters requested with ``keep_vars=True`` are returned as they are.
+    """
+    for key, value in state_dict.items():
+        if key.startswith(prefix) and not isinstance(value, nn.Parameter) and not value.is_contiguous():
+            state_dict[key] = value.contiguous()
 
 
 def run_in_float32(function: Callable[..., torch.Tensor], *tensors: torch.Tensor, **kwargs: Any) -> torch.Tensor:
