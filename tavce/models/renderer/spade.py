@@ -356,7 +356,9 @@ class SPADEDecoder(nn.Module):
         hold_conv_weights_in(self, layout)
         features = self.input_conv(condition)
         for block, block_hidden in zip(self.middle_blocks, self._middle_hidden(condition)):
-            features = block(features, condition, block_hidden)
+            # A slice of the merged map is dense in no layout: each of its γ and β convs would copy it.
+            dense = {name: hidden.contiguous(memory_format=layout) for name, hidden in block_hidden.items()}
+            features = block(features, condition, dense)
         for block in self.up_blocks:
             # Each SPADE layer's hidden map right where it is used (polyphase from the condition):
             # the up blocks' three maps at once would be 96 MiB in float32 at 256².
