@@ -30,6 +30,7 @@ from tavce.models.renderer.precision import (
     run_in_float32,
 )
 from tavce.models.renderer.spade import SPADE, LEAKY_SLOPE, SPADEDecoder, SPADEDecoderConfig, SPADEResBlock
+from tavce.models.renderer.renderer import CERLRenderer
 from tests.models.tiny_generator import inputs, tiny_generator
 
 TINY_DECODER = SPADEDecoderConfig(
@@ -338,3 +339,42 @@ def test_compiled_step_uses_the_compiled_function_when_it_works():
     step = CompiledStep(lambda x: x + 1, torch.device("cpu"), enabled=True, compiler=recording_compiler)
     assert step(torch.ones(1)).item() == 20 and not step.fell_back
     assert seen == {"mode": "default", "dynamic": False}
+
+
+def _rendered_once(renderer: CERLRenderer, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    size = renderer.image_size
+    with torch.inference_mode():
+        state = renderer.prepare_image(torch.rand(1, 3, size, size, generator=generator), torch.zeros(70))
+        windows = 0.1 * torch.randn(1, 70, 27, generator=generator)
+        relationship = torch.randn(1, renderer.generator.config.relationship_dim, generator=generator)
+        return renderer.render_windows(state, windows, relationship)
+
+
+def test_rendering_holds_conv_weights_in_their_activations_layout_and_saves_the_same_bytes(tmp_path):
+    from tavce.testing.tiny import tiny_components
+
+    rendered, untouched = tiny_components(seed=5)["renderer"], tiny_components(seed=5)["renderer"]
+    frames = _rendered_once(rendered, seed=20)  # float32 on the CPU: channels-last activations
+    decoder_weight = rendered.generator.decoder.middle_blocks[0].norm_0.gamma.weight
+    hourglass_weight = rendered.generator.dense_motion.hourglass.out_conv.weight
+    assert decoder_weight.is_contiguous(memory_format=torch.channels_last) and not decoder_weight.is_contiguous()
+    assert hourglass_weight.is_contiguous(memory_format=torch.channels_last_3d) and not hourglass_weight.is_contiguous()
+    assert isinstance(decoder_weight, torch.nn.Parameter) and not decoder_weight.is_inference()
+
+    state = rendered.state_dict()
+    assert all(tensor.is_contiguous() for tensor in state.values())
+    assert all(torch.equal(state[key], value) for key, value in untouched.state_dict().items())
+    assert rendered.state_dict(keep_vars=True)[
+        "generator.dense_motion.hourglass.out_conv.weight"
+    ] is hourglass_weight  # parameters themselves are not replaced
+    rendered.save_pretrained(tmp_path / "rendered")
+    untouched.save_pretrained(tmp_path / "untouched")
+    for name in ("model.safetensors", "config.json"):
+        assert (tmp_path / "rendered" / name).read_bytes() == (tmp_path / "untouched" / name).read_bytes()
+
+    # Strict in-place loads keep working and keep the layout; frames do not depend on it.
+    rendered.load_state_dict(untouched.state_dict(), strict=True)
+    assert hourglass_weight.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(_rendered_once(rendered, seed=20), frames, rtol=0, atol=0)
+    torch.testing.assert_close(_rendered_once(untouched, seed=20), frames, rtol=0, atol=0)
