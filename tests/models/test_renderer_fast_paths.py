@@ -7,6 +7,7 @@ a wrong merge order or a stale cached weight shows as a mismatch.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -30,7 +31,6 @@ from tavce.models.renderer.precision import (
     run_in_float32,
 )
 from tavce.models.renderer.spade import SPADE, LEAKY_SLOPE, SPADEDecoder, SPADEDecoderConfig, SPADEResBlock
-from tavce.models.renderer.renderer import CERLRenderer
 from tests.models.tiny_generator import inputs, tiny_generator
 
 TINY_DECODER = SPADEDecoderConfig(
@@ -341,33 +341,29 @@ def test_compiled_step_uses_the_compiled_function_when_it_works():
     assert seen == {"mode": "default", "dynamic": False}
 
 
-def _rendered_once(renderer: CERLRenderer, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    size = renderer.image_size
+
+def _rendered_once(generator, seed: int) -> torch.Tensor:
+    image, kp_source, kp_driving = inputs(1, seed=seed)
     with torch.inference_mode():
-        state = renderer.prepare_image(torch.rand(1, 3, size, size, generator=generator), torch.zeros(70))
-        windows = 0.1 * torch.randn(1, 70, 27, generator=generator)
-        relationship = torch.randn(1, renderer.generator.config.relationship_dim, generator=generator)
-        return renderer.render_windows(state, windows, relationship)
+        return generator(image, kp_source, kp_driving, torch.randn(1, 4, generator=torch.Generator().manual_seed(seed))).prediction
 
 
 def test_rendering_holds_conv_weights_in_their_activations_layout_and_saves_the_same_bytes(tmp_path):
-    from tavce.testing.tiny import tiny_components
-
-    rendered, untouched = tiny_components(seed=5)["renderer"], tiny_components(seed=5)["renderer"]
+    rendered = tiny_generator().eval()
+    untouched = copy.deepcopy(rendered)
     frames = _rendered_once(rendered, seed=20)  # float32 on the CPU: channels-last activations
-    decoder_weight = rendered.generator.decoder.middle_blocks[0].norm_0.gamma.weight
-    hourglass_weight = rendered.generator.dense_motion.hourglass.out_conv.weight
+    decoder_weight = rendered.decoder.middle_blocks[0].norm_0.gamma.weight
+    hourglass_weight = rendered.dense_motion.hourglass.out_conv.weight
+    volume_weight = rendered.volume_blocks[0].conv1.weight
     assert decoder_weight.is_contiguous(memory_format=torch.channels_last) and not decoder_weight.is_contiguous()
-    assert hourglass_weight.is_contiguous(memory_format=torch.channels_last_3d) and not hourglass_weight.is_contiguous()
+    for weight in (hourglass_weight, volume_weight):
+        assert weight.is_contiguous(memory_format=torch.channels_last_3d) and not weight.is_contiguous()
     assert isinstance(decoder_weight, torch.nn.Parameter) and not decoder_weight.is_inference()
 
     state = rendered.state_dict()
     assert all(tensor.is_contiguous() for tensor in state.values())
     assert all(torch.equal(state[key], value) for key, value in untouched.state_dict().items())
-    assert rendered.state_dict(keep_vars=True)[
-        "generator.dense_motion.hourglass.out_conv.weight"
-    ] is hourglass_weight  # parameters themselves are not replaced
+    assert rendered.state_dict(keep_vars=True)["dense_motion.hourglass.out_conv.weight"] is hourglass_weight
     rendered.save_pretrained(tmp_path / "rendered")
     untouched.save_pretrained(tmp_path / "untouched")
     for name in ("model.safetensors", "config.json"):
