@@ -94,16 +94,16 @@ def hold_conv_weights_in(module: nn.Module, memory_format: torch.memory_format) 
     on every call (``aten::copy_``; in bfloat16 a few hundred ms per frame for the SPADE
     decoder). The parameter keeps its identity, values and shape, only its strides change
     (one resident copy: the old data is freed); :func:`contiguous_state_dict` keeps what is
-    saved contiguous. Weights that autograd records (grad enabled and ``requires_grad``) and
-    weights under ``torch.compile`` (which plans layouts itself) are left as they are.
+    saved contiguous. Only under ``torch.inference_mode`` (rendering): trained modules, whose
+    optimizers and gradient buckets expect the layout they were built with, are left as they
+    are, and so is a forward under ``torch.compile``, which plans layouts itself.
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or not torch.is_inference_mode_enabled():
         return
-    recording = torch.is_grad_enabled()
     kinds = {torch.channels_last: nn.Conv2d, torch.channels_last_3d: nn.Conv3d}.get(memory_format, (nn.Conv2d, nn.Conv3d))
     for conv in module.modules():
         weight = conv._parameters.get("weight") if isinstance(conv, kinds) else None
-        if weight is None or weight.is_contiguous(memory_format=memory_format) or (recording and weight.requires_grad):
+        if weight is None or weight.is_contiguous(memory_format=memory_format):
             continue
         # Outside inference mode: an inference tensor as parameter data could no longer be loaded into or trained.
         with torch.inference_mode(False), torch.no_grad():
