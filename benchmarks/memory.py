@@ -25,6 +25,14 @@ Inputs are synthetic and need no download: a drawn portrait with a known face bo
 ``--enhancer FOLDER`` (the official enhancer files) enhances every frame as well: the
 enhancement runs in the same render stream, so the ratio target is the same.
 
+``--batch 10,200`` measures a ``tavce batch`` run instead (:func:`tavce.batch.run_batch` on a
+local executor with one worker process, which loads the pipeline once): as many tiny jobs as
+the largest count (the same portrait and ``--job-seconds`` of speech, a seed per job), the
+worker reporting its own resident set after every job. One JSON line: the worker's peak
+(``VmHWM``, reset after loading so it is the jobs' own) and resident set after each count of
+jobs, and the ratio of the last count's peak to the first's (target ≤ 1.10: a worker that
+renders job after job does not grow).
+
 ``--renderer`` measures the renderer alone instead, each configuration in a fresh process:
 the straightforward float32 loop (``benchmarks/renderer.py``'s baseline: per-frame source
 work, reductions off) and the render path in float32 and bfloat16, on the renderer of
@@ -134,14 +142,16 @@ def run_child(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------------------- parent side
 def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
+    import imageio_ffmpeg
     import soundfile
 
     audio = workspace / f"speech_{seconds:g}s.wav"
+    output = workspace / f"clip_{seconds:g}s.mp4"
     soundfile.write(audio, speech_like(seconds), SAMPLE_RATE)
     command = [
         sys.executable, __file__, "--child",
         "--weights", str(args.weights), "--photo", str(args.photo), "--audio", str(audio),
-        "--output", str(workspace / f"clip_{seconds:g}s.mp4"), "--batch-size", str(args.batch_size),
+        "--output", str(output), "--batch-size", str(args.batch_size),
         "--threads", str(args.threads), "--face-box", *(str(v) for v in args.face_box),
         *(["--enhancer", str(args.enhancer)] if args.enhancer is not None else []),
     ]
@@ -149,7 +159,79 @@ def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
     run = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     if run.returncode != 0:
         raise SystemExit(f"child for {seconds:g} s failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    row = json.loads(run.stdout.strip().splitlines()[-1])
+    row["frames_written"] = imageio_ffmpeg.count_frames_and_secs(str(output))[0]
+    return row
+
+
+class MeasuredRunner:
+    """A batch task runner that adds its worker's memory (MiB) to what each job returns."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+        self.load_peak = 0.0
+
+    def setup(self, device: str | None) -> None:
+        self.runner.setup(device)
+        self.load_peak = _status_kib("VmHWM") / 1024
+        _reset_peak()  # from here on the peak is the jobs' own
+
+    def run(self, payload: dict) -> dict:
+        value = self.runner.run(payload)
+        return value | {
+            "rss_mib": _status_kib("VmRSS") / 1024, "peak_mib": _status_kib("VmHWM") / 1024, "load_peak_mib": self.load_peak
+        }  # fmt: skip
+
+
+class MeasuringExecutor:
+    """A local executor with one worker whose jobs report its memory; keeps each job's figures in finishing order."""
+
+    def __init__(self, threads: int) -> None:
+        from tavce.batch import LocalExecutor
+
+        self.local = LocalExecutor(workers=1, threads=threads)
+        self.figures: list[dict] = []
+
+    def map(self, runner, tasks):
+        for outcome in self.local.map(MeasuredRunner(runner), tasks):
+            if outcome.ok:
+                self.figures.append(outcome.value)
+            yield outcome
+
+
+def measure_batch(args: argparse.Namespace, workspace: Path) -> dict:
+    """Run ``max(args.batch)`` jobs through ``run_batch`` on one worker; its memory after each count of jobs."""
+    import soundfile
+
+    from tavce.batch import run_batch
+
+    audio = workspace / f"speech_{args.job_seconds:g}s.wav"
+    soundfile.write(audio, speech_like(args.job_seconds), SAMPLE_RATE)
+    jobs = [
+        {"image": args.photo, "audio": audio, "output": f"clip_{index:04d}.mp4", "seed": index,
+         "face_box": tuple(args.face_box), "batch_size": args.batch_size}
+        for index in range(max(args.batch))
+    ]  # fmt: skip
+    executor = MeasuringExecutor(args.threads)
+    started = time.perf_counter()
+    report = run_batch(jobs, workspace / "batch", executor=executor, weights=args.weights, offline=True,
+                       device="cpu", progress=False)  # fmt: skip
+    if report.failed:
+        raise SystemExit(f"{len(report.failed)} job(s) failed, the first: {report.failed[0]['error']}")
+    after = [executor.figures[count - 1] for count in args.batch]
+    return {
+        "jobs": args.batch,
+        "peak_mib": [row["peak_mib"] for row in after],
+        "rss_mib": [row["rss_mib"] for row in after],
+        "ratio": after[-1]["peak_mib"] / after[0]["peak_mib"],
+        "target_ratio": TARGET_RATIO,
+        "load_peak_mib": after[0]["load_peak_mib"],
+        "frames_per_job": sorted({record["frames"] for record in report.succeeded}),
+        "job_seconds": args.job_seconds,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "wall_s": time.perf_counter() - started,
+    }
 
 
 RENDERER_CONFIGURATIONS = (("loop", "float32"), ("render", "float32"), ("render", "bfloat16"))
@@ -205,6 +287,33 @@ def measure_renderers(args: argparse.Namespace) -> None:
     )
 
 
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",")]
+    if len(counts) < 2 or counts != sorted(counts) or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected increasing job counts, e.g. 10,200")
+    return counts
+
+
+def _inputs(args: argparse.Namespace, workspace: Path) -> None:
+    """Fill in what was not given: tiny weights, the tiny enhancer, the synthetic portrait and its face box."""
+    if args.weights is None:
+        from tavce.testing import make_tiny_checkpoint
+
+        args.weights = make_tiny_checkpoint(workspace / "tiny-weights", seed=0)
+    if args.enhancer == "tiny":
+        from enhancer import recipe_enhancer
+
+        args.enhancer = workspace / "tiny-enhancer"
+        recipe_enhancer(tiny=True, upscale=2).save_pretrained(args.enhancer)
+    if args.photo is None:
+        import imageio.v3 as iio
+
+        image, box = synthetic_portrait(*PORTRAIT_SIZE)
+        args.photo = workspace / "portrait.png"
+        iio.imwrite(args.photo, image)
+        args.face_box = args.face_box or box
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, help="weights folder (default: tiny random weights in a temp folder)")
@@ -219,6 +328,9 @@ def main() -> None:
     )
     parser.add_argument("--renderer", action="store_true", help="peak memory of the renderer alone: straightforward "
                         "float32 loop vs render path in float32 and bfloat16, a fresh process each")
+    parser.add_argument("--batch", type=_counts, metavar="N,M", help="memory of one batch worker after N and after "
+                        "M jobs (e.g. 10,200): a run of tavce batch over tiny jobs instead of the two clips")
+    parser.add_argument("--job-seconds", type=float, default=1.0, help="--batch: seconds of speech per job")
     parser.add_argument("--frames", type=int, default=2, help="--renderer: frames rendered per configuration")
     parser.add_argument("--workdir", type=Path, help="--renderer: keeps the recipe weights between runs")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -238,27 +350,17 @@ def main() -> None:
     if args.renderer:
         measure_renderers(args)
         return
+    from machine import cpu_description
+
     if args.photo is not None and args.face_box is None:
         parser.error("--photo needs --face-box X0 Y0 X1 Y1 (the benchmark runs no face detector)")
 
     with tempfile.TemporaryDirectory(prefix="tavce-memory-") as folder:
         workspace = Path(folder)
-        if args.weights is None:
-            from tavce.testing import make_tiny_checkpoint
-
-            args.weights = make_tiny_checkpoint(workspace / "tiny-weights", seed=0)
-        if args.enhancer == "tiny":
-            from enhancer import recipe_enhancer
-
-            args.enhancer = workspace / "tiny-enhancer"
-            recipe_enhancer(tiny=True, upscale=2).save_pretrained(args.enhancer)
-        if args.photo is None:
-            import imageio.v3 as iio
-
-            image, box = synthetic_portrait(*PORTRAIT_SIZE)
-            args.photo = workspace / "portrait.png"
-            iio.imwrite(args.photo, image)
-            args.face_box = args.face_box or box
+        _inputs(args, workspace)
+        if args.batch:
+            print(json.dumps(measure_batch(args, workspace) | cpu_description()), flush=True)
+            return
         rows = {seconds: measure(seconds, args, workspace) for seconds in (args.short, args.long)}
 
     short, long = rows[args.short], rows[args.long]
@@ -282,6 +384,8 @@ def main() -> None:
         lines.append("note: the kernel refused to reset VmHWM, so plan/render peaks include the earlier stages")
     for line in lines:
         logger.info(line)
+    summary = {"short_s": args.short, "long_s": args.long, "short": short, "long": long, "ratio": ratio}
+    print(json.dumps(summary | {"target_ratio": TARGET_RATIO} | cpu_description()), flush=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ variable a kill point costs one dictionary lookup. Phases:
 * ``prepare-data:annotations``: the annotations written, ``meta.json`` (the completion mark) not yet;
 * ``prepare-data:manifest``: a video's manifest line written and flushed;
 * ``generate:encode``: a frame handed to the encoder (the video is half-encoded).
-* ``batch:record``: a finished job's line written to ``results.jsonl`` (the others not yet done).
+* ``batch:record``: a finished job's line written to ``results.jsonl`` (the others not yet done);
+* ``train:step``: a training step taken (forward, backward, optimiser update) and its figures
+  logged, its checkpoint not yet written (``tavce train tavc`` and ``tavce train renderer``);
+* ``train:checkpoint``: a training checkpoint written to its temporary name, not yet renamed;
+* ``train:latest``: a checkpoint renamed into place, ``checkpoints/latest`` still naming the previous one.
 
 Used by tests/reliability/test_kill_points.py; not part of the public API.
 """

@@ -118,11 +118,19 @@ def _attach_enhancer(
         loaded["enhancer"].with_upscale(enhancer_upscale)
 
 
+def _mel_windows(clip: AudioClip) -> AudioWindows:
+    """The windows that drive the motion and relationship models: float64 mel reproduces the original's
+    windows exactly, and is cheap next to the networks."""
+    return frame_windows(clip, dtype=torch.float64)
+
+
 class TalkingHeadResult:
     """A planned talking-head video: coefficients are computed, frames are rendered on demand.
 
     Frames are produced lazily, batch by batch, so iterating :attr:`frames` or calling
-    :meth:`save` keeps memory independent of the clip's length.
+    :meth:`save` keeps memory independent of the clip's length. What the result holds per
+    frame is small (73 coefficients, 128 relationship values); the mel windows (5 KB a frame)
+    are not kept but computed again from :attr:`audio` when asked for.
 
     Attributes:
         source: the prepared photo.
@@ -136,7 +144,6 @@ class TalkingHeadResult:
         pipeline: TalkingHeadPipeline,
         source: PreparedSource,
         audio: AudioClip,
-        windows: AudioWindows,
         coefficients: MotionCoefficients,
         relationship: AudioRelationship | None,
         options: GenerationOptions,
@@ -144,10 +151,14 @@ class TalkingHeadResult:
         self._pipeline = pipeline
         self.source = source
         self.audio = audio
-        self.windows = windows
         self.coefficients = coefficients
         self.relationship = relationship
         self.options = options
+
+    @property
+    def windows(self) -> AudioWindows:
+        """The (T, 1, 80, 16) mel windows of :attr:`audio` that planned the video (computed on each access)."""
+        return _mel_windows(self.audio)
 
     @property
     def num_frames(self) -> int:
@@ -474,8 +485,7 @@ class TalkingHeadPipeline:
                 "enhancer_weights=...) or pass enhancer= to the pipeline"
             )
         clip = audio if isinstance(audio, AudioClip) else load_audio(audio)
-        # float64 mel reproduces the original's windows exactly; it is cheap next to the networks.
-        windows = frame_windows(clip, dtype=torch.float64)
+        windows = _mel_windows(clip)
         mode = image.mode.value if isinstance(image, PreparedSource) else settings.mode
         if mode in ("full", "extfull"):
             self._fetch_full_mode_mapping()
@@ -497,7 +507,7 @@ class TalkingHeadPipeline:
             # activation of every window, O(T) memory held until the video is written.
             with torch.inference_mode():
                 relationship = cast("TemporalCorrelationMetric", self.metric).audio_relationships(windows)
-        return TalkingHeadResult(self, source, clip, windows, coefficients, relationship, settings)
+        return TalkingHeadResult(self, source, clip, coefficients, relationship, settings)
 
     def stream(self, image, audio, **options: Any) -> Iterator[np.ndarray]:
         """Yield (H, W, 3) uint8 frames as they are rendered (same arguments as calling the pipeline)."""

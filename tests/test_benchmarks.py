@@ -59,6 +59,18 @@ def test_enhancer_benchmark_reports_seconds_per_frame_and_psnr() -> None:
         assert row["psnr_vs_fp32_db"] == float("inf")  # the same precision gives the same frames
 
 
+def test_memory_benchmark_reports_a_batch_workers_peak_after_each_count_of_jobs() -> None:
+    command = [sys.executable, "benchmarks/memory.py", "--batch", "2,3", "--job-seconds", "0.4", "--threads", "1"]
+    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (row,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert row["jobs"] == [2, 3] and row["frames_per_job"] == [10]  # every job rendered all its frames
+    after_two, after_three = row["peak_mib"]
+    assert 0 < after_two <= after_three  # one worker ran them all: its peak only grows
+    assert row["ratio"] == pytest.approx(after_three / after_two)
+    assert all(value > 0 for value in (*row["rss_mib"], row["load_peak_mib"])) and row["cpu_flags"] is not None
+
+
 def test_int8_benchmark_compares_quantised_convs_with_float32_and_bfloat16() -> None:
     command = [sys.executable, "benchmarks/int8.py", "--tiny", "--json", "--frames", "1", "--calibration-frames", "1",
                "--threads", "1"]  # fmt: skip

@@ -20,6 +20,7 @@ from tavce.types import FPS, MEL_STEPS_PER_WINDOW, SAMPLE_RATE, SAMPLES_PER_FRAM
 __all__ = ["MEL_FRAMES_PER_SECOND", "crop_to_frames", "window_indices", "frame_windows"]
 
 MEL_FRAMES_PER_SECOND = 80  # 16000 Hz / hop 200
+_GATHER_CHUNK_FRAMES = 1024
 
 
 def crop_to_frames(samples: np.ndarray) -> np.ndarray:
@@ -57,7 +58,12 @@ def frame_windows(clip: AudioClip, *, dtype: torch.dtype = torch.float32) -> Aud
             f"{clip.source}: audio is shorter than one 25 fps frame ({SAMPLES_PER_FRAME} samples at "
             f"{SAMPLE_RATE} Hz); give a longer clip"
         )
-    mel_by_time = mel_spectrogram(cropped, dtype=dtype).T  # (M, 80)
+    # Cast before gathering (the same values: both are copies) and gather in chunks of frames: the
+    # windows repeat every mel step 16 times, so a whole-clip float64 gather would be twice their size.
+    mel_by_time = mel_spectrogram(cropped, dtype=dtype).T.to(torch.float32)  # (M, 80)
     rows = window_indices(num_frames, mel_by_time.shape[0])
-    windows = mel_by_time[rows].transpose(1, 2).unsqueeze(1)  # (T, 16, 80) -> (T, 1, 80, 16)
-    return AudioWindows(windows=windows.to(torch.float32).contiguous())
+    windows = torch.empty(num_frames, 1, mel_by_time.shape[1], MEL_STEPS_PER_WINDOW)
+    for start in range(0, num_frames, _GATHER_CHUNK_FRAMES):
+        chunk = rows[start : start + _GATHER_CHUNK_FRAMES]
+        windows[start : start + len(chunk), 0] = mel_by_time[chunk].transpose(1, 2)  # (t, 16, 80) -> (t, 80, 16)
+    return AudioWindows(windows=windows)

@@ -22,6 +22,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from tavce._kill_points import kill_point
 from tavce._writes import reporting_full_disk, write_atomically
 from tavce.errors import CheckpointError
 from tavce.hub import torch_load_weights_only
@@ -96,9 +97,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], *, update_latest: b
         except BaseException:
             partial.unlink(missing_ok=True)  # a torn file would hold the space the next try needs
             raise
+    kill_point("train:checkpoint")
     os.replace(partial, path)
     if not update_latest:
         return path
+    kill_point("train:latest")
     write_atomically(path.parent / LATEST_NAME, path.name + "\n", then=_RESUME)
     logger.info("checkpoint written: %s", path)
     return path

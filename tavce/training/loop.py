@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tavce._kill_points import kill_point
 from tavce.errors import CheckpointError, MissingExtraError
 from tavce.models.base import config_to_dict
 from tavce.training.checkpoint import (
@@ -100,7 +101,12 @@ def build_loader(
     seed: int,
     num_workers: int,
 ) -> tuple[GlobalBatchSampler, DataLoader]:
-    """This rank's slice of every global batch (``batch_size`` items), items seeded by (seed, epoch, index)."""
+    """This rank's slice of every global batch (``batch_size`` items), items seeded by (seed, epoch, index).
+
+    The loader draws its worker seeds from a generator of its own: from torch's global one, each
+    new iterator (one per epoch, and one more where a run resumes mid-epoch) would move the state
+    a checkpoint records, and a resumed run's RNG states would part from the straight run's.
+    """
     sampler = GlobalBatchSampler(dataset, batch_size, num_replicas=context.world_size, rank=context.rank, seed=seed)
     loader = DataLoader(
         SeededItems(dataset, seed),
@@ -109,6 +115,7 @@ def build_loader(
         num_workers=num_workers,
         pin_memory=context.device.type == "cuda",
         persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(seed),
     )
     return sampler, loader
 
@@ -234,6 +241,7 @@ def run_steps(
                 position.global_step += 1
                 position.step_in_epoch += 1
                 step(batch)
+                kill_point("train:step")
                 bar.update(1)
                 epoch_ended = position.step_in_epoch == steps_per_epoch
                 if epoch_ended:

@@ -32,6 +32,15 @@ def test_frame_windows_slice_the_cropped_mel() -> None:
     assert torch.equal(windows[6, 0, :, -1], mel[:, 22])  # last window clamps to the last frame
 
 
+def test_windows_of_a_long_clip_slice_the_mel_on_both_sides_of_each_gathered_chunk() -> None:
+    samples = np.random.default_rng(4).normal(0, 0.1, 640 * 2100).astype(np.float32)  # 84 s: chunks of 1024 frames
+    windows = frame_windows(AudioClip(samples), dtype=torch.float64).windows
+    mel = mel_spectrogram(crop_to_frames(samples), dtype=torch.float64).to(torch.float32)
+    rows = window_indices(2100, mel.shape[1])
+    for frame in (0, 1023, 1024, 2047, 2048, 2099):
+        assert torch.equal(windows[frame, 0], mel[:, rows[frame]]), frame
+
+
 def test_float64_windows_are_stored_as_float32() -> None:
     samples = np.random.default_rng(2).normal(0, 0.1, 640 * 3).astype(np.float32)
     precise = frame_windows(AudioClip(samples), dtype=torch.float64).windows

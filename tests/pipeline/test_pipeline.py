@@ -36,6 +36,9 @@ def test_mp4_has_every_frame_and_the_audio(pipe, portrait, speech, tmp_path: Pat
     assert result.relationship is not None and result.relationship.differences.shape[0] == FRAMES
     # A graph held by the relationship would keep every encoder activation: memory growing with the clip.
     assert not result.relationship.differences.requires_grad
+    # The windows are not held (5 KB a frame): asked for, they are those the relationship was computed from.
+    assert "windows" not in vars(result) and result.windows.num_frames == FRAMES
+    assert torch.equal(pipe.metric.audio_relationships(result.windows).differences, result.relationship.differences)
     path = result.save(tmp_path / "out.mp4")
     frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
     assert frames == FRAMES and seconds == pytest.approx(FRAMES / 25, abs=0.05)

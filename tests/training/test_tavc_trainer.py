@@ -49,6 +49,9 @@ def test_resumed_run_continues_with_identical_losses(prepared_clips: Path, tmp_p
     assert [r.learning_rate for r in whole.history] == [1e-3] * 4 + [1e-4] * 3
     for name, value in whole.metric.state_dict().items():
         assert torch.equal(value, resumed.metric.state_dict()[name]), name
+    # the RNG states carried on as well (nothing the loop does on resuming draws from them)
+    rng_states = [load_checkpoint(run.checkpoint)["rng"]["torch"] for run in (whole, resumed)]
+    assert torch.equal(*rng_states)
     # the figures log holds each step once, the interrupted run's tail replaced
     steps = [json.loads(line)["step"] for line in (tmp_path / "parts" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 8))

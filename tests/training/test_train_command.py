@@ -134,19 +134,12 @@ def test_renderer_options_override_the_config_file(tmp_path: Path) -> None:
 def test_train_renderer_from_the_command_line(prepared_clips: Path, tmp_path: Path) -> None:
     """The 'none' ablation (no metric, no landmarker needed) from a tavce folder, one step, then one more."""
     from tavce import TalkingHeadPipeline
-    from tavce.models.renderer.discriminator import DiscriminatorConfig
     from tavce.testing import make_tiny_checkpoint
-    from tavce.training.data import RendererDatasetConfig
-    from tavce.training.renderer import RendererTrainingConfig, save_training_config
+    from tavce.training.renderer import save_training_config
+    from tests.training.renderer.loop_tiny import command_line_config
 
     weights = make_tiny_checkpoint(tmp_path / "weights")
-    config = RendererTrainingConfig(
-        discriminator=DiscriminatorConfig(base_channels=4, max_channels=16),
-        data=RendererDatasetConfig(repeats=2),
-        losses=dataclasses.replace(RendererTrainingConfig().losses, perceptual=(10.0, 0.0, 0.0, 0.0, 0.0)),
-        batch_size=1,
-    )
-    path = save_training_config(config, tmp_path / "s2.json")
+    path = save_training_config(command_line_config(), tmp_path / "s2.json")
     output = tmp_path / "run"
     common = ["train", "renderer", str(prepared_clips), str(output), "--config", str(path), "--init", str(weights),
               "--ablation", "none", "--device", "cpu", "--workers", "0", "--no-progress"]  # fmt: skip

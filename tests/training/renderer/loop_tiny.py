@@ -6,6 +6,7 @@ import dataclasses
 
 import torch
 
+from tavce.models.renderer.discriminator import DiscriminatorConfig
 from tavce.training.data import RendererDatasetConfig
 from tavce.training.renderer import (
     RendererRunConfig,
@@ -30,6 +31,17 @@ def loop_config(variant: str = "full", **changes) -> RendererTrainingConfig:
         schedule=ScheduleConfig(epochs=8, milestones=(8,), mapping_milestones=(1,)),
     )
     return dataclasses.replace(config, **changes)
+
+
+def command_line_config() -> RendererTrainingConfig:
+    """For ``tavce train renderer --ablation none`` runs: a small discriminator, 2 clips × 2 repeats, batch 1
+    (4 steps per epoch), only the first VGG layer's perceptual term (the command builds the full-size VGG)."""
+    return RendererTrainingConfig(
+        discriminator=DiscriminatorConfig(base_channels=4, max_channels=16),
+        data=RendererDatasetConfig(repeats=2),
+        losses=dataclasses.replace(RendererTrainingConfig().losses, perceptual=(10.0, 0.0, 0.0, 0.0, 0.0)),
+        batch_size=1,
+    )
 
 
 def loop_trainer(config: RendererTrainingConfig) -> RendererTrainer:
