@@ -163,7 +163,7 @@ def _derived_tensor(tensor: torch.Tensor | None, layout: torch.memory_format | N
     if tensor is None:
         return None
     tensor = tensor.detach()
-    if (layout, tensor.ndim) in ((torch.channels_last, 4), (torch.channels_last_3d, 5)):
+    if layout is not None and (layout, tensor.ndim) in ((torch.channels_last, 4), (torch.channels_last_3d, 5)):
         return tensor.contiguous(memory_format=layout)
     return tensor
 
