@@ -7,6 +7,7 @@ a wrong merge order or a stale cached weight shows as a mismatch.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -338,3 +339,38 @@ def test_compiled_step_uses_the_compiled_function_when_it_works():
     step = CompiledStep(lambda x: x + 1, torch.device("cpu"), enabled=True, compiler=recording_compiler)
     assert step(torch.ones(1)).item() == 20 and not step.fell_back
     assert seen == {"mode": "default", "dynamic": False}
+
+
+
+def _rendered_once(generator, seed: int) -> torch.Tensor:
+    image, kp_source, kp_driving = inputs(1, seed=seed)
+    with torch.inference_mode():
+        return generator(image, kp_source, kp_driving, torch.randn(1, 4, generator=torch.Generator().manual_seed(seed))).prediction
+
+
+def test_rendering_holds_conv_weights_in_their_activations_layout_and_saves_the_same_bytes(tmp_path):
+    rendered = tiny_generator().eval()
+    untouched = copy.deepcopy(rendered)
+    frames = _rendered_once(rendered, seed=20)  # float32 on the CPU: channels-last activations
+    decoder_weight = rendered.decoder.middle_blocks[0].norm_0.gamma.weight
+    hourglass_weight = rendered.dense_motion.hourglass.out_conv.weight
+    volume_weight = rendered.volume_blocks[0].conv1.weight
+    assert decoder_weight.is_contiguous(memory_format=torch.channels_last) and not decoder_weight.is_contiguous()
+    for weight in (hourglass_weight, volume_weight):
+        assert weight.is_contiguous(memory_format=torch.channels_last_3d) and not weight.is_contiguous()
+    assert isinstance(decoder_weight, torch.nn.Parameter) and not decoder_weight.is_inference()
+
+    state = rendered.state_dict()
+    assert all(tensor.is_contiguous() for tensor in state.values())
+    assert all(torch.equal(state[key], value) for key, value in untouched.state_dict().items())
+    assert rendered.state_dict(keep_vars=True)["dense_motion.hourglass.out_conv.weight"] is hourglass_weight
+    rendered.save_pretrained(tmp_path / "rendered")
+    untouched.save_pretrained(tmp_path / "untouched")
+    for name in ("model.safetensors", "config.json"):
+        assert (tmp_path / "rendered" / name).read_bytes() == (tmp_path / "untouched" / name).read_bytes()
+
+    # Strict in-place loads keep working and keep the layout; frames do not depend on it.
+    rendered.load_state_dict(untouched.state_dict(), strict=True)
+    assert hourglass_weight.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(_rendered_once(rendered, seed=20), frames, rtol=0, atol=0)
+    torch.testing.assert_close(_rendered_once(untouched, seed=20), frames, rtol=0, atol=0)

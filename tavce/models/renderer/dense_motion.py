@@ -34,7 +34,13 @@ from tavce.models.renderer.fast_conv import (
     reductions_enabled,
     single_output_conv2d,
 )
-from tavce.models.renderer.precision import Float32Conv2d, accurate_dtype
+from tavce.models.renderer.precision import (
+    Float32Conv2d,
+    accurate_dtype,
+    contiguous_state_dict,
+    hold_conv_weights_in,
+    preferred_memory_format,
+)
 
 __all__ = [
     "coordinate_grid_3d",
@@ -98,6 +104,11 @@ class DownBlock3d(nn.Module):
         # avg_pool3d with kernel (1, 2, 2) as a 2-D pool over merged (C, D): the same numbers,
         # and 2-D pooling also has CPU bfloat16 kernels.
         batch, channels, depth, height, width = features.shape
+        if features.is_contiguous(memory_format=torch.channels_last_3d) and not features.is_contiguous():
+            # Held as (B, D, H, W, C): (B·D, C, H, W) channels-last views, pooled without a copy.
+            per_depth = features.transpose(1, 2).reshape(batch * depth, channels, height, width)
+            pooled = F.avg_pool2d(per_depth, kernel_size=2)
+            return pooled.view(batch, depth, channels, height // 2, width // 2).transpose(1, 2)
         pooled = F.avg_pool2d(features.reshape(batch, channels * depth, height, width), kernel_size=2)
         return pooled.reshape(batch, channels, depth, height // 2, width // 2)
 
@@ -210,6 +221,7 @@ class DenseMotionNetwork(nn.Module):
         self.mask = nn.Conv3d(self.hourglass.out_channels, motions, kernel_size=7, padding=3)
         # Float32 in half-precision modules: one output channel (cheap), followed by a sigmoid.
         self.occlusion = Float32Conv2d(self.hourglass.out_channels * config.volume_depth, 1, kernel_size=7, padding=3)
+        self.register_state_dict_post_hook(contiguous_state_dict)
 
     def compress_volume(self, volume: torch.Tensor) -> torch.Tensor:
         """(B, C, D, h, w) → (B, compressed, D, h, w); depends on the source only."""
@@ -251,9 +263,15 @@ class DenseMotionNetwork(nn.Module):
         background = torch.zeros_like(heatmaps[:, :1])
         heatmaps = torch.cat([background, heatmaps], dim=1).unsqueeze(2)
         hourglass_input = torch.cat([heatmaps.to(dtype), deformed], dim=2).view(batch, -1, depth, height, width)
+        if reductions_enabled():
+            # The hourglass and the mask conv in the 3-D kernels' preferred layout, weights included.
+            layout = preferred_memory_format(hourglass_input)
+            hourglass_input = hourglass_input.contiguous(memory_format=layout)
+            hold_conv_weights_in(self.hourglass, layout)
+            hold_conv_weights_in(self.mask, layout)
         prediction = self.hourglass(hourglass_input)
 
-        mask = F.softmax(self.mask(prediction).to(accurate), dim=1)
+        mask = F.softmax(self.mask(prediction).to(accurate, memory_format=torch.contiguous_format), dim=1)
         kept = torch.where(mask < MASK_THRESHOLD, torch.zeros_like(mask), mask)
         deformation = (sparse_motions * kept.unsqueeze(-1)).sum(dim=1)
         occlusion_map = torch.sigmoid(self._occlusion_logits(prediction.reshape(batch, -1, height, width)))

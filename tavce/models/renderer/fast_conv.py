@@ -135,7 +135,8 @@ class DerivedWeights:
                 entry = self._entries.get(name)
                 if entry is None or entry[0] != signature:
                     with torch.no_grad():
-                        entry = (signature, tuple(None if t is None else t.detach() for t in build()))
+                        layout = None if not sources or sources[0] is None else _memory_format_of(sources[0])
+                        entry = (signature, tuple(_derived_tensor(t, layout) for t in build()))
                     self._entries[name] = entry
         return entry[1]
 
@@ -151,6 +152,20 @@ class DerivedWeights:
     def __setstate__(self, state: dict) -> None:
         self._entries = {}
         self._lock = threading.Lock()
+
+
+def _derived_tensor(tensor: torch.Tensor | None, layout: torch.memory_format | None) -> torch.Tensor | None:
+    """A derived weight, detached, channels-last when its source weight is.
+
+    A conv weight held channels-last (:func:`~tavce.models.renderer.precision.hold_conv_weights_in`)
+    gives channels-last derived weights, so their convs do not re-lay them out on every call.
+    """
+    if tensor is None:
+        return None
+    tensor = tensor.detach()
+    if layout is not None and (layout, tensor.ndim) in ((torch.channels_last, 4), (torch.channels_last_3d, 5)):
+        return tensor.contiguous(memory_format=layout)
+    return tensor
 
 
 def concatenate_parameters(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,14 @@ from tavce.errors import IncompatibleWeightsError, InvalidArgumentError, Invalid
 from tavce.models.base import TavceModule, load_state_dict_strict
 from tavce.models.renderer.cerl import CERLConfig, CERLFusion
 from tavce.models.renderer.dense_motion import DenseMotionConfig, DenseMotionNetwork, grid_sample_3d
-from tavce.models.renderer.precision import Float32Conv2d, Float32Weights
+from tavce.models.renderer.fast_conv import reductions_enabled
+from tavce.models.renderer.precision import (
+    Float32Conv2d,
+    Float32Weights,
+    contiguous_state_dict,
+    hold_conv_weights_in,
+    preferred_memory_format,
+)
 from tavce.models.renderer.spade import SPADEDecoder, SPADEDecoderConfig
 from tavce.models.renderer.spectral import fold_spectral_norm
 
@@ -191,6 +199,7 @@ class OcclusionAwareSPADEGenerator(TavceModule):
                 spade_hidden_channels=config.spade_hidden_channels,
             )
         )
+        self.register_state_dict_post_hook(contiguous_state_dict)
 
     @property
     def has_cerl(self) -> bool:
@@ -232,7 +241,14 @@ class OcclusionAwareSPADEGenerator(TavceModule):
         """F (B, 512, h, w) → feature volume V (B, 32, 16, h, w) after the 3-D residual blocks."""
         batch, _, height, width = features.shape
         volume = features.view(batch, self.config.volume_channels, self.config.volume_depth, height, width)
-        return self.volume_blocks(volume)
+        if not reductions_enabled() or not len(self.volume_blocks):
+            return self.volume_blocks(volume)
+        # The float32 3-D convs run about 1.4x faster channels-last on the CPU: cast and re-lay out in one
+        # copy, weights held likewise; V itself is returned contiguous, as its samplers read it.
+        weight = cast(ResBlock3d, self.volume_blocks[0]).conv1.weight
+        layout = preferred_memory_format(weight)
+        hold_conv_weights_in(self.volume_blocks, layout)
+        return self.volume_blocks(volume.to(weight.dtype, memory_format=layout)).contiguous()
 
     def prepare_volume(self, volume: torch.Tensor) -> torch.Tensor:
         """V → the compressed volume the dense motion network samples (source-only work)."""

@@ -48,7 +48,12 @@ from tavce.models.renderer.fast_conv import (
     polyphase_weights,
     reductions_enabled,
 )
-from tavce.models.renderer.precision import Float32Conv2d, preferred_memory_format
+from tavce.models.renderer.precision import (
+    Float32Conv2d,
+    contiguous_state_dict,
+    hold_conv_weights_in,
+    preferred_memory_format,
+)
 from tavce.models.renderer.spectral import maybe_spectral
 
 __all__ = [
@@ -316,6 +321,7 @@ class SPADEDecoder(nn.Module):
         self.output_conv = Float32Conv2d(channels[-1], config.image_channels, 3, padding=1)
         self._derived = DerivedWeights()
         self.register_load_state_dict_post_hook(clear_derived)
+        self.register_state_dict_post_hook(contiguous_state_dict)
 
     def _middle_hidden(self, condition: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """The shared-MLP outputs of every SPADE layer of the middle blocks, from one conv on the condition.
@@ -344,10 +350,15 @@ class SPADEDecoder(nn.Module):
             for block in self.up_blocks:
                 features = block(features, condition, upsample=2)
             return torch.sigmoid(self.output_conv(F.leaky_relu(features, LEAKY_SLOPE))).to(condition.dtype)
-        condition = condition.contiguous(memory_format=preferred_memory_format(condition))
+        layout = preferred_memory_format(condition)
+        condition = condition.contiguous(memory_format=layout)
+        # The convs' weights in their activations' layout, so no conv re-lays its weight out per call.
+        hold_conv_weights_in(self, layout)
         features = self.input_conv(condition)
         for block, block_hidden in zip(self.middle_blocks, self._middle_hidden(condition)):
-            features = block(features, condition, block_hidden)
+            # A slice of the merged map is dense in no layout: each of its γ and β convs would copy it.
+            dense = {name: hidden.contiguous(memory_format=layout) for name, hidden in block_hidden.items()}
+            features = block(features, condition, dense)
         for block in self.up_blocks:
             # Each SPADE layer's hidden map right where it is used (polyphase from the condition):
             # the up blocks' three maps at once would be 96 MiB in float32 at 256².
