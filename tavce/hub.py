@@ -188,8 +188,8 @@ def open_safetensors(
                     raise invalid(f"{name}: dtype {entry['dtype']} is not supported")
                 begin, end = entry["data_offsets"]
                 direct = out is not None and out.device.type == "cpu" and out.dtype == dtype and out.is_contiguous()
-                target = out if direct else torch.empty(shapes[name], dtype=dtype)
-                buffer = memoryview(target.detach().view(-1).view(torch.uint8).numpy())
+                target = out if out is not None and direct else torch.empty(shapes[name], dtype=dtype)
+                buffer = target.detach().view(-1).view(torch.uint8).numpy().data
                 if len(buffer) != end - begin:
                     raise invalid(f"{name}: {end - begin} bytes for {tuple(target.shape)} {entry['dtype']}")
                 stream.seek(data_start + begin)

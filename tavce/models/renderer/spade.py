@@ -260,7 +260,8 @@ class SPADEResBlock(nn.Module):
         shortcut = features
         if upsample > 1:
             normalized = F.interpolate(normalized, scale_factor=upsample, mode="nearest")
-            shortcut = None if self.learned_shortcut else F.interpolate(features, scale_factor=upsample, mode="nearest")
+            if not self.learned_shortcut:
+                shortcut = F.interpolate(features, scale_factor=upsample, mode="nearest")
         if self.learned_shortcut:
             layer_hidden = (
                 hidden["norm_shortcut"] if hidden is not None else self.norm_shortcut.hidden(condition, normalized.shape[2:])
