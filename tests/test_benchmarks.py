@@ -71,6 +71,7 @@ def test_memory_benchmark_reports_a_batch_workers_peak_after_each_count_of_jobs(
     assert all(value > 0 for value in (*row["rss_mib"], row["load_peak_mib"])) and row["cpu_flags"] is not None
 
 
+@pytest.mark.slow  # quantises and calibrates three renderers: ~30 s on 2 busy cores; int8 is not adopted
 def test_int8_benchmark_compares_quantised_convs_with_float32_and_bfloat16() -> None:
     command = [sys.executable, "benchmarks/int8.py", "--tiny", "--json", "--frames", "1", "--calibration-frames", "1",
                "--threads", "1"]  # fmt: skip
