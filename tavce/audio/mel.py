@@ -61,13 +61,14 @@ def num_mel_frames(num_samples: int) -> int:
     return 1 + num_samples // HOP_LENGTH
 
 
-def _as_waveform(samples: np.ndarray | torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _as_waveform(samples: np.ndarray | torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``samples`` checked as a 1-D float waveform, in ``dtype`` (None: as given)."""
     waveform = torch.as_tensor(samples)
     if waveform.ndim != 1:
         raise InvalidArgumentError(f"the waveform must be 1-D (N,), got shape {tuple(waveform.shape)}")
     if not waveform.is_floating_point():
         raise InvalidArgumentError(f"the waveform must hold floats in [-1, 1], got {waveform.dtype}")
-    return waveform.to(dtype)
+    return waveform if dtype is None else waveform.to(dtype)
 
 
 def preemphasis(samples: np.ndarray | torch.Tensor, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -202,7 +203,7 @@ def mel_spectrogram(samples: np.ndarray | torch.Tensor, *, dtype: torch.dtype = 
     """
     if dtype not in (torch.float32, torch.float64):
         raise InvalidArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    waveform = _as_waveform(samples, torch.as_tensor(samples).dtype)  # checked, not yet converted
+    waveform = _as_waveform(samples)  # checked; each chunk is converted to dtype on its own
     basis = mel_basis().to(dtype)
     frames = num_mel_frames(waveform.shape[0])
     # In chunks of frames, each from its own samples (exact: a frame depends only on them): the
