@@ -131,8 +131,9 @@ def run_child(args: argparse.Namespace) -> None:
     )
     figures |= {"after_plan_rss": _status_kib("VmRSS"), "plan_peak": _status_kib("VmHWM")}
     resettable = _reset_peak() and resettable
-    result.save(args.output)
-    figures["render_peak"] = _status_kib("VmHWM")
+    if not args.plan_only:
+        result.save(args.output)
+    figures["render_peak"] = 0 if args.plan_only else _status_kib("VmHWM")
     # Resetting VmHWM also resets getrusage's ru_maxrss, so the overall peak is the largest stage peak.
     figures["overall_peak"] = max(figures["load_peak"], figures["plan_peak"], figures["render_peak"])
     report = {key: value / 1024 for key, value in figures.items()}
@@ -153,6 +154,7 @@ def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
         "--weights", str(args.weights), "--photo", str(args.photo), "--audio", str(audio),
         "--output", str(output), "--batch-size", str(args.batch_size),
         "--threads", str(args.threads), "--face-box", *(str(v) for v in args.face_box),
+        *(["--plan-only"] if args.plan_only else []),
         *(["--enhancer", str(args.enhancer)] if args.enhancer is not None else []),
     ]
     environment = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -160,7 +162,8 @@ def measure(seconds: float, args: argparse.Namespace, workspace: Path) -> dict:
     if run.returncode != 0:
         raise SystemExit(f"child for {seconds:g} s failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
     row = json.loads(run.stdout.strip().splitlines()[-1])
-    row["frames_written"] = imageio_ffmpeg.count_frames_and_secs(str(output))[0]
+    if not args.plan_only:
+        row["frames_written"] = imageio_ffmpeg.count_frames_and_secs(str(output))[0]
     return row
 
 
@@ -333,6 +336,8 @@ def main() -> None:
     parser.add_argument("--job-seconds", type=float, default=1.0, help="--batch: seconds of speech per job")
     parser.add_argument("--frames", type=int, default=2, help="--renderer: frames rendered per configuration")
     parser.add_argument("--workdir", type=Path, help="--renderer: keeps the recipe weights between runs")
+    parser.add_argument("--plan-only", action="store_true", help="plan the videos without rendering them: the planning "
+                        "stage's peaks in minutes instead of the 10-minute clip's half hour (render_peak is then 0)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--renderer-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 
+from tavce._heap import release_freed_memory
 from tavce.audio import frame_windows, load_audio
 from tavce.constants import ENHANCER_UPSCALES, ENHANCERS
 from tavce.device import place_component, resolve_device, resolve_dtype
@@ -507,6 +508,8 @@ class TalkingHeadPipeline:
             # activation of every window, O(T) memory held until the video is written.
             with torch.inference_mode():
                 relationship = cast("TemporalCorrelationMetric", self.metric).audio_relationships(windows)
+        del windows
+        release_freed_memory()  # what planning freed would otherwise stay resident while rendering
         return TalkingHeadResult(self, source, clip, coefficients, relationship, settings)
 
     def stream(self, image, audio, **options: Any) -> Iterator[np.ndarray]:

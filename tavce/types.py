@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import cast
 
 import numpy as np
@@ -88,20 +89,71 @@ class AudioClip:
         return len(self.samples) // SAMPLES_PER_FRAME
 
 
-@dataclass(frozen=True)
 class AudioWindows:
-    """Per-video-frame mel windows, (T, 1, 80, 16) float32 in [-4, 4]; T is the video length."""
+    """Per-video-frame mel windows: T windows of (1, 80, 16) float32 in [-4, 4]; T is the video length.
 
-    windows: torch.Tensor
+    Adjacent windows share 13 of their 16 mel steps, so the windows are held as a spectrogram
+    (M, 80) and each frame's 16 row numbers (T, 16): five times smaller than the (T, 1, 80, 16)
+    tensor (77 MB for a 10-minute clip). Windows are gathered when read: :meth:`batches` and
+    :meth:`select` give a few at a time, so a consumer that reads them in batches never holds
+    them all; :attr:`windows` gathers the whole tensor.
 
-    def __post_init__(self) -> None:
-        shape = tuple(self.windows.shape)
+    Build one from a (T, 1, 80, 16) tensor (``AudioWindows(tensor)``) or, as
+    :func:`tavce.audio.frame_windows` does, from a spectrogram with :meth:`from_mel`.
+    """
+
+    __slots__ = ("_mel", "_rows")
+
+    def __init__(self, windows: torch.Tensor) -> None:
+        shape = tuple(windows.shape)
         if len(shape) != 4 or shape[1:] != (1, MEL_BINS, MEL_STEPS_PER_WINDOW):
             raise InvalidArgumentError(f"AudioWindows must be (T, 1, 80, 16), got {shape}")
+        # A whole tensor is its own spectrogram: row 16·t + k is step k of window t.
+        self._mel = windows[:, 0].transpose(1, 2).reshape(-1, MEL_BINS)
+        self._rows = torch.arange(self._mel.shape[0], device=windows.device).view(-1, MEL_STEPS_PER_WINDOW)
+
+    @classmethod
+    def from_mel(cls, mel_by_time: torch.Tensor, rows: torch.Tensor) -> AudioWindows:
+        """Windows gathered from a spectrogram: window t is ``mel_by_time[rows[t]]`` transposed to (80, 16).
+
+        Args:
+            mel_by_time: (M, 80) mel spectrogram, time first, in [-4, 4].
+            rows: (T, 16) int64 row numbers in [0, M).
+        """
+        if mel_by_time.ndim != 2 or mel_by_time.shape[1] != MEL_BINS:
+            raise InvalidArgumentError(f"AudioWindows.from_mel: mel_by_time must be (M, 80), got {tuple(mel_by_time.shape)}")
+        if rows.ndim != 2 or rows.shape[1] != MEL_STEPS_PER_WINDOW or rows.dtype != torch.int64:
+            raise InvalidArgumentError(f"AudioWindows.from_mel: rows must be (T, 16) int64, got {tuple(rows.shape)} {rows.dtype}")
+        if rows.numel() and not 0 <= int(rows.min()) <= int(rows.max()) < mel_by_time.shape[0]:
+            raise InvalidArgumentError(f"AudioWindows.from_mel: rows must lie in [0, {mel_by_time.shape[0]})")
+        windows = cls.__new__(cls)
+        windows._mel, windows._rows = mel_by_time, rows
+        return windows
 
     @property
     def num_frames(self) -> int:
-        return int(self.windows.shape[0])
+        return int(self._rows.shape[0])
+
+    @property
+    def windows(self) -> torch.Tensor:
+        """(T, 1, 80, 16), gathered whole (a new tensor on each access; long clips: use :meth:`batches`)."""
+        return self.select(slice(None))
+
+    def select(self, frames: torch.Tensor | slice) -> torch.Tensor:
+        """(N, 1, 80, 16) windows of the given frames (a slice, or N frame indices in any order)."""
+        return self._mel[self._rows[frames]].transpose(1, 2).unsqueeze(1).contiguous()
+
+    def batches(self, size: int) -> Iterator[torch.Tensor]:
+        """The windows in frame order, ``size`` at a time: (≤ size, 1, 80, 16) each."""
+        for start in range(0, self.num_frames, size):
+            yield self.select(slice(start, start + size))
+
+    def __getitem__(self, frames: slice) -> AudioWindows:
+        """The windows of a range of frames (sharing this one's spectrogram)."""
+        return AudioWindows.from_mel(self._mel, self._rows[frames])
+
+    def __repr__(self) -> str:
+        return f"AudioWindows(num_frames={self.num_frames}, dtype={self._mel.dtype})"
 
 
 @dataclass(frozen=True)

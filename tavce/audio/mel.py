@@ -191,15 +191,19 @@ def normalize(mel_db: torch.Tensor) -> torch.Tensor:
     return torch.clamp(scaled, -MAX_ABS_VALUE, MAX_ABS_VALUE)
 
 
-def mel_spectrogram(samples: np.ndarray | torch.Tensor, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def mel_spectrogram(
+    samples: np.ndarray | torch.Tensor, *, dtype: torch.dtype = torch.float32, out_dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Normalised mel spectrogram of a 16 kHz mono waveform.
 
     Args:
         samples: (N,) float waveform in [-1, 1] at 16 kHz.
         dtype: ``torch.float32`` (default) or ``torch.float64`` for the original's precision.
+        out_dtype: dtype of the result (default ``dtype``); float64 computed, float32 returned
+            equals the float64 result cast, without holding it.
 
     Returns:
-        (80, 1 + N // 200) tensor of ``dtype`` in [-4, 4] (mel bins x time).
+        (80, 1 + N // 200) tensor of ``out_dtype`` in [-4, 4] (mel bins x time).
     """
     if dtype not in (torch.float32, torch.float64):
         raise InvalidArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -208,10 +212,8 @@ def mel_spectrogram(samples: np.ndarray | torch.Tensor, *, dtype: torch.dtype = 
     frames = num_mel_frames(waveform.shape[0])
     # In chunks of frames, each from its own samples (exact: a frame depends only on them): the
     # clip in float64, its padded copy or its complex spectrum whole would grow with its length.
-    return torch.cat(
-        [
-            normalize(amplitude_to_db(basis @ _magnitude(_emphasized_segment(waveform, start, min(start + MEL_CHUNK_FRAMES, frames), dtype))))
-            for start in range(0, frames, MEL_CHUNK_FRAMES)
-        ],
-        dim=1,
-    )
+    mel = torch.empty(MEL_BINS, frames, dtype=out_dtype or dtype)
+    for start in range(0, frames, MEL_CHUNK_FRAMES):
+        stop = min(start + MEL_CHUNK_FRAMES, frames)
+        mel[:, start:stop] = normalize(amplitude_to_db(basis @ _magnitude(_emphasized_segment(waveform, start, stop, dtype))))
+    return mel

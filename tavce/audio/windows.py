@@ -20,7 +20,6 @@ from tavce.types import FPS, MEL_STEPS_PER_WINDOW, SAMPLE_RATE, SAMPLES_PER_FRAM
 __all__ = ["MEL_FRAMES_PER_SECOND", "crop_to_frames", "window_indices", "frame_windows"]
 
 MEL_FRAMES_PER_SECOND = 80  # 16000 Hz / hop 200
-_GATHER_CHUNK_FRAMES = 1024
 
 
 def crop_to_frames(samples: np.ndarray) -> np.ndarray:
@@ -49,7 +48,8 @@ def frame_windows(clip: AudioClip, *, dtype: torch.dtype = torch.float32) -> Aud
         dtype: precision of the mel computation (``torch.float64`` follows the original
             exactly); the windows are always stored as float32.
 
-    Cost is linear in the clip length (one STFT, one gather).
+    Cost is linear in the clip length (one STFT); the windows are gathered from the
+    spectrogram as they are read (see :class:`~tavce.types.AudioWindows`).
     """
     cropped = crop_to_frames(clip.samples)
     num_frames = len(cropped) // SAMPLES_PER_FRAME
@@ -58,12 +58,6 @@ def frame_windows(clip: AudioClip, *, dtype: torch.dtype = torch.float32) -> Aud
             f"{clip.source}: audio is shorter than one 25 fps frame ({SAMPLES_PER_FRAME} samples at "
             f"{SAMPLE_RATE} Hz); give a longer clip"
         )
-    # Cast before gathering (the same values: both are copies) and gather in chunks of frames: the
-    # windows repeat every mel step 16 times, so a whole-clip float64 gather would be twice their size.
-    mel_by_time = mel_spectrogram(cropped, dtype=dtype).T.to(torch.float32)  # (M, 80)
-    rows = window_indices(num_frames, mel_by_time.shape[0])
-    windows = torch.empty(num_frames, 1, mel_by_time.shape[1], MEL_STEPS_PER_WINDOW)
-    for start in range(0, num_frames, _GATHER_CHUNK_FRAMES):
-        chunk = rows[start : start + _GATHER_CHUNK_FRAMES]
-        windows[start : start + len(chunk), 0] = mel_by_time[chunk].transpose(1, 2)  # (t, 16, 80) -> (t, 80, 16)
-    return AudioWindows(windows=windows)
+    # Stored as float32 before the windows are gathered: cast and gather commute.
+    mel = mel_spectrogram(cropped, dtype=dtype, out_dtype=torch.float32)  # (80, M)
+    return AudioWindows.from_mel(mel.T, window_indices(num_frames, mel.shape[1]))

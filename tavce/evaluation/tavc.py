@@ -120,7 +120,7 @@ def tavc_similarity(
     mouths = mouths.to(device, dtype)
     scores = []
     with torch.inference_mode():
-        audio_factors = metric.audio_relationships(AudioWindows(windows.windows[:count])).differences.to(device, dtype)
+        audio_factors = metric.audio_relationships(windows[:count]).differences.to(device, dtype)
         for start in range(1, count, config.batch_size):
             stop = min(count, start + config.batch_size)
             visual = metric.visual_relationship(mouths[start - 1 : stop - 1], mouths[start:stop])

@@ -17,6 +17,7 @@ from tavce.models.audio2coeff import (
     SadTalkerAudio2CoeffConfig,
     smooth_pose,
 )
+from tavce.models.audio2coeff import pose_vae as pose_vae_module
 from tavce.models.audio2coeff.expression_net import ENCODER_BATCH
 from tavce.models.audio_encoder import Wav2LipAudioEncoderConfig
 from tavce.models.base import load_state_dict_strict
@@ -204,6 +205,14 @@ def test_long_clip_encodes_in_bounded_batches():
     assert model.expression_net.audio_encoder.largest_batch == ENCODER_BATCH
     assert model.pose_vae.audio_encoder.largest_batch == ENCODER_BATCH
     assert motion.expression[:, 0].std() > 0
+
+
+def test_pose_chunks_decoded_a_group_at_a_time_equal_one_group(audio2coeff, monkeypatch):
+    whole = generate(audio2coeff, frames=150)  # 19 chunks of 8: one group
+    monkeypatch.setattr(pose_vae_module, "_CHUNKS_PER_GROUP", 3)
+    grouped = generate(audio2coeff, frames=150)
+    torch.testing.assert_close(grouped.pose, whole.pose, rtol=0, atol=1e-6)
+    torch.testing.assert_close(grouped.expression, whole.expression, rtol=0, atol=0)
 
 
 @pytest.mark.slow

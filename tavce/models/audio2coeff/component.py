@@ -18,7 +18,7 @@ import torch
 
 from tavce.errors import InvalidArgumentError
 from tavce.models.audio2coeff.blinks import random_blink_ratio
-from tavce.models.audio2coeff.expression_net import ExpressionNet, ExpressionNetConfig
+from tavce.models.audio2coeff.expression_net import ENCODER_BATCH, ExpressionNet, ExpressionNetConfig
 from tavce.models.audio2coeff.pose_controls import add_reference_motion, camera_degrees, smooth_pose, tile_to_length
 from tavce.models.audio2coeff.pose_vae import PoseVAE, PoseVAEConfig
 from tavce.models.audio_encoder import AudioEncoder
@@ -172,15 +172,14 @@ class SadTalkerAudio2Coeff(TavceModule):
             "Audio2Coeff: %d frames, %d pose chunks, variant %s",
             num_frames, self.pose_vae.num_chunks(num_frames), options.variant,
         )
-        mels = windows.windows.to(device=device, dtype=torch.float32)
         source = source.to(device)
 
-        expression = self._expression(mels, source, options, generator)
+        expression = self._expression(windows, source, options, generator)
         if options.still:
             # The original still replaces every generated pose; skip generating it.
             pose = source[EXPRESSION_DIM:MOTION_DIM].expand(num_frames, -1).clone()
         else:
-            pose = self._pose(mels, source, options, generator)
+            pose = self._pose(windows, source, options, generator)
         crop = source[MOTION_DIM:].expand(num_frames, -1).clone() if source.shape[0] == SOURCE_COEFF_DIM else None
         angles = {
             name: None if values is None else camera_degrees(values, num_frames)
@@ -189,9 +188,9 @@ class SadTalkerAudio2Coeff(TavceModule):
         return MotionCoefficients(expression=expression * options.expression_scale, pose=pose, crop=crop, **angles)
 
     def _expression(
-        self, mels: torch.Tensor, source: torch.Tensor, options: Audio2CoeffOptions, generator: torch.Generator
+        self, windows: AudioWindows, source: torch.Tensor, options: Audio2CoeffOptions, generator: torch.Generator
     ) -> torch.Tensor:
-        num_frames = mels.shape[0]
+        num_frames = windows.num_frames
         if options.ref_eyeblink is not None:
             ref_eyeblink = torch.as_tensor(options.ref_eyeblink, dtype=source.dtype, device=source.device)
             reference = tile_to_length(ref_eyeblink, num_frames, "ref_eyeblink")
@@ -204,16 +203,22 @@ class SadTalkerAudio2Coeff(TavceModule):
         if options.variant == "tavce-eval":
             # The TAVCE script feeds the first frame's reference expression to every frame.
             reference = reference[:1].expand(num_frames, -1)
-        return self.expression_net(mels, reference, blinks.to(source))
+        blinks = blinks.to(source)
+        # ExpNet is per frame: a batch of windows at a time, into one result, keeps long clips' memory flat.
+        expression = source.new_empty(num_frames, EXPRESSION_DIM)
+        for start in range(0, num_frames, ENCODER_BATCH):
+            frames = slice(start, start + ENCODER_BATCH)
+            expression[frames] = self.expression_net(windows.select(frames).to(source), reference[frames], blinks[frames])
+        return expression
 
     def _pose(
-        self, mels: torch.Tensor, source: torch.Tensor, options: Audio2CoeffOptions, generator: torch.Generator
+        self, windows: AudioWindows, source: torch.Tensor, options: Audio2CoeffOptions, generator: torch.Generator
     ) -> torch.Tensor:
-        num_frames = mels.shape[0]
+        num_frames = windows.num_frames
         reference_pose = source[EXPRESSION_DIM:MOTION_DIM]
         latent_shape = (self.pose_vae.num_chunks(num_frames), self.config.pose_vae.latent_dim)
         latents = torch.randn(latent_shape, generator=generator)
-        motion = self.pose_vae.sample_motion(mels, reference_pose, options.pose_style, latents, options.variant)
+        motion = self.pose_vae.sample_motion(windows, reference_pose, options.pose_style, latents, options.variant)
         pose = reference_pose + motion
         if options.smoothing:
             pose = smooth_pose(pose)

@@ -19,6 +19,7 @@ from tavce.models.audio2coeff.expression_net import encode_windows
 from tavce.models.audio2coeff.resunet import ResUnet
 from tavce.models.audio_encoder import AudioEncoder, Wav2LipAudioEncoder
 from tavce.models.base import TavceModule
+from tavce.types import AudioWindows
 
 __all__ = [
     "PoseVAEConfig",
@@ -27,6 +28,9 @@ __all__ = [
     "motion_chunks",
     "PoseVAE",
 ]
+
+# Pose chunks decoded per decoder call (2048 frames): bounds the audio embeddings held on long clips.
+_CHUNKS_PER_GROUP = 64
 
 WindowAlignment = Literal["sadtalker", "tavce-eval"]
 
@@ -199,7 +203,7 @@ class PoseVAE(TavceModule):
 
     def sample_motion(
         self,
-        windows: torch.Tensor,
+        windows: torch.Tensor | AudioWindows,
         reference_pose: torch.Tensor,
         style: int,
         latents: torch.Tensor,
@@ -208,7 +212,7 @@ class PoseVAE(TavceModule):
         """Pose motion of a whole clip (test-time decoder).
 
         Args:
-            windows: (T, 1, 80, 16) mel windows of the clip.
+            windows: the clip's T mel windows ((T, 1, 80, 16) or :class:`~tavce.types.AudioWindows`).
             reference_pose: (6,) the source pose (radians, then translation).
             style: pose style class in [0, num_styles).
             latents: (num_chunks(T), latent_dim) standard-normal draws, one per chunk in order.
@@ -217,22 +221,30 @@ class PoseVAE(TavceModule):
         Returns:
             (T, 6) motion relative to ``reference_pose``; row 0 is zero.
         """
-        chunks = motion_chunks(windows.shape[0], self.config.seq_len, alignment)
+        windows = windows if isinstance(windows, AudioWindows) else AudioWindows(windows)
+        chunks = motion_chunks(windows.num_frames, self.config.seq_len, alignment)
         if latents.shape != (len(chunks), self.config.latent_dim):
             raise InvalidArgumentError(
-                f"latents must be ({len(chunks)}, {self.config.latent_dim}) for {windows.shape[0]} frames, "
+                f"latents must be ({len(chunks)}, {self.config.latent_dim}) for {windows.num_frames} frames, "
                 f"got {tuple(latents.shape)}"
             )
-        motion = [reference_pose.new_zeros(1, self.config.pose_dim)]
-        if chunks:
-            embeddings = encode_windows(self.audio_encoder, windows)
-            indices = torch.stack([chunk for chunk, _ in chunks])
-            styles = torch.full((len(chunks),), style, dtype=torch.long, device=windows.device)
-            decoded = self.decoder(
-                embeddings[indices.to(embeddings.device)],
-                reference_pose.expand(len(chunks), -1),
-                styles,
-                latents.to(embeddings),
+        motion = reference_pose.new_zeros(windows.num_frames, self.config.pose_dim)
+        filled = 1
+        # Chunks are decoded independently; a group at a time, only the group's windows are encoded.
+        for first in range(0, len(chunks), _CHUNKS_PER_GROUP):
+            group = chunks[first : first + _CHUNKS_PER_GROUP]
+            indices = torch.stack([chunk for chunk, _ in group])
+            low, high = int(indices.min()), int(indices.max()) + 1
+            embeddings = encode_windows(
+                self.audio_encoder, windows.select(slice(low, high)).to(reference_pose.device, reference_pose.dtype)
             )
-            motion += [chunk_motion[-kept:] for chunk_motion, (_, kept) in zip(decoded, chunks)]
-        return torch.cat(motion, dim=0)
+            decoded = self.decoder(
+                embeddings[(indices - low).to(embeddings.device)],
+                reference_pose.expand(len(group), -1),
+                torch.full((len(group),), style, dtype=torch.long, device=embeddings.device),
+                latents[first : first + len(group)].to(embeddings),
+            )
+            for chunk_motion, (_, kept) in zip(decoded, group):
+                motion[filled : filled + kept] = chunk_motion[-kept:]
+                filled += kept
+        return motion

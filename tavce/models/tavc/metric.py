@@ -68,12 +68,11 @@ class TemporalCorrelationMetric(ABC):
         Returns:
             :class:`~tavce.types.AudioRelationship` with T rows.
         """
-        current = windows.windows
-        previous = torch.cat([current[:1], current[:-1]], dim=0)
-        factors = [
-            self.audio_relationship(previous_part, current_part)
-            for previous_part, current_part in zip(previous.split(RELATIONSHIP_BATCH), current.split(RELATIONSHIP_BATCH))
-        ]
+        factors = []
+        for start in range(0, windows.num_frames, RELATIONSHIP_BATCH):
+            current = torch.arange(start, min(start + RELATIONSHIP_BATCH, windows.num_frames))
+            previous = (current - 1).clamp(min=0)
+            factors.append(self.audio_relationship(windows.select(previous), windows.select(current)))
         return AudioRelationship(differences=torch.cat(factors, dim=0))
 
 
@@ -133,9 +132,19 @@ class TAVCMetric(TavceModule, TemporalCorrelationMetric):
         ``torch.inference_mode()`` for inference, or the graph of every window is held.
         """
         reference = next(iter(cast(nn.Module, self.audio_encoder).parameters()), None)
-        mels = windows.windows if reference is None else windows.windows.to(reference.device, reference.dtype)
-        embeddings = torch.cat([self.audio_encoder(part) for part in mels.split(RELATIONSHIP_BATCH)], dim=0)
-        return relationships_from_embeddings(embeddings)
+        differences: torch.Tensor | None = None
+        previous: torch.Tensor | None = None
+        # Batch by batch into one result: only one batch of embeddings is held on long clips.
+        for start, part in zip(range(0, windows.num_frames, RELATIONSHIP_BATCH), windows.batches(RELATIONSHIP_BATCH)):
+            embeddings = self.audio_encoder(part if reference is None else part.to(reference.device, reference.dtype))
+            if differences is None:
+                differences = embeddings.new_empty(windows.num_frames, embeddings.shape[1])
+            context = embeddings if previous is None else torch.cat([previous, embeddings])
+            differences[start : start + len(part)] = relationships_from_embeddings(context).differences[-len(part) :]
+            previous = embeddings[-1:]
+        if differences is None:
+            raise InvalidArgumentError("audio_relationships: the windows hold no frame; give at least 0.04 s of audio")
+        return AudioRelationship(differences=differences)
 
     def audio_relationship(self, previous_windows: torch.Tensor, current_windows: torch.Tensor) -> torch.Tensor:
         embeddings = self.audio_encoder(torch.cat([previous_windows, current_windows], dim=0))
