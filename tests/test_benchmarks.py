@@ -59,6 +59,18 @@ def test_enhancer_benchmark_reports_seconds_per_frame_and_psnr() -> None:
         assert row["psnr_vs_fp32_db"] == float("inf")  # the same precision gives the same frames
 
 
+def test_memory_benchmark_measures_the_planning_stage_alone() -> None:
+    command = [sys.executable, "benchmarks/memory.py", "--plan-only", "--short", "1", "--long", "3", "--threads", "1"]
+    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (row,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert (row["short"]["frames"], row["long"]["frames"]) == (25, 75)
+    for clip in (row["short"], row["long"]):
+        assert clip["render_peak"] == 0 and "frames_written" not in clip  # nothing rendered
+        assert clip["plan_peak"] >= clip["after_plan_rss"] > 0
+    assert row["ratio"] == pytest.approx(row["long"]["overall_peak"] / row["short"]["overall_peak"])
+
+
 def test_memory_benchmark_reports_a_batch_workers_peak_after_each_count_of_jobs() -> None:
     command = [sys.executable, "benchmarks/memory.py", "--batch", "2,3", "--job-seconds", "0.4", "--threads", "1"]
     done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
