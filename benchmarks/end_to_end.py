@@ -4,6 +4,7 @@ A script, not a test::
 
     python benchmarks/end_to_end.py [--json] [--seconds 10] [--dtypes float32,bfloat16] [--batch-size 1]
                                     [--threads 2] [--weights FOLDER | --tiny] [--workdir DIR]
+                                    [--enhancer recipe|tiny|FOLDER]
 
 Weights: a tavce weights folder at the official sizes holding the deterministic recipe
 weights (official-layout files from :func:`tavce.testing.make_official_checkpoint`, loaded
@@ -65,7 +66,10 @@ def run_child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     clock = time.perf_counter
     started = clock()
-    pipe = TalkingHeadPipeline.from_pretrained(args.weights, local_files_only=True, device="cpu", dtype=args.dtype)
+    enhancer = {} if args.enhancer_weights is None else {"enhancer": "gfpgan", "enhancer_weights": args.enhancer_weights}
+    pipe = TalkingHeadPipeline.from_pretrained(
+        args.weights, local_files_only=True, device="cpu", dtype=args.dtype, **enhancer
+    )
     load_s = clock() - started
 
     started = clock()
@@ -113,7 +117,11 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="a tavce weights folder (default: recipe weights, official sizes)")
     parser.add_argument("--tiny", action="store_true", help="tiny random weights (checks the script in seconds)")
     parser.add_argument("--workdir", type=Path, help="keeps the recipe weights between runs (default: a temp folder)")
+    parser.add_argument("--enhancer", help="also enhance every frame: 'recipe' (GFPGAN and ParseNet at the official "
+                        "sizes with recipe weights, upscale 1), 'tiny' (small networks: checks the script), or a folder "
+                        "of enhancer weights; the enhancement is then part of save_s and paste_encode_s")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--enhancer-weights", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dtype", help=argparse.SUPPRESS)
     parser.add_argument("--photo", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--face-box", type=float, nargs=4, help=argparse.SUPPRESS)
@@ -132,6 +140,14 @@ def main() -> None:
             from tavce.testing import make_tiny_checkpoint
 
             args.weights = make_tiny_checkpoint(workspace / "tiny") if args.tiny else official_256_folder(workdir)
+        if args.enhancer in ("recipe", "tiny"):
+            from enhancer import recipe_enhancer
+
+            args.enhancer_weights = workdir / f"enhancer-{args.enhancer}"
+            if not args.enhancer_weights.is_dir():
+                recipe_enhancer(tiny=args.enhancer == "tiny", upscale=1).save_pretrained(args.enhancer_weights)
+        elif args.enhancer is not None:
+            args.enhancer_weights = Path(args.enhancer)
         import imageio.v3 as iio
         import soundfile
 
@@ -146,6 +162,7 @@ def main() -> None:
                 "--photo", str(photo), "--face-box", *(str(v) for v in box), "--audio", str(audio),
                 "--output", str(workspace / f"{dtype}.mp4"), "--batch-size", str(args.batch_size),
                 "--threads", str(args.threads),
+                *(["--enhancer-weights", str(args.enhancer_weights)] if args.enhancer_weights else []),
             ]  # fmt: skip
             environment = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
             done = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)

@@ -33,13 +33,14 @@ def test_renderer_benchmark_prints_one_json_line_per_configuration() -> None:
     assert rows[1]["gflop_per_frame"] < rows[0]["gflop_per_frame"]  # source work once, reductions on
 
 
-def test_end_to_end_benchmark_times_every_phase_of_generate() -> None:
+@pytest.mark.parametrize("enhancer", [None, "tiny"])
+def test_end_to_end_benchmark_times_every_phase_of_generate(enhancer) -> None:
     command = [sys.executable, "benchmarks/end_to_end.py", "--tiny", "--json", "--seconds", "0.6",
-               "--dtypes", "float32", "--threads", "1"]  # fmt: skip
+               "--dtypes", "float32", "--threads", "1", *(["--enhancer", enhancer] if enhancer else [])]  # fmt: skip
     done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     (row,) = [json.loads(line) for line in done.stdout.splitlines()]
-    assert row["frames"] == 15 and row["dtype"] == "float32"
+    assert row["frames"] == 15 and row["dtype"] == "float32" and row["enhancer"] is (enhancer is not None)
     phases = ("load_s", "face_s", "plan_s", "save_s")
     assert all(row[name] > 0 for name in (*phases, "render_s", "peak_rss_mib"))
     assert row["end_to_end_s"] == pytest.approx(sum(row[name] for name in phases), rel=1e-3)
