@@ -150,6 +150,11 @@ class AudioWindows:
 
     def __getitem__(self, frames: slice) -> AudioWindows:
         """The windows of a range of frames (sharing this one's spectrogram)."""
+        if not isinstance(frames, slice):
+            raise InvalidArgumentError(
+                f"AudioWindows[{frames!r}]: index with a slice of frames (windows[a:b]); "
+                "select(frames) gives the (N, 1, 80, 16) tensor of given frames"
+            )
         return AudioWindows.from_mel(self._mel, self._rows[frames])
 
     def __repr__(self) -> str:
