@@ -16,6 +16,7 @@ from functools import lru_cache
 
 __all__ = ["release_freed_memory"]
 
+
 @lru_cache(maxsize=1)
 def _malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")

@@ -11,9 +11,9 @@ re-exported here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from typing import cast
 
 import numpy as np
@@ -119,6 +119,10 @@ class AudioWindows:
         Args:
             mel_by_time: (M, 80) mel spectrogram, time first, in [-4, 4].
             rows: (T, 16) int64 row numbers in [0, M).
+
+        Raises:
+            InvalidArgumentError: a spectrogram that is not (M, 80), or rows that are not (T, 16)
+                int64 within it.
         """
         if mel_by_time.ndim != 2 or mel_by_time.shape[1] != MEL_BINS:
             raise InvalidArgumentError(f"AudioWindows.from_mel: mel_by_time must be (M, 80), got {tuple(mel_by_time.shape)}")
@@ -144,7 +148,9 @@ class AudioWindows:
         return self._mel[self._rows[frames]].transpose(1, 2).unsqueeze(1).contiguous()
 
     def batches(self, size: int) -> Iterator[torch.Tensor]:
-        """The windows in frame order, ``size`` at a time: (≤ size, 1, 80, 16) each."""
+        """The windows in frame order, ``size`` (≥ 1) at a time: (≤ size, 1, 80, 16) each."""
+        if size < 1:
+            raise InvalidArgumentError(f"AudioWindows.batches: size must be at least 1, got {size}")
         for start in range(0, self.num_frames, size):
             yield self.select(slice(start, start + size))
 

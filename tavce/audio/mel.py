@@ -207,6 +207,8 @@ def mel_spectrogram(
     """
     if dtype not in (torch.float32, torch.float64):
         raise InvalidArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    if out_dtype is not None and not out_dtype.is_floating_point:
+        raise InvalidArgumentError(f"out_dtype must be a floating-point dtype, got {out_dtype}")
     waveform = _as_waveform(samples)  # checked; each chunk is converted to dtype on its own
     basis = mel_basis().to(dtype)
     frames = num_mel_frames(waveform.shape[0])

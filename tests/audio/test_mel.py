@@ -80,3 +80,12 @@ def test_mel_in_chunks_equals_the_whole_clip_at_once(monkeypatch: pytest.MonkeyP
     chunked = mel_module.mel_spectrogram(samples, dtype=dtype)
     assert chunked.shape == whole.shape == (80, 1 + len(samples) // 200)
     torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-5)
+
+
+def test_float64_mel_returned_as_float32_equals_the_float64_result_cast():
+    samples = np.random.default_rng(7).normal(0, 0.1, 16_000 * 45).astype(np.float32)  # 3 chunks of 20 s
+    precise = mel_spectrogram(samples, dtype=torch.float64)
+    stored = mel_spectrogram(samples, dtype=torch.float64, out_dtype=torch.float32)
+    assert stored.dtype == torch.float32 and torch.equal(stored, precise.to(torch.float32))
+    with pytest.raises(InvalidArgumentError, match="out_dtype must be a floating-point dtype"):
+        mel_spectrogram(samples, out_dtype=torch.int16)

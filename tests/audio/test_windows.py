@@ -51,6 +51,8 @@ def test_audio_windows_from_a_tensor_read_back_unchanged() -> None:
     assert windows.num_frames == 9 and torch.equal(windows.windows, tensor)
     assert torch.equal(torch.cat(list(windows.batches(4))), tensor)
     assert torch.equal(windows[3:7].select(torch.tensor([3, 0])), tensor[[6, 3]])
+    with pytest.raises(InvalidArgumentError, match="size must be at least 1"):
+        next(windows.batches(0))
     with pytest.raises(InvalidArgumentError, match=r"index with a slice of frames"):
         windows[2]
     with pytest.raises(InvalidArgumentError, match=r"must be \(T, 1, 80, 16\)"):

@@ -106,6 +106,14 @@ def audio_encoder() -> TAVCAudioEncoder:
     return TAVCAudioEncoder(TAVCAudioEncoderConfig(embedding_dim=16)).eval()
 
 
+def test_audio_relationships_of_no_frame_are_refused(audio_encoder):
+    metric = TAVCMetric(audio_encoder=audio_encoder, mouth_encoder=MouthEncoder(dataclasses.replace(TINY_MOUTH, embedding_dim=16)))
+    empty = AudioWindows(torch.zeros(0, 1, 80, 16))
+    for relationships in (metric.audio_relationships, lambda w: TemporalCorrelationMetric.audio_relationships(metric, w)):
+        with pytest.raises(InvalidArgumentError, match="no frame; give at least 0.04 s of audio"):
+            relationships(empty)
+
+
 def test_audio_relationships_in_batches_equal_the_original_pairwise_computation(audio_encoder, monkeypatch):
     from tavce.models.tavc import metric as metric_module
 

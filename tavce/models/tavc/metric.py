@@ -37,6 +37,11 @@ RELATIONSHIP_BATCH = 64
 """Frames per encoder call in :meth:`TemporalCorrelationMetric.audio_relationships`: bounds memory on long clips."""
 
 
+def _require_frames(windows: AudioWindows) -> None:
+    if windows.num_frames == 0:
+        raise InvalidArgumentError("audio_relationships: the windows hold no frame; give at least 0.04 s of audio")
+
+
 class TemporalCorrelationMetric(ABC):
     """Interface of a temporal audio-visual correlation metric.
 
@@ -67,7 +72,11 @@ class TemporalCorrelationMetric(ABC):
 
         Returns:
             :class:`~tavce.types.AudioRelationship` with T rows.
+
+        Raises:
+            InvalidArgumentError: windows of no frame.
         """
+        _require_frames(windows)
         factors = []
         for start in range(0, windows.num_frames, RELATIONSHIP_BATCH):
             current = torch.arange(start, min(start + RELATIONSHIP_BATCH, windows.num_frames))
@@ -130,7 +139,11 @@ class TAVCMetric(TavceModule, TemporalCorrelationMetric):
         With the encoder in eval mode this equals the original, which encodes each pair
         separately. Gradients are kept if the caller has them enabled; run it under
         ``torch.inference_mode()`` for inference, or the graph of every window is held.
+
+        Raises:
+            InvalidArgumentError: windows of no frame.
         """
+        _require_frames(windows)
         reference = next(iter(cast(nn.Module, self.audio_encoder).parameters()), None)
         differences: torch.Tensor | None = None
         previous: torch.Tensor | None = None
@@ -142,9 +155,7 @@ class TAVCMetric(TavceModule, TemporalCorrelationMetric):
             context = embeddings if previous is None else torch.cat([previous, embeddings])
             differences[start : start + len(part)] = relationships_from_embeddings(context).differences[-len(part) :]
             previous = embeddings[-1:]
-        if differences is None:
-            raise InvalidArgumentError("audio_relationships: the windows hold no frame; give at least 0.04 s of audio")
-        return AudioRelationship(differences=differences)
+        return AudioRelationship(differences=cast(torch.Tensor, differences))  # set by the first batch
 
     def audio_relationship(self, previous_windows: torch.Tensor, current_windows: torch.Tensor) -> torch.Tensor:
         embeddings = self.audio_encoder(torch.cat([previous_windows, current_windows], dim=0))
