@@ -24,7 +24,10 @@ batch's first frame, right only for batches of one).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -32,6 +35,7 @@ import torch
 
 from tavce.errors import InvalidArgumentError, InvalidImageError, RenderError
 from tavce.models.base import TavceModule
+from tavce.models.renderer.fast_conv import reductions_enabled
 from tavce.models.renderer.generator import GeneratorConfig, OcclusionAwareSPADEGenerator
 from tavce.models.renderer.keypoint_detector import KeypointDetector, KeypointDetectorConfig
 from tavce.models.renderer.keypoint_transform import transform_keypoints
@@ -171,6 +175,10 @@ class CERLRendererConfig:
             raise InvalidArgumentError(f"image_size={self.image_size}: must be a positive multiple of 128 (256, 512)")
 
 
+_FIRST_USE_LOCK = threading.Lock()
+"""Held by a renderer step's first call in a dtype / device / reductions setting (see CERLRenderer._first_use)."""
+
+
 class CERLRenderer(TavceModule):
     """Keypoint detector + MappingNet(s) + generator (+ CERL) as one :class:`Renderer`.
 
@@ -190,6 +198,7 @@ class CERLRenderer(TavceModule):
         self.mapping = MappingNet(config.mapping)
         self.generator = OcclusionAwareSPADEGenerator(config.generator)
         self.full_mode_mapping = None if config.full_mode_mapping is None else MappingNet(config.full_mode_mapping)
+        self._settled_steps: set[tuple[Any, ...]] = set()
 
     @classmethod
     def from_modules(
@@ -212,6 +221,7 @@ class CERLRenderer(TavceModule):
         TavceModule.__init__(renderer, config)
         renderer.keypoint_detector, renderer.mapping, renderer.generator = keypoint_detector, mapping, generator
         renderer.full_mode_mapping = full_mode_mapping
+        renderer._settled_steps = set()
         return renderer.eval()
 
     def use_full_mode_mapping(self, mapping: MappingNet) -> None:
@@ -229,6 +239,25 @@ class CERLRenderer(TavceModule):
 
     def _mapping_for(self, state: SourceState) -> MappingNet:
         return cast(MappingNet, self.full_mode_mapping) if state.full_mode else self.mapping
+
+    @contextlib.contextmanager
+    def _first_use(self, step: str) -> Iterator[None]:
+        """Run a step's first call in a setting alone.
+
+        A step's first call lays its conv weights out in their activations' layout, in place
+        (:func:`~tavce.models.renderer.precision.hold_conv_weights_in`); a thread running a conv on
+        a weight while another re-lays it out would read freed or half-changed memory. So first
+        calls wait for each other; later calls change no weight and run freely. The two steps
+        (source work, frames) re-lay out disjoint weights.
+        """
+        reference = self._parameter()
+        key = (step, reference.dtype, reference.device, reductions_enabled())
+        if key in self._settled_steps:
+            yield
+            return
+        with _FIRST_USE_LOCK:
+            yield
+            self._settled_steps.add(key)
 
     def _parameter(self) -> torch.Tensor:
         return next(self.parameters())
@@ -316,13 +345,14 @@ class CERLRenderer(TavceModule):
         mapping = cast(MappingNet, self.full_mode_mapping) if full_mode else self.mapping
         semantics = self._coefficients(source_semantics, "source_semantics", (), mapping.config.coeff_dim)
         window = semantics[None, :, None].expand(1, -1, 2 * SEMANTIC_RADIUS + 1)
-        canonical = self.keypoint_detector(image)
-        source_keypoints = transform_keypoints(canonical, mapping(window))
-        features = self.generator.encode(image)
-        state = SourceState(image, canonical, source_keypoints, features, full_mode=full_mode)
-        if not self.has_cerl:
-            state.volume = self.generator.lift(features)
-            state.compressed_volume = self.generator.prepare_volume(state.volume)
+        with self._first_use("source"):
+            canonical = self.keypoint_detector(image)
+            source_keypoints = transform_keypoints(canonical, mapping(window))
+            features = self.generator.encode(image)
+            state = SourceState(image, canonical, source_keypoints, features, full_mode=full_mode)
+            if not self.has_cerl:
+                state.volume = self.generator.lift(features)
+                state.compressed_volume = self.generator.prepare_volume(state.volume)
         return state
 
     def driving_keypoints(
@@ -396,12 +426,13 @@ class CERLRenderer(TavceModule):
             )
         kp_driving = self.driving_keypoints(state, driving_windows, yaw, pitch, roll)
         kp_source = state.source_keypoints.expand(batch, -1, -1)
-        if relationship is None and state.volume is not None:
-            volume, compressed = state.volume, state.compressed_volume
-        else:
-            volume = self.generator.lift(self.generator.fuse(state.source_features, relationship))
-            compressed = self.generator.prepare_volume(volume)
-        frames = self.generator.animate(volume, cast(torch.Tensor, compressed), kp_source, kp_driving).prediction
+        with self._first_use("frames"):
+            if relationship is None and state.volume is not None:
+                volume, compressed = state.volume, state.compressed_volume
+            else:
+                volume = self.generator.lift(self.generator.fuse(state.source_features, relationship))
+                compressed = self.generator.prepare_volume(volume)
+            frames = self.generator.animate(volume, cast(torch.Tensor, compressed), kp_source, kp_driving).prediction
         if not torch.isfinite(frames).all():
             raise RenderError(
                 f"renderer produced non-finite pixels in {str(frames.dtype).replace('torch.', '')}; with float16 or "
