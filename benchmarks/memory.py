@@ -41,6 +41,12 @@ work, reductions off) and the render path in float32 and bfloat16, on the render
 ``load_peak_mib`` (loading and casting the weights as ``from_pretrained(dtype=)`` does),
 ``resident_mib`` (after loading), ``render_peak_mib`` (the peak while rendering
 ``--frames`` frames, the resident weights included) and ``peak_mib`` (the larger).
+``--renderer --generate SECONDS`` then runs the whole pipeline on a clip of that length, in
+both precisions, again a fresh process each: ``generate`` does what ``tavce generate`` does
+(load, prepare the photo, plan, :meth:`TalkingHeadResult.save` with paste-back and encoding),
+``pipeline-render`` the same up to the plan and then only the renderer's frames (discarded).
+Their ``peak_mib`` is the process's whole peak; the log gives generate ÷ pipeline-render
+(what paste-back, encoding and the writer thread add) and generate ÷ the renderer alone.
 """
 
 from __future__ import annotations
@@ -264,6 +270,61 @@ def run_renderer_child(args: argparse.Namespace) -> None:
     print(json.dumps({"config": args.kind, "dtype": args.dtype, "frames": args.frames, **figures}))
 
 
+def run_generate_child(args: argparse.Namespace) -> None:
+    """The whole pipeline in ``args.dtype``: ``generate`` (as ``tavce generate``) or ``pipeline-render``; one JSON line."""
+    import torch
+
+    from tavce import TalkingHeadPipeline
+    from tavce._heap import share_one_heap
+
+    share_one_heap()  # as tavce generate does
+    torch.set_num_threads(args.threads)
+    pipe = TalkingHeadPipeline.from_pretrained(args.weights, local_files_only=True, device="cpu", dtype=args.dtype)
+    figures = {"load_peak_mib": _status_kib("VmHWM") / 1024, "resident_mib": _status_kib("VmRSS") / 1024}
+    result = pipe(args.photo, args.audio, face_box=tuple(args.face_box), batch_size=1, seed=0, progress=False)
+    figures["planned_mib"] = _status_kib("VmRSS") / 1024
+    if args.kind == "generate":
+        result.save(args.output)
+    else:
+        with torch.inference_mode():
+            state = pipe.renderer.prepare_source(result.source)
+            for first in range(result.num_frames):
+                pipe.renderer.render(state, result.coefficients, first, first + 1, result.relationship)
+    figures["peak_mib"] = _status_kib("VmHWM") / 1024
+    print(json.dumps({"config": args.kind, "dtype": args.dtype, "frames": result.num_frames, **figures}))
+
+
+def measure_generate(args: argparse.Namespace, weights: Path, workspace: Path, renderer_peaks: dict) -> None:
+    """``generate`` and ``pipeline-render`` per precision, a fresh process each; JSON lines on stdout."""
+    import imageio.v3 as iio
+    import soundfile
+
+    from machine import cpu_description
+
+    image, box = synthetic_portrait(*PORTRAIT_SIZE)
+    photo, audio = workspace / "portrait.png", workspace / "speech.wav"
+    iio.imwrite(photo, image)
+    soundfile.write(audio, speech_like(args.generate), SAMPLE_RATE)
+    for dtype in ("float32", "bfloat16"):
+        peaks = {}
+        for kind in ("pipeline-render", "generate"):
+            command = [
+                sys.executable, __file__, "--generate-child", "--kind", kind, "--dtype", dtype,
+                "--weights", str(weights), "--photo", str(photo), "--face-box", *(str(v) for v in box),
+                "--audio", str(audio), "--output", str(workspace / f"{dtype}.mp4"), "--threads", str(args.threads),
+            ]  # fmt: skip
+            run = subprocess.run(command, capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                raise SystemExit(f"{kind} {dtype} failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
+            row = json.loads(run.stdout.strip().splitlines()[-1]) | cpu_description()
+            peaks[kind] = row["peak_mib"]
+            print(json.dumps(row), flush=True)
+        logger.info(
+            "%s: generate / pipeline render path %.3f, generate / renderer alone %.3f (target <= %.2f)",
+            dtype, peaks["generate"] / peaks["pipeline-render"], peaks["generate"] / renderer_peaks[dtype], TARGET_RATIO,
+        )
+
+
 def measure_renderers(args: argparse.Namespace) -> None:
     """One fresh process per configuration of :data:`RENDERER_CONFIGURATIONS`; JSON lines on stdout."""
     from recipe_weights import official_256_folder
@@ -283,11 +344,13 @@ def measure_renderers(args: argparse.Namespace) -> None:
                 raise SystemExit(f"{kind} {dtype} failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
             rows.append(json.loads(run.stdout.strip().splitlines()[-1]) | cpu_description())
             print(json.dumps(rows[-1]), flush=True)
-    loop, float32, bfloat16 = (row["peak_mib"] for row in rows)
-    logger.info(
-        "render path / straightforward loop: float32 %.3f, bfloat16 %.3f (targets <= 1); bfloat16 / float32 %.3f "
-        "(target < 1)", float32 / loop, bfloat16 / loop, bfloat16 / float32,
-    )
+        loop, float32, bfloat16 = (row["peak_mib"] for row in rows)
+        logger.info(
+            "render path / straightforward loop: float32 %.3f, bfloat16 %.3f (targets <= 1); bfloat16 / float32 %.3f "
+            "(target < 1)", float32 / loop, bfloat16 / loop, bfloat16 / float32,
+        )
+        if args.generate:
+            measure_generate(args, weights, Path(folder), {"float32": float32, "bfloat16": bfloat16})
 
 
 def _counts(text: str) -> list[int]:
@@ -336,10 +399,13 @@ def main() -> None:
     parser.add_argument("--job-seconds", type=float, default=1.0, help="--batch: seconds of speech per job")
     parser.add_argument("--frames", type=int, default=2, help="--renderer: frames rendered per configuration")
     parser.add_argument("--workdir", type=Path, help="--renderer: keeps the recipe weights between runs")
+    parser.add_argument("--generate", type=float, default=0.0, metavar="SECONDS", help="--renderer: then the whole "
+                        "pipeline on a clip of SECONDS, as tavce generate and up to the render path (fresh processes)")
     parser.add_argument("--plan-only", action="store_true", help="plan the videos without rendering them: the planning "
                         "stage's peaks in minutes instead of the 10-minute clip's half hour (render_peak is then 0)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--renderer-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--generate-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", help=argparse.SUPPRESS)
     parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
@@ -350,6 +416,9 @@ def main() -> None:
         return
     if args.renderer_child:
         run_renderer_child(args)
+        return
+    if args.generate_child:
+        run_generate_child(args)
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.renderer:

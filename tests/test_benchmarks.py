@@ -100,3 +100,23 @@ def test_int8_benchmark_compares_quantised_convs_with_float32_and_bfloat16() -> 
         assert 25 < row["psnr_vs_fp32_db"] < 80
         assert row["vs_bfloat16"] == pytest.approx(row["frames_per_s"] / rows["bfloat16"]["frames_per_s"], rel=1e-3)
     assert rows["int8"]["cpu_flags"] is not None
+
+
+@pytest.mark.slow  # seven fresh processes, ~30 s on 2 cores
+def test_memory_benchmark_compares_generate_with_the_render_path(tmp_path) -> None:
+    from tavce.testing import make_tiny_checkpoint
+
+    weights = make_tiny_checkpoint(tmp_path / "tiny")
+    command = [sys.executable, "benchmarks/memory.py", "--renderer", "--weights", str(weights), "--frames", "1",
+               "--generate", "0.4", "--threads", "1"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(row["config"], row["dtype"]) for row in rows] == [
+        ("loop", "float32"), ("render", "float32"), ("render", "bfloat16"),
+        ("pipeline-render", "float32"), ("generate", "float32"), ("pipeline-render", "bfloat16"),
+        ("generate", "bfloat16"),
+    ]  # fmt: skip
+    for row in rows[3:]:
+        assert row["frames"] == 10 and row["peak_mib"] >= max(row["load_peak_mib"], row["planned_mib"]) > 0
+    assert "generate / pipeline render path" in done.stderr

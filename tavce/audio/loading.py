@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 import numpy as np
-import resampy
 import soundfile
 import torch
 
@@ -93,6 +92,8 @@ def to_mono_16k(samples: np.ndarray, rate: int, *, source: str = "<array>") -> A
         )
     mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
     if rate != SAMPLE_RATE:
+        import resampy  # imported here: it brings numba and LLVM (~60 MiB), needless for 16 kHz audio
+
         # librosa.load: resampy output fixed (zero-padded or cut) to ceil(N * 16000 / rate) samples.
         resampled = resampy.resample(mono, rate, SAMPLE_RATE, filter="kaiser_best")
         mono = np.zeros(target_length, dtype=np.float32)

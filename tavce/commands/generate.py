@@ -84,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(arguments: argparse.Namespace) -> int:
     import torch
 
+    from tavce._heap import share_one_heap
     from tavce.audio import load_audio
     from tavce.device import resolve_device, resolve_dtype
     from tavce.image import load_image
@@ -92,6 +93,7 @@ def run(arguments: argparse.Namespace) -> int:
     from tavce.preprocess.preprocessor import check_face_box
     from tavce.video import check_output_path
 
+    share_one_heap()  # before the render thread starts: a one-shot run's peak is then the render's own
     # Every value is checked before any download, model build or rendering.
     values = {
         "mode": arguments.mode,
