@@ -249,7 +249,9 @@ def load_safetensors_strict(module: nn.Module, path: str | Path, source: str) ->
     with open_safetensors(path) as (shapes, read):
         _check_fit(module, shapes, source)
         with torch.no_grad():
-            for name, target in module.state_dict().items():
+            # keep_vars: the module's own tensors, whatever their layout (a state-dict hook may
+            # return contiguous copies of re-laid-out weights, and a copy would be filled instead).
+            for name, target in module.state_dict(keep_vars=True).items():
                 read(name, out=target)
 
 

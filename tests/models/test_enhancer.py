@@ -20,6 +20,7 @@ from tavce.models.enhancer import (
     parsing_mask,
 )
 from tavce.models.enhancer.face_geometry import FFHQ_TEMPLATE_512
+from tavce.models.enhancer.gfpgan import ModulatedConv2d
 from tavce.testing import face_landmarks, face_photo, reference_state_dict
 
 SMALL_RESTORER = GFPGANConfig(image_size=32, style_dim=16, channel_multiplier=1, narrow=0.125)
@@ -169,3 +170,35 @@ def test_official_enhancer_files_convert_and_load_strictly(tmp_path) -> None:
     style_mlp = 8 * (512 * 512 + 512)  # in the file, not loaded
     assert sum(p.numel() for p in enhancer.restorer.parameters()) == 86_444_252 - style_mlp
     assert sum(p.numel() for p in enhancer.parser.parameters()) == 21_303_254
+
+
+def test_conv_weights_follow_the_maps_layout_and_are_saved_contiguous(tmp_path) -> None:
+    enhancer = small_enhancer()
+    kernels = [
+        module.weight for module in enhancer.modules()
+        if isinstance(module, (torch.nn.Conv2d, ModulatedConv2d)) and module.weight.shape[-1] > 1
+    ]  # fmt: skip
+    assert all(kernel.is_contiguous(memory_format=torch.channels_last) for kernel in kernels)  # float32 on a CPU
+    plain = GFPGAN(SMALL_RESTORER)  # built alone: its weights stay contiguous
+    plain.load_state_dict(enhancer.restorer.state_dict())
+    assert all(kernel.is_contiguous() for kernel in plain.parameters())
+    faces = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        torch.testing.assert_close(enhancer.restorer(faces).image, plain.eval()(faces).image, atol=1e-5, rtol=1e-5)
+    enhancer.to(torch.float64)  # kept contiguous: the kernels prefer it for float64
+    assert all(kernel.is_contiguous() for kernel in enhancer.parameters())
+    enhancer.to(torch.float32)
+    assert all(
+        module.weight.is_contiguous(memory_format=torch.channels_last)
+        for module in enhancer.modules() if isinstance(module, ModulatedConv2d)
+    )  # fmt: skip
+    assert all(value.is_contiguous() for value in enhancer.state_dict().values())
+    enhancer.save_pretrained(tmp_path / "laid-out")
+    contiguous = small_enhancer()
+    for parameter in contiguous.parameters():
+        parameter.data = parameter.data.contiguous()
+    contiguous.save_pretrained(tmp_path / "contiguous")
+    for name in ("model.safetensors", "config.json"):
+        assert (tmp_path / "laid-out" / name).read_bytes() == (tmp_path / "contiguous" / name).read_bytes()
+    loaded = FaceEnhancer.from_pretrained(tmp_path / "laid-out")  # read into channels-last kernels: same values
+    assert all(torch.equal(value, loaded.state_dict()[key]) for key, value in enhancer.state_dict().items())

@@ -21,8 +21,9 @@ import torch
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule
 from tavce.models.enhancer.face_geometry import align_face, alignment_matrix, parsing_mask, paste_face
-from tavce.models.enhancer.gfpgan import GFPGAN, GFPGANConfig
+from tavce.models.enhancer.gfpgan import GFPGAN, GFPGANConfig, ModulatedConv2d
 from tavce.models.enhancer.parsenet import ParseNet, ParseNetConfig
+from tavce.models.renderer.precision import contiguous_state_dict, hold_conv_weights_in, preferred_memory_format
 from tavce.constants import ENHANCER_UPSCALES
 
 __all__ = ["FaceEnhancer", "FaceEnhancerConfig"]
@@ -74,6 +75,27 @@ class FaceEnhancer(TavceModule):
         super().__init__(config)
         self.restorer = GFPGAN(self.config.restorer)
         self.parser = ParseNet(self.config.parser) if self.config.parser is not None else None
+        self.register_state_dict_post_hook(contiguous_state_dict)
+        self._lay_out_conv_weights()
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]  # nn.Module's own signature
+        super()._apply(fn, recurse)
+        self._lay_out_conv_weights()
+        return self
+
+    def _lay_out_conv_weights(self) -> None:
+        """Hold the conv weights in the layout the networks' maps take for their dtype and device.
+
+        GFPGAN and ParseNet run their maps channels-last where the kernels prefer it; a weight in
+        another layout would be re-laid out by every conv call (bfloat16, 2-core Xeon, restorer and
+        parser of one face: 3.7 s contiguous throughout, 2.2 s with channels-last maps only, 1.5 s
+        with the weights channels-last too). The enhancer is never trained, so
+        its weights are laid out once here, when it is built, moved or cast (not while threads
+        enhance); what it saves stays contiguous.
+        """
+        weight = self.restorer.encoder_first.weight
+        with torch.inference_mode():
+            hold_conv_weights_in(self, preferred_memory_format(weight.detach()), also=(ModulatedConv2d,))
 
     @property
     def upscale(self) -> int:

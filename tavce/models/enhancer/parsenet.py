@@ -17,6 +17,7 @@ from torch import nn
 
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule
+from tavce.models.renderer.precision import preferred_memory_format
 
 __all__ = ["ParseNetConfig", "ParseNet", "FACE_LABELS"]
 
@@ -122,8 +123,13 @@ class ParseNet(TavceModule):
         self.parsing_head = ConvLayer(config.clip(width), config.num_classes)
 
     def forward(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """faces (B, 3, H, W) in [-1, 1] → (parsing logits (B, num_classes, H, W), image (B, 3, H, W))."""
-        feature = self.encoder(faces)
+        """faces (B, 3, H, W) in [-1, 1] → (parsing logits (B, num_classes, H, W), image (B, 3, H, W)).
+
+        The maps run in the layout the convolution kernels read fastest (channels-last for half
+        types and float32 on the CPU: :func:`~tavce.models.renderer.precision.preferred_memory_format`);
+        the outputs keep it (same values, other strides).
+        """
+        feature = self.encoder(faces.contiguous(memory_format=preferred_memory_format(faces)))
         decoded = self.decoder(feature + self.body(feature))
         return self.parsing_head(decoded), self.image_head(decoded)
 

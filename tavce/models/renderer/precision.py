@@ -84,11 +84,14 @@ def preferred_memory_format(tensor: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def hold_conv_weights_in(module: nn.Module, memory_format: torch.memory_format) -> None:
+def hold_conv_weights_in(
+    module: nn.Module, memory_format: torch.memory_format, also: tuple[type[nn.Module], ...] = ()
+) -> None:
     """Lay out ``module``'s conv weights in ``memory_format`` (their activations' layout), in place, once.
 
     ``channels_last`` applies to the 2-D convs, ``channels_last_3d`` to the 3-D ones,
-    ``contiguous_format`` to both.
+    ``contiguous_format`` to both; ``also`` names further module types whose ``weight`` is a
+    conv kernel (e.g. a modulated conv calling ``F.conv2d`` with it).
 
     A conv whose weight and input differ in layout copies the weight into the input's layout
     on every call (``aten::copy_``; in bfloat16 a few hundred ms per frame for the SPADE
@@ -100,10 +103,11 @@ def hold_conv_weights_in(module: nn.Module, memory_format: torch.memory_format) 
     """
     if torch.compiler.is_compiling() or not torch.is_inference_mode_enabled():
         return
-    kinds = {torch.channels_last: nn.Conv2d, torch.channels_last_3d: nn.Conv3d}.get(memory_format, (nn.Conv2d, nn.Conv3d))
+    dimensions = {torch.channels_last: (4,), torch.channels_last_3d: (5,)}.get(memory_format, (4, 5))
+    kinds = (nn.Conv2d, nn.Conv3d, *also)
     for conv in module.modules():
         weight = conv._parameters.get("weight") if isinstance(conv, kinds) else None
-        if weight is None or weight.is_contiguous(memory_format=memory_format):
+        if weight is None or weight.ndim not in dimensions or weight.is_contiguous(memory_format=memory_format):
             continue
         # Outside inference mode: an inference tensor as parameter data could no longer be loaded into or trained.
         with torch.inference_mode(False), torch.no_grad():
