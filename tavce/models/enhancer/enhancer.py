@@ -11,7 +11,7 @@ instead of a second face detector.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -78,7 +78,7 @@ class FaceEnhancer(TavceModule):
         self.register_state_dict_post_hook(contiguous_state_dict)
         self._lay_out_conv_weights()
 
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]  # nn.Module's own signature
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> FaceEnhancer:
         super()._apply(fn, recurse)
         self._lay_out_conv_weights()
         return self

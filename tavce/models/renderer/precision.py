@@ -104,7 +104,7 @@ def hold_conv_weights_in(
     if torch.compiler.is_compiling() or not torch.is_inference_mode_enabled():
         return
     dimensions = {torch.channels_last: (4,), torch.channels_last_3d: (5,)}.get(memory_format, (4, 5))
-    kinds = (nn.Conv2d, nn.Conv3d, *also)
+    kinds: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Conv3d, *also)
     for conv in module.modules():
         weight = conv._parameters.get("weight") if isinstance(conv, kinds) else None
         if weight is None or weight.ndim not in dimensions or weight.is_contiguous(memory_format=memory_format):
