@@ -144,7 +144,11 @@ class AudioWindows:
         return self.select(slice(None))
 
     def select(self, frames: torch.Tensor | slice) -> torch.Tensor:
-        """(N, 1, 80, 16) windows of the given frames (a slice, or N frame indices in any order)."""
+        """(N, 1, 80, 16) windows of the given frames: a slice, or N int64 frame indices in [0, T) in any order.
+
+        Indices outside [0, T) raise torch's ``IndexError`` (this is the per-batch read path of
+        the models, which pass ranges they built from :attr:`num_frames`).
+        """
         return self._mel[self._rows[frames]].transpose(1, 2).unsqueeze(1).contiguous()
 
     def batches(self, size: int) -> Iterator[torch.Tensor]:
