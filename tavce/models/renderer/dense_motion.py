@@ -100,7 +100,7 @@ class DownBlock3d(nn.Module):
         self.norm = nn.BatchNorm3d(out_channels)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        features = F.relu(self.norm(self.conv(features)))
+        features = F.relu(self.norm(self.conv(features)), inplace=True)
         # avg_pool3d with kernel (1, 2, 2) as a 2-D pool over merged (C, D): the same numbers,
         # and 2-D pooling also has CPU bfloat16 kernels.
         batch, channels, depth, height, width = features.shape
@@ -136,12 +136,12 @@ class UpBlock3d(nn.Module):
         """(B, C_in, D, H, W) → (B, C_out, D, 2H, 2W)."""
         if not reductions_enabled() or not polyphase_pays(features.shape[2:], self.SCALES):
             upsampled = F.interpolate(features, scale_factor=self.SCALES, mode="nearest")
-            return F.relu(self.norm(self.conv(upsampled)))
+            return F.relu(self.norm(self.conv(upsampled)), inplace=True)
         folded = self._derived.get(
             "polyphase", (self.conv.weight, self.conv.bias),
             lambda: polyphase_weights(self.conv.weight, self.conv.bias, self.SCALES),
         )
-        return F.relu(self.norm(conv3x3_of_nearest_upsampled(features, folded, self.SCALES)))
+        return F.relu(self.norm(conv3x3_of_nearest_upsampled(features, folded, self.SCALES)), inplace=True)
 
 
 class Hourglass3d(nn.Module):
@@ -175,7 +175,9 @@ class Hourglass3d(nn.Module):
         hidden = skips.pop()
         for block in self.up_blocks:
             hidden = torch.cat([block(hidden), skips.pop()], dim=1)
-        return F.relu(self.out_norm(self.out_conv(hidden)))
+        # Rebound, so the concatenation is freed before the norm's output exists (the widest maps of the frame).
+        hidden = self.out_conv(hidden)
+        return F.relu(self.out_norm(hidden), inplace=True)
 
 
 @dataclass(frozen=True)

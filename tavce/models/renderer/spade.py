@@ -19,8 +19,11 @@ merged weights are derived and cached):
 * an up block normalises its input before the nearest upsampling (the instance statistics
   are the same), so the upsampled input itself is never built.
 
-Memory: at 256² one 256-channel map is 64 MiB in float32, and the last up block sets the
-render peak. So the γ and β convs write separate maps, modulated in place in β's map
+Memory: at 256² one 256-channel map is 64 MiB in float32 (256 MiB at 512²), and the last up
+block set the render peak. So while rendering, an up block makes its input-wide maps (the
+normalised, modulated and activated input at the output size) a band of rows at a time,
+each band consumed by the shortcut and first convs at once (bands.py: the same frames, bit
+for bit here; 8 MiB bands); the γ and β convs write separate maps, modulated in place
 (a merged γ/β conv would hold both at once), each up-block layer computes its hidden map
 where it is used, and activations are applied in place.
 
@@ -39,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tavce.models.renderer.bands import RowSource, band_bounds, conv3x3_rows, nearest_rows
 from tavce.models.renderer.fast_conv import (
     DerivedWeights,
     clear_derived,
@@ -154,6 +158,16 @@ class SPADE(nn.Module):
         """``scaled`` + β(hidden), in place: once :meth:`scale` has run, ``normalized`` may be freed before β exists."""
         return scaled.add_(concatenated_conv(hidden, self.beta.weight, self.beta.bias, padding=1))
 
+    def modulated_rows(
+        self, normalized: RowSource, hidden: RowSource, start: int, stop: int, height: int, *, shift: bool = True
+    ) -> torch.Tensor:
+        """Rows [start, stop) of normalized·(1 + γ(hidden)), + β(hidden) with ``shift``, from row sources (bands.py)."""
+        gamma = conv3x3_rows(hidden, self.gamma.weight, self.gamma.bias, start, stop, height)
+        scaled = gamma.add_(1).mul_(normalized(start, stop))
+        if shift:
+            scaled.add_(conv3x3_rows(hidden, self.beta.weight, self.beta.bias, start, stop, height))
+        return scaled
+
     def plain_forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """The textbook computation (reference for the reduced one, :func:`exact_reductions`)."""
         hidden = self.shared(F.interpolate(condition, size=features.shape[2:], mode="nearest"))
@@ -219,6 +233,55 @@ class SPADEResBlock(nn.Module):
         weight, bias = self.shortcut_parameters()
         return shortcut.add_(concatenated_conv(hidden, weight, bias, padding=1))
 
+    def _up_bands(self, features: torch.Tensor, upsample: int) -> list[tuple[int, int]] | None:
+        """The row bands of an up block computed band by band (bands.py), or None to compute it whole.
+
+        Banded: inference (no autograd), a learned shortcut, plain conv weights (not spectral), and
+        an f_in-channel map at the output size larger than one band.
+        """
+        if upsample == 1 or not self.learned_shortcut or torch.is_grad_enabled():
+            return None
+        if any(hasattr(conv, "weight_orig") for conv in (self.conv_0, self.conv_shortcut)):
+            return None
+        batch, channels, height, width = features.shape
+        bounds = band_bounds(height * upsample, batch * channels * width * upsample * features.element_size())
+        return bounds if len(bounds) > 1 else None
+
+    def _banded_up(
+        self, features: torch.Tensor, condition: torch.Tensor, upsample: int, bounds: Sequence[tuple[int, int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shortcut, conv_0's output) of an up block, its f_in-channel maps at the output size made a band at a time."""
+        normalized = instance_norm(features, self.norm_0.norm.eps)
+        batch, size = features.shape[0], (features.shape[2] * upsample, features.shape[3] * upsample)
+        height = size[0]
+
+        def upsampled(start: int, stop: int) -> torch.Tensor:
+            return nearest_rows(normalized, upsample, start, stop)
+
+        def output(channels: int) -> torch.Tensor:
+            return features.new_empty((batch, channels, *size)).contiguous(memory_format=preferred_memory_format(features))
+
+        conv_shortcut, conv_0 = cast(nn.Conv2d, self.conv_shortcut), cast(nn.Conv2d, self.conv_0)
+        shortcut_hidden = self.norm_shortcut.hidden(condition, size)
+        composed_weight, composed_bias = self.shortcut_parameters()
+        shortcut = output(conv_shortcut.weight.shape[0])
+        for start, stop in bounds:
+            rows = lambda a, b: shortcut_hidden[:, :, a:b]  # noqa: E731
+            band = conv_shortcut(self.norm_shortcut.modulated_rows(upsampled, rows, start, stop, height, shift=False))
+            shortcut[:, :, start:stop] = band.add_(conv3x3_rows(rows, composed_weight, composed_bias, start, stop, height))
+        del shortcut_hidden
+        hidden = self.norm_0.hidden(condition, size)
+
+        def activated(start: int, stop: int) -> torch.Tensor:
+            rows = lambda a, b: hidden[:, :, a:b]  # noqa: E731
+            modulated = self.norm_0.modulated_rows(upsampled, rows, start, stop, height)
+            return F.leaky_relu(modulated, LEAKY_SLOPE, inplace=True)
+
+        main = output(conv_0.weight.shape[0])
+        for start, stop in bounds:
+            main[:, :, start:stop] = conv3x3_rows(activated, conv_0.weight, conv_0.bias, start, stop, height)
+        return shortcut, main
+
     def forward(
         self,
         features: torch.Tensor,
@@ -255,28 +318,32 @@ class SPADEResBlock(nn.Module):
             scaled = layer.scale(normalized.pop(), layer_hidden)
             return F.leaky_relu(layer.shift(scaled, layer_hidden), LEAKY_SLOPE, inplace=True)
 
-        # norm_0 and norm_shortcut are the same parameter-free InstanceNorm of the same input.
-        normalized = instance_norm(features, self.norm_0.norm.eps)
-        shortcut = features
-        if upsample > 1:
-            normalized = F.interpolate(normalized, scale_factor=upsample, mode="nearest")
-            if not self.learned_shortcut:
-                shortcut = F.interpolate(features, scale_factor=upsample, mode="nearest")
-        if self.learned_shortcut:
-            layer_hidden = (
-                hidden["norm_shortcut"] if hidden is not None else self.norm_shortcut.hidden(condition, normalized.shape[2:])
-            )
-            if hasattr(self.conv_shortcut, "weight_orig"):
-                # Spectral norm (training) recomputes the weight in the conv's own forward hook:
-                # nothing to fold before that call.
-                shortcut = self.conv_shortcut(self.norm_shortcut.modulate(normalized, layer_hidden))
-            else:
-                shortcut = self._learned_shortcut(normalized, layer_hidden)
-            del layer_hidden
-        pending = [normalized]
-        del normalized
-        hidden_features = self.conv_0(activated("norm_0", pending))
-        pending.append(instance_norm(hidden_features, self.norm_1.norm.eps))
+        bounds = None if hidden is not None else self._up_bands(features, upsample)
+        if bounds is not None:
+            shortcut, hidden_features = self._banded_up(features, condition, upsample, bounds)
+        else:
+            # norm_0 and norm_shortcut are the same parameter-free InstanceNorm of the same input.
+            normalized = instance_norm(features, self.norm_0.norm.eps)
+            shortcut = features
+            if upsample > 1:
+                normalized = F.interpolate(normalized, scale_factor=upsample, mode="nearest")
+                if not self.learned_shortcut:
+                    shortcut = F.interpolate(features, scale_factor=upsample, mode="nearest")
+            if self.learned_shortcut:
+                layer_hidden = (
+                    hidden["norm_shortcut"] if hidden is not None else self.norm_shortcut.hidden(condition, normalized.shape[2:])
+                )
+                if hasattr(self.conv_shortcut, "weight_orig"):
+                    # Spectral norm (training) recomputes the weight in the conv's own forward hook:
+                    # nothing to fold before that call.
+                    shortcut = self.conv_shortcut(self.norm_shortcut.modulate(normalized, layer_hidden))
+                else:
+                    shortcut = self._learned_shortcut(normalized, layer_hidden)
+                del layer_hidden
+            pending = [normalized]
+            del normalized
+            hidden_features = self.conv_0(activated("norm_0", pending))
+        pending = [instance_norm(hidden_features, self.norm_1.norm.eps)]
         del hidden_features
         return self.conv_1(activated("norm_1", pending)).add_(shortcut)
 
