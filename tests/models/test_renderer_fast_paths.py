@@ -377,3 +377,40 @@ def test_rendering_holds_conv_weights_in_their_activations_layout_and_saves_the_
     assert hourglass_weight.is_contiguous(memory_format=torch.channels_last_3d)
     torch.testing.assert_close(_rendered_once(rendered, seed=20), frames, rtol=0, atol=0)
     torch.testing.assert_close(_rendered_once(untouched, seed=20), frames, rtol=0, atol=0)
+
+
+def _middle_shared_convs(decoder: SPADEDecoder) -> list[torch.nn.Conv2d]:
+    return [layer.shared_conv for block in decoder.middle_blocks for layer in block.spade_layers().values()]
+
+
+def _storages(tensors) -> set[int]:
+    return {tensor.untyped_storage().data_ptr() for tensor in tensors}
+
+
+def test_middle_shared_convs_are_held_once_while_rendering_and_saved_apart(tmp_path):
+    from safetensors.torch import save_file
+
+    decoder = randomized(SPADEDecoder(TINY_DECODER), seed=21).eval()  # float64: contiguous weights
+    untouched = copy.deepcopy(decoder)
+    condition = torch.randn(1, 6, 4, 4, generator=torch.Generator().manual_seed(22), dtype=torch.float64)
+    convs = _middle_shared_convs(decoder)
+    assert len(_storages(conv.weight for conv in convs)) == len(convs)
+    with torch.inference_mode():
+        torch.testing.assert_close(decoder(condition), plain_decoder(untouched, condition))
+    # One merged weight and bias; the parameters stay trainable, loadable parameters.
+    assert len(_storages(conv.weight for conv in convs)) == 1 and len(_storages(conv.bias for conv in convs)) == 1
+    assert all(isinstance(conv.weight, torch.nn.Parameter) and not conv.weight.is_inference() for conv in convs)
+
+    # Saved as separate tensors with the bytes of a decoder that never rendered.
+    save_file(decoder.state_dict(), str(tmp_path / "rendered.safetensors"))
+    save_file(untouched.state_dict(), str(tmp_path / "untouched.safetensors"))
+    assert (tmp_path / "rendered.safetensors").read_bytes() == (tmp_path / "untouched.safetensors").read_bytes()
+
+    # Loading writes through the slices; a cast separates them, and the next render merges them again.
+    other = randomized(SPADEDecoder(TINY_DECODER), seed=23).eval()
+    decoder.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(decoder(condition), plain_decoder(other, condition))
+        single = decoder.float()(condition.float())
+    assert len(_storages(conv.weight for conv in convs)) == 1
+    torch.testing.assert_close(single.double(), plain_decoder(other, condition), rtol=0, atol=1e-5)

@@ -32,7 +32,7 @@ import itertools
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,7 @@ __all__ = [
     "clear_derived",
     "DerivedWeights",
     "concatenate_parameters",
+    "merged_parameters",
     "concatenated_conv",
     "polyphase_weights",
     "polyphase_pays",
@@ -179,6 +180,58 @@ def concatenate_parameters(
         [conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.weight.shape[0]) for conv in convs]
     )
     return weight, bias
+
+
+def merged_parameters(convs: Sequence[torch.nn.Conv2d | torch.nn.Conv3d]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight, bias) of one conv equal to ``convs`` stacked along output channels, held once while rendering.
+
+    Under ``torch.inference_mode`` the convs' parameters are re-pointed, once, at consecutive
+    slices of the stacked tensors (identity, values, shapes and layout kept; the separate copies
+    freed), and later calls return views over those slices: the merged conv and the separate
+    convs read the same memory, one resident copy of the weights. Elsewhere (autograd,
+    ``torch.compile``), for convs without biases and for parameters created under inference mode
+    (inference tensors, which cannot be viewed this way) it is :func:`concatenate_parameters`, a copy.
+    Parameters that a cast or move replaces are merged again on the next call.
+    """
+    if (
+        torch.compiler.is_compiling()
+        or not torch.is_inference_mode_enabled()
+        or any(conv.bias is None or conv.weight.is_inference() for conv in convs)
+    ):
+        return concatenate_parameters(convs)
+    weights = [conv.weight for conv in convs]
+    biases = [cast(torch.Tensor, conv.bias) for conv in convs]
+    stacked_weight, stacked_bias = _stacked(weights), _stacked(biases)
+    if stacked_weight is None or stacked_bias is None:
+        layout = _memory_format_of(weights[0])
+        # Outside inference mode: an inference tensor as parameter data could no longer be loaded into or trained.
+        with torch.inference_mode(False), torch.no_grad():
+            merged_weight = torch.cat([weight.detach() for weight in weights]).contiguous(memory_format=layout)
+            merged_bias = torch.cat([bias.detach() for bias in biases])
+            start = 0
+            for weight, bias in zip(weights, biases):
+                stop = start + weight.shape[0]
+                weight.data, bias.data = merged_weight[start:stop], merged_bias[start:stop]
+                start = stop
+        stacked_weight, stacked_bias = _stacked(weights), _stacked(biases)
+    return cast(torch.Tensor, stacked_weight), stacked_bias
+
+
+def _stacked(tensors: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """A view of ``tensors`` stacked along dim 0 when they are consecutive slices of one storage, else None."""
+    first = tensors[0]
+    storage, offset = first.untyped_storage().data_ptr(), first.storage_offset()
+    for tensor in tensors:
+        if (
+            tensor.untyped_storage().data_ptr() != storage
+            or tensor.storage_offset() != offset
+            or tensor.stride() != first.stride()
+            or tensor.shape[1:] != first.shape[1:]
+            or tensor.dtype != first.dtype
+        ):
+            return None
+        offset += tensor.shape[0] * tensor.stride(0)
+    return first.detach().as_strided((sum(tensor.shape[0] for tensor in tensors), *first.shape[1:]), first.stride())
 
 
 def concatenated_conv(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:

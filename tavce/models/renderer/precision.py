@@ -115,14 +115,21 @@ def hold_conv_weights_in(
 
 
 def contiguous_state_dict(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
-    """State-dict post-hook: tensors re-laid out by :func:`hold_conv_weights_in` are returned contiguous.
+    """State-dict post-hook: tensors re-laid out or merged while rendering are returned as plain copies.
 
-    So checkpoints (``torch.save``, safetensors) hold the same bytes whatever layout the module
-    runs in. Parameters requested with ``keep_vars=True`` are returned as they are.
+    Re-laid out by :func:`hold_conv_weights_in` → contiguous; a slice of a merged tensor
+    (:func:`~tavce.models.renderer.fast_conv.merged_parameters`) → a copy of its own, since
+    safetensors refuses tensors that share memory and ``torch.save`` would write the whole
+    merged storage for each. So checkpoints hold the same bytes whatever the module has run.
+    Parameters requested with ``keep_vars=True`` are returned as they are.
     """
     for key, value in state_dict.items():
-        if key.startswith(prefix) and not isinstance(value, nn.Parameter) and not value.is_contiguous():
+        if not key.startswith(prefix) or isinstance(value, nn.Parameter):
+            continue
+        if not value.is_contiguous():
             state_dict[key] = value.contiguous()
+        elif value.untyped_storage().nbytes() != value.numel() * value.element_size():
+            state_dict[key] = value.clone()
 
 
 def run_in_float32(function: Callable[..., torch.Tensor], *tensors: torch.Tensor, **kwargs: Any) -> torch.Tensor:

@@ -10,7 +10,8 @@ Exact work reductions (fast_conv.py; the parameters and their names are unchange
 merged weights are derived and cached):
 
 * every SPADE layer of the middle blocks reads S itself: their shared-MLP convs are one
-  conv with 128·n outputs;
+  conv with 128·n outputs (the separate convs' parameters become slices of its weights, so
+  the weights stay one copy);
 * up blocks see S nearest-upsampled ×2 / ×4: each layer's shared conv runs on S itself in
   polyphase form (2.25× fewer multiply-adds), never on the upsampled copy;
 * a block with a learned shortcut normalises its input once for both SPADE layers, and
@@ -46,9 +47,9 @@ from tavce.models.renderer.bands import RowSource, band_bounds, conv3x3_rows, ne
 from tavce.models.renderer.fast_conv import (
     DerivedWeights,
     clear_derived,
-    concatenate_parameters,
     concatenated_conv,
     conv3x3_of_nearest_upsampled,
+    merged_parameters,
     polyphase_weights,
     reductions_enabled,
 )
@@ -387,21 +388,19 @@ class SPADEDecoder(nn.Module):
         # Float32 whatever the decoder's dtype: 64→3 channels is cheap, and the sigmoid's input
         # keeps its precision (the image is the output everyone compares).
         self.output_conv = Float32Conv2d(channels[-1], config.image_channels, 3, padding=1)
-        self._derived = DerivedWeights()
-        self.register_load_state_dict_post_hook(clear_derived)
         self.register_state_dict_post_hook(contiguous_state_dict)
 
     def _middle_hidden(self, condition: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """The shared-MLP outputs of every SPADE layer of the middle blocks, from one conv on the condition.
 
         The middle blocks all run at the condition's size, so their shared convs read the same
-        map: one conv with 128·n outputs (the merged weights derived and cached).
+        map: one conv with 128·n outputs, whose weights the separate convs' parameters are slices of
+        while rendering (:func:`~tavce.models.renderer.fast_conv.merged_parameters`: one copy).
         """
         middle = cast(list[SPADEResBlock], list(self.middle_blocks))
         layers = [(index, name, layer) for index, block in enumerate(middle) for name, layer in block.spade_layers().items()]
         convs = [layer.shared_conv for _, _, layer in layers]
-        sources = [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
-        weight, bias = self._derived.get("middle_shared", sources, lambda: concatenate_parameters(convs))
+        weight, bias = merged_parameters(convs)
         merged = shared_hidden(condition, (weight, bias), condition.shape[2:], folded=False)
         per_block: list[dict[str, torch.Tensor]] = [{} for _ in self.middle_blocks]
         for (index, name, _), hidden in zip(layers, merged.split([conv.weight.shape[0] for conv in convs], dim=1)):
