@@ -33,7 +33,8 @@ def test_renderer_benchmark_prints_one_json_line_per_configuration() -> None:
     assert rows[1]["gflop_per_frame"] < rows[0]["gflop_per_frame"]  # source work once, reductions on
 
 
-@pytest.mark.parametrize("enhancer", [None, "tiny"])
+# Without the enhancer is the same code path minus the enhancement: run it with the slow tests.
+@pytest.mark.parametrize("enhancer", [pytest.param(None, marks=pytest.mark.slow), "tiny"])
 def test_end_to_end_benchmark_times_every_phase_of_generate(enhancer) -> None:
     command = [sys.executable, "benchmarks/end_to_end.py", "--tiny", "--json", "--seconds", "0.6",
                "--dtypes", "float32", "--threads", "1", *(["--enhancer", enhancer] if enhancer else [])]  # fmt: skip
