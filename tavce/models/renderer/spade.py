@@ -263,19 +263,22 @@ class SPADEResBlock(nn.Module):
             return features.new_empty((batch, channels, *size)).contiguous(memory_format=preferred_memory_format(features))
 
         conv_shortcut, conv_0 = cast(nn.Conv2d, self.conv_shortcut), cast(nn.Conv2d, self.conv_0)
-        shortcut_hidden = self.norm_shortcut.hidden(condition, size)
+        hidden = self.norm_shortcut.hidden(condition, size)
+
+        def hidden_rows(start: int, stop: int) -> torch.Tensor:
+            return hidden[:, :, start:stop]
+
         composed_weight, composed_bias = self.shortcut_parameters()
         shortcut = output(conv_shortcut.weight.shape[0])
         for start, stop in bounds:
-            rows = lambda a, b: shortcut_hidden[:, :, a:b]  # noqa: E731
-            band = conv_shortcut(self.norm_shortcut.modulated_rows(upsampled, rows, start, stop, height, shift=False))
-            shortcut[:, :, start:stop] = band.add_(conv3x3_rows(rows, composed_weight, composed_bias, start, stop, height))
-        del shortcut_hidden
+            scaled = self.norm_shortcut.modulated_rows(upsampled, hidden_rows, start, stop, height, shift=False)
+            band = conv_shortcut(scaled).add_(conv3x3_rows(hidden_rows, composed_weight, composed_bias, start, stop, height))
+            shortcut[:, :, start:stop] = band
+        del hidden  # the shortcut layer's hidden map, freed before norm_0's exists
         hidden = self.norm_0.hidden(condition, size)
 
         def activated(start: int, stop: int) -> torch.Tensor:
-            rows = lambda a, b: hidden[:, :, a:b]  # noqa: E731
-            modulated = self.norm_0.modulated_rows(upsampled, rows, start, stop, height)
+            modulated = self.norm_0.modulated_rows(upsampled, hidden_rows, start, stop, height)
             return F.leaky_relu(modulated, LEAKY_SLOPE, inplace=True)
 
         main = output(conv_0.weight.shape[0])
