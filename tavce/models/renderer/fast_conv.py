@@ -192,6 +192,12 @@ def merged_parameters(convs: Sequence[torch.nn.Conv2d | torch.nn.Conv3d]) -> tup
     ``torch.compile``), for convs without biases and for parameters created under inference mode
     (inference tensors, which cannot be viewed this way) it is :func:`concatenate_parameters`, a copy.
     Parameters that a cast or move replaces are merged again on the next call.
+
+    Returns:
+        weight (Σ O_i, I, *kernel) in the first weight's layout, bias (Σ O_i,) or None.
+
+    The first call re-points parameters: callers serialise first calls as for
+    :func:`~tavce.models.renderer.precision.hold_conv_weights_in` (the renderer's first-use lock).
     """
     if (
         torch.compiler.is_compiling()

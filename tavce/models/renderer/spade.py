@@ -162,7 +162,11 @@ class SPADE(nn.Module):
     def modulated_rows(
         self, normalized: RowSource, hidden: RowSource, start: int, stop: int, height: int, *, shift: bool = True
     ) -> torch.Tensor:
-        """Rows [start, stop) of normalized·(1 + γ(hidden)), + β(hidden) with ``shift``, from row sources (bands.py)."""
+        """Rows [start, stop) of normalized·(1 + γ(hidden)), + β(hidden) with ``shift``, from row sources (bands.py).
+
+        ``normalized(a, b)`` gives (B, C, b − a, W) rows of the normalised input, ``hidden(a, b)`` the
+        (B, 128, b − a, W) rows of the hidden map, both ``height`` rows tall; returns (B, C, stop − start, W).
+        """
         gamma = conv3x3_rows(hidden, self.gamma.weight, self.gamma.bias, start, stop, height)
         scaled = gamma.add_(1).mul_(normalized(start, stop))
         if shift:
