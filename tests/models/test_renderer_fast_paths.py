@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tavce.models.renderer.dense_motion import UpBlock3d
+from tavce.models.renderer.dense_motion import UpBlock3d, coordinate_grid_3d, keypoint_gaussians
 from tavce.models.renderer.fast_conv import (
     DerivedWeights,
     conv3x3_of_nearest_upsampled,
@@ -28,6 +28,7 @@ from tavce.models.renderer.precision import (
     Float32Conv2d,
     accurate_dtype,
     cpu_supports_bfloat16,
+    flush_subnormals_,
     run_in_float32,
 )
 from tavce.models.renderer.spade import SPADE, LEAKY_SLOPE, SPADEDecoder, SPADEDecoderConfig, SPADEResBlock
@@ -359,8 +360,9 @@ def test_rendering_holds_conv_weights_in_their_activations_layout_and_saves_the_
     hourglass_weight = rendered.dense_motion.hourglass.out_conv.weight
     volume_weight = rendered.volume_blocks[0].conv1.weight
     assert decoder_weight.is_contiguous(memory_format=torch.channels_last) and not decoder_weight.is_contiguous()
-    for weight in (hourglass_weight, volume_weight):
-        assert weight.is_contiguous(memory_format=torch.channels_last_3d) and not weight.is_contiguous()
+    assert volume_weight.is_contiguous(memory_format=torch.channels_last_3d) and not volume_weight.is_contiguous()
+    # The hourglass's float32 maps stay contiguous on the CPU (dense_motion._hourglass_memory_format).
+    assert hourglass_weight.is_contiguous()
     assert isinstance(decoder_weight, torch.nn.Parameter) and not decoder_weight.is_inference()
 
     state = rendered.state_dict()
@@ -374,7 +376,7 @@ def test_rendering_holds_conv_weights_in_their_activations_layout_and_saves_the_
 
     # Strict in-place loads keep working and keep the layout; frames do not depend on it.
     rendered.load_state_dict(untouched.state_dict(), strict=True)
-    assert hourglass_weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert volume_weight.is_contiguous(memory_format=torch.channels_last_3d)
     torch.testing.assert_close(_rendered_once(rendered, seed=20), frames, rtol=0, atol=0)
     torch.testing.assert_close(_rendered_once(untouched, seed=20), frames, rtol=0, atol=0)
 
@@ -414,3 +416,28 @@ def test_middle_shared_convs_are_held_once_while_rendering_and_saved_apart(tmp_p
         single = decoder.float()(condition.float())
     assert len(_storages(conv.weight for conv in convs)) == 1
     torch.testing.assert_close(single.double(), plain_decoder(other, condition), rtol=0, atol=1e-5)
+
+
+def test_flush_subnormals_zeroes_only_the_subnormal_range():
+    tiny = torch.finfo(torch.float32).tiny
+    values = torch.tensor([1e-39, -3e-41, tiny, -tiny, 0.0, 2.5, -1e-30], dtype=torch.float32)
+    flushed = flush_subnormals_(values.clone())
+    assert flushed.tolist() == [0.0, 0.0, tiny, -tiny, 0.0, 2.5, values[6].item()]
+
+
+def test_the_hourglass_sees_no_subnormal_heatmap_tails():
+    # Keypoints at opposite corners: most voxels lie far in each Gaussian's tail, where
+    # exp(-‖d‖²/0.02) underflows to subnormals that slow the 3-D convs' kernels down.
+    generator = tiny_generator().eval()
+    motion = generator.dense_motion
+    seen = {}
+    motion.hourglass.register_forward_hook(lambda module, args, output: seen.update(maps=args[0]))
+    compressed = torch.rand(1, motion.config.compressed_channels, 4, 16, 16)
+    kp_source = torch.full((1, motion.config.num_keypoints, 3), -0.9)
+    kp_driving = torch.full((1, motion.config.num_keypoints, 3), 0.9)
+    with torch.inference_mode():
+        motion(compressed, kp_source, kp_driving)
+    maps = seen["maps"]
+    unflushed = keypoint_gaussians(kp_driving, coordinate_grid_3d(4, 16, 16, maps))
+    assert ((unflushed > 0) & (unflushed < torch.finfo(torch.float32).tiny)).any()  # the case has tails
+    assert not ((maps != 0) & (maps.abs() < torch.finfo(maps.dtype).tiny)).any()
