@@ -46,6 +46,10 @@ def test_end_to_end_benchmark_times_every_phase_of_generate(enhancer) -> None:
     assert all(row[name] > 0 for name in (*phases, "render_s", "peak_rss_mib"))
     assert row["end_to_end_s"] == pytest.approx(sum(row[name] for name in phases), rel=1e-3)
     assert row["overhead"] == pytest.approx(row["end_to_end_s"] / row["render_s"], rel=1e-3)
+    assert (row["enhance_s"] > 0) is (enhancer is not None)
+    frame_work = row["render_s"] + row["enhance_s"]
+    assert row["overhead_vs_render_and_enhance"] == pytest.approx(row["end_to_end_s"] / frame_work, rel=1e-3)
+    assert row["paste_encode_s"] == pytest.approx(row["save_s"] - frame_work, rel=1e-3, abs=1e-3)
     assert row["cpu_flags"] is not None
 
 
