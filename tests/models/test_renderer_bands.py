@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tavce.models.renderer.bands import BAND_BYTES, band_bounds, conv3x3_rows, nearest_rows
+from tavce.models.renderer.bands import BAND_BYTES, band_bounds, conv3x3_rows, mul_nearest_rows_
 from tavce.models.renderer.precision import hold_conv_weights_in, preferred_memory_format
 from tavce.models.renderer.spade import SPADEResBlock
 
@@ -44,12 +44,17 @@ def test_two_stacked_3x3_convs_in_bands_equal_the_whole_chain() -> None:
     torch.testing.assert_close(banded, whole, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("scale", [2, 4])
-def test_nearest_rows_are_rows_of_the_upsampled_map(scale: int) -> None:
-    low = torch.randn(1, 3, 5, 4)
+def test_mul_nearest_rows_multiplies_by_rows_of_the_upsampled_map(scale: int, layout: torch.memory_format) -> None:
+    generator = torch.Generator().manual_seed(scale)
+    low = torch.randn(2, 3, 5, 4, generator=generator).contiguous(memory_format=layout)
     upsampled = F.interpolate(low, scale_factor=scale, mode="nearest")
-    for start, stop in [(0, 1), (1, 7), (3, 5 * scale), (scale, 2 * scale + 1)]:
-        assert torch.equal(nearest_rows(low, scale, start, stop), upsampled[:, :, start:stop])
+    for start, stop in [(0, 1), (1, 7), (3, 5 * scale), (scale, 2 * scale + 1), (0, 5 * scale)]:
+        target = torch.randn(2, 3, stop - start, 4 * scale, generator=generator).contiguous(memory_format=layout)
+        expected = target * upsampled[:, :, start:stop]
+        assert mul_nearest_rows_(target, low, scale, start) is target
+        assert torch.equal(target, expected)
 
 
 def _up_block(dtype: torch.dtype) -> tuple[SPADEResBlock, torch.Tensor, torch.Tensor]:

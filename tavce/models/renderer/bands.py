@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["BAND_BYTES", "RowSource", "band_bounds", "conv3x3_rows", "nearest_rows"]
+__all__ = ["BAND_BYTES", "RowSource", "band_bounds", "conv3x3_rows", "mul_nearest_rows_"]
 
 BAND_BYTES = 8 * 2**20
 """Target size of one band of the widest map a banded block builds (bytes, all channels and batch)."""
@@ -46,8 +46,25 @@ def conv3x3_rows(
     return F.conv2d(band, weight.to(band.dtype), None if bias is None else bias.to(band.dtype), padding=(0, 1))
 
 
-def nearest_rows(low: torch.Tensor, scale: int, start: int, stop: int) -> torch.Tensor:
-    """Rows [start, stop) of ``interpolate(low, scale_factor=scale, mode='nearest')`` (integer ``scale``)."""
-    first, last = start // scale, (stop - 1) // scale + 1
-    upsampled = F.interpolate(low[:, :, first:last], scale_factor=scale, mode="nearest")
-    return upsampled[:, :, start - first * scale : stop - first * scale]
+def mul_nearest_rows_(target: torch.Tensor, low: torch.Tensor, scale: int, start: int) -> torch.Tensor:
+    """``target`` times rows [start, start + R) of ``interpolate(low, scale_factor=scale, mode='nearest')``, in place.
+
+    ``target`` is (B, C, R, W·scale), ``low`` (B, C, h, W). Each run of ``target``'s rows that
+    repeats one row of ``low``, and each run of whole ``scale``-row groups, is viewed with its
+    rows and columns split into (row, repeat) and (column, repeat) and multiplied by ``low``
+    broadcast over the repeats: the same products as with the upsampled rows, which are never
+    made (one pass less over a map ``scale``² times the size of ``low``'s).
+    """
+    width = low.shape[3]
+    row, stop = start, start + target.shape[2]
+    while row < stop:
+        first = row // scale
+        groups = (stop - row) // scale if row % scale == 0 else 0
+        end = row + groups * scale if groups else min((first + 1) * scale, stop)
+        part = target[:, :, row - start : end - start].unflatten(3, (width, scale))
+        if groups:
+            part.unflatten(2, (groups, scale)).mul_(low[:, :, first : first + groups, None, :, None])
+        else:
+            part.mul_(low[:, :, first : first + 1, :, None])
+        row = end
+    return target

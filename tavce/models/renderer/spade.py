@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tavce.models.renderer.bands import RowSource, band_bounds, conv3x3_rows, nearest_rows
+from tavce.models.renderer.bands import RowSource, band_bounds, conv3x3_rows, mul_nearest_rows_
 from tavce.models.renderer.fast_conv import (
     DerivedWeights,
     clear_derived,
@@ -160,15 +160,24 @@ class SPADE(nn.Module):
         return scaled.add_(concatenated_conv(hidden, self.beta.weight, self.beta.bias, padding=1))
 
     def modulated_rows(
-        self, normalized: RowSource, hidden: RowSource, start: int, stop: int, height: int, *, shift: bool = True
+        self,
+        normalized: torch.Tensor,
+        upsample: int,
+        hidden: RowSource,
+        start: int,
+        stop: int,
+        height: int,
+        *,
+        shift: bool = True,
     ) -> torch.Tensor:
-        """Rows [start, stop) of normalized·(1 + γ(hidden)), + β(hidden) with ``shift``, from row sources (bands.py).
+        """Rows [start, stop) of up(normalized)·(1 + γ(hidden)), + β(hidden) with ``shift`` (bands.py).
 
-        ``normalized(a, b)`` gives (B, C, b − a, W) rows of the normalised input, ``hidden(a, b)`` the
-        (B, 128, b − a, W) rows of the hidden map, both ``height`` rows tall; returns (B, C, stop − start, W).
+        ``normalized`` is the (B, C, height / upsample, W / upsample) normalised input, up(·) its
+        nearest upsampling ×``upsample`` (never made: bands.mul_nearest_rows_); ``hidden(a, b)``
+        gives rows [a, b) of the (B, 128, height, W) hidden map. Returns (B, C, stop − start, W).
         """
         gamma = conv3x3_rows(hidden, self.gamma.weight, self.gamma.bias, start, stop, height)
-        scaled = gamma.add_(1).mul_(normalized(start, stop))
+        scaled = mul_nearest_rows_(gamma.add_(1), normalized, upsample, start)
         if shift:
             scaled.add_(conv3x3_rows(hidden, self.beta.weight, self.beta.bias, start, stop, height))
         return scaled
@@ -260,9 +269,6 @@ class SPADEResBlock(nn.Module):
         batch, size = features.shape[0], (features.shape[2] * upsample, features.shape[3] * upsample)
         height = size[0]
 
-        def upsampled(start: int, stop: int) -> torch.Tensor:
-            return nearest_rows(normalized, upsample, start, stop)
-
         def output(channels: int) -> torch.Tensor:
             return features.new_empty((batch, channels, *size)).contiguous(memory_format=preferred_memory_format(features))
 
@@ -275,14 +281,14 @@ class SPADEResBlock(nn.Module):
         composed_weight, composed_bias = self.shortcut_parameters()
         shortcut = output(conv_shortcut.weight.shape[0])
         for start, stop in bounds:
-            scaled = self.norm_shortcut.modulated_rows(upsampled, hidden_rows, start, stop, height, shift=False)
+            scaled = self.norm_shortcut.modulated_rows(normalized, upsample, hidden_rows, start, stop, height, shift=False)
             band = conv_shortcut(scaled).add_(conv3x3_rows(hidden_rows, composed_weight, composed_bias, start, stop, height))
             shortcut[:, :, start:stop] = band
         del hidden  # the shortcut layer's hidden map, freed before norm_0's exists
         hidden = self.norm_0.hidden(condition, size)
 
         def activated(start: int, stop: int) -> torch.Tensor:
-            modulated = self.norm_0.modulated_rows(upsampled, hidden_rows, start, stop, height)
+            modulated = self.norm_0.modulated_rows(normalized, upsample, hidden_rows, start, stop, height)
             return F.leaky_relu(modulated, LEAKY_SLOPE, inplace=True)
 
         main = output(conv_0.weight.shape[0])
