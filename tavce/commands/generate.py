@@ -124,10 +124,10 @@ def run(arguments: argparse.Namespace) -> int:
     dtype = resolve_dtype(arguments.dtype, device)
     if device.type == "cpu":
         logger.warning(
-            "rendering on the CPU: expect seconds per frame with the official weights (about 5 s per frame at "
-            "256x256 on 2 cores in float32, about 1.3 s with --dtype bfloat16 on a CPU with native bfloat16%s: "
+            "rendering on the CPU: expect seconds per frame with the official weights (about 4 s per frame at "
+            "256x256 on 2 cores in float32, about 1.2 s with --dtype bfloat16 on a CPU with native bfloat16%s: "
             "docs/performance.md; 25 frames per second of audio); use --device cuda for speed",
-            ", about twice that with --enhancer" if arguments.enhancer is not None else "",
+            ", more than twice that with --enhancer" if arguments.enhancer is not None else "",
         )
     enhancer = enhancer_from_arguments(arguments)
     pipe = TalkingHeadPipeline.from_pretrained(
