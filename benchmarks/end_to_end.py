@@ -25,7 +25,8 @@ prints one JSON line:
   adds per frame for the enhancer); 0 without;
 * ``save_s`` — ``result.save``: rendering again (in its background thread), enhancement when
   the pipeline has an enhancer, paste-back and H.264 encoding; ``paste_encode_s`` is
-  ``save_s − render_s − enhance_s``, what the writer side adds;
+  ``save_s − render_s − enhance_s``, what the writer side adds (negative with an enhancer when
+  ``save``'s overlap of rendering and enhancement saves more than paste-back and encoding cost);
 * ``end_to_end_s`` — load + face + plan + save, what a user of ``tavce generate`` waits for;
   ``end_to_end_s_per_frame`` and ``render_s_per_frame`` (and their ratio ``overhead``; the
   target is ≤ 1.10 for a 10 s clip); ``overhead_vs_render_and_enhance`` divides by

@@ -420,9 +420,10 @@ def test_middle_shared_convs_are_held_once_while_rendering_and_saved_apart(tmp_p
 
 def test_flush_subnormals_zeroes_only_the_subnormal_range():
     tiny = torch.finfo(torch.float32).tiny
-    values = torch.tensor([1e-39, -3e-41, tiny, -tiny, 0.0, 2.5, -1e-30], dtype=torch.float32)
+    values = torch.tensor([1e-39, -3e-41, tiny, -tiny, 0.0, 2.5, -1e-30, float("nan"), -float("inf")])
     flushed = flush_subnormals_(values.clone())
-    assert flushed.tolist() == [0.0, 0.0, tiny, -tiny, 0.0, 2.5, values[6].item()]
+    expected = torch.tensor([0.0, 0.0, tiny, -tiny, 0.0, 2.5, -1e-30, float("nan"), -float("inf")])
+    torch.testing.assert_close(flushed, expected, rtol=0, atol=0, equal_nan=True)
 
 
 def test_the_hourglass_sees_no_subnormal_heatmap_tails():

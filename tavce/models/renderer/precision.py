@@ -71,7 +71,9 @@ CHANNELS_LAST_FLOAT32_CPU = True
 
 
 def flush_subnormals_(tensor: torch.Tensor) -> torch.Tensor:
-    """Set ``tensor``'s subnormal entries (0 < |x| < ``finfo.tiny``, ~1.2e-38 in float32) to zero, in place.
+    """Set a floating-point ``tensor``'s subnormal entries (0 < |x| < ``finfo.tiny``, ~1.2e-38 in float32) to zero.
+
+    In place, any shape; returns ``tensor``. NaN and infinities are kept.
 
     CPUs compute with subnormal operands through slow microcode assists, and oneDNN's worker
     threads do not flush them (``torch.set_flush_denormal`` sets only the calling thread). A
