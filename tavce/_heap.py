@@ -7,7 +7,8 @@ that outlive the batches, which leaves tens of MiB of free pages inside the heap
 a trim they stay resident through the whole render and count in every later peak.
 
 Each thread that allocates also gets a heap ("arena") of its own, up to eight per core:
-the background thread that renders ahead of the video writer then builds its working set
+the background thread that renders ahead of the video writer (on a GPU, or with the
+enhancer) then builds its working set
 in a fresh arena instead of reusing the pages the main thread's arena already holds, and
 a one-shot generation peaks ~130 MiB higher (bf16, 256², a 2-second clip: 1625 against
 1498 MiB; docs/performance.md). Rendering's threads allocate a few large buffers per

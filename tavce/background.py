@@ -1,8 +1,9 @@
 """Run an iterator in a background thread, a bounded number of items ahead of its consumer.
 
-The pipeline renders frames this way: while the caller pastes batch k back into the photo
-and hands it to the video encoder, the renderer already computes batch k + 1 (on a GPU the
-device is never idle waiting for the CPU side). PyTorch kernels, numpy/OpenCV and pipe
+The pipeline renders frames this way on a GPU, and on a CPU when an enhancer runs: while
+the caller pastes batch k back into the photo (and enhances it) and hands it to the video
+encoder, the renderer already computes batch k + 1 (on a GPU the device is never idle
+waiting for the CPU side). PyTorch kernels, numpy/OpenCV and pipe
 writes release the GIL, so a thread is enough. At most ``depth`` finished items wait in the
 queue, so memory stays bounded whatever the clip's length.
 """

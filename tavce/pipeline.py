@@ -586,7 +586,6 @@ class TalkingHeadPipeline:
                 )
 
         def rendered_batches() -> Iterator[torch.Tensor]:
-            # Runs in a background thread, a batch or two ahead of the paste-back and the encoder.
             for start in range(0, total, batch):
                 with torch.inference_mode():
                     # Copied to the CPU here, not by the consumer: on a GPU a copy issued from the other
@@ -598,14 +597,24 @@ class TalkingHeadPipeline:
                 # not run the mode's exit (and reset its state) there.
                 yield frames
 
+        enhancing = self.enhancer is not None and result.options.enhance is not False
+        batches = rendered_batches()
+        if enhancing or self.device.type != "cpu":
+            # A batch or two ahead of the consumer, in a background thread: a GPU keeps computing while the
+            # CPU pastes and encodes, and on a CPU the renderer fills the cores the enhancer leaves idle.
+            # Without an enhancer a CPU renders in the calling thread: a second thread running OpenMP
+            # regions makes libgomp's workers sleep between regions instead of spinning (more threads than
+            # cores), ~15 % slower per frame, while the paste-back and the encoder's pipe are too light to
+            # gain from the overlap.
+            batches = iterate_ahead(batches, depth=RENDER_AHEAD_BATCHES, name="tavce-render")
         progress = result.options.progress
         callback = progress if callable(progress) else None
         tracker: FaceTracker | None = None
         done = 0
         with tqdm(total=total, unit="frame", disable=progress is not True, desc="rendering") as bar:
-            for frames in iterate_ahead(rendered_batches(), depth=RENDER_AHEAD_BATCHES, name="tavce-render"):
+            for frames in batches:
                 video_frames = list(self.preprocessor.restore_frames(frames, result.source))
-                if self.enhancer is not None and result.options.enhance is not False:
+                if enhancing:
                     tracker = tracker or self._face_tracker(result.source, video_frames[0].shape)
                     video_frames = self._enhance(self.enhancer, video_frames, tracker, result.options.seed, done)
                 yield from video_frames
