@@ -202,3 +202,47 @@ def test_conv_weights_follow_the_maps_layout_and_are_saved_contiguous(tmp_path) 
         assert (tmp_path / "laid-out" / name).read_bytes() == (tmp_path / "contiguous" / name).read_bytes()
     loaded = FaceEnhancer.from_pretrained(tmp_path / "laid-out")  # read into channels-last kernels: same values
     assert all(torch.equal(value, loaded.state_dict()[key]) for key, value in enhancer.state_dict().items())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_upsampled_reflect_padding_is_nearest_upsampling_then_reflection_padding_exactly(dtype, layout) -> None:
+    from tavce.models.enhancer.parsenet import _upsampled_reflect_padded
+
+    x = torch.randn(2, 5, 3, 7, generator=torch.Generator().manual_seed(0)).to(dtype).contiguous(memory_format=layout)
+    expected = torch.nn.functional.pad(torch.nn.functional.interpolate(x, scale_factor=2), (1, 1, 1, 1), mode="reflect")
+    padded = _upsampled_reflect_padded(x)
+    assert torch.equal(padded, expected)
+    assert padded.is_contiguous(memory_format=layout)
+
+
+def test_parser_labels_are_the_logits_argmax_without_the_image_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = small_enhancer().parser
+    faces = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.inference_mode():
+        expected = parser(faces)[0].argmax(dim=1)
+        monkeypatch.setattr(parser.image_head, "forward", lambda x: pytest.fail("labels computed the image head"))
+        assert torch.equal(parser.labels(faces), expected)
+
+
+def test_the_restorer_changes_neither_its_inputs_nor_its_buffers_and_repeats_itself() -> None:
+    # Its layers work in place on their own fresh outputs; nothing the caller or the module holds may change.
+    restorer = small_enhancer().restorer
+    faces = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    before = {name: value.clone() for name, value in restorer.state_dict().items()}
+    given = faces.clone()
+    with torch.inference_mode():
+        first, second = restorer(faces).image, restorer(faces).image
+    assert torch.equal(faces, given) and torch.equal(first, second)
+    assert all(torch.equal(value, before[name]) for name, value in restorer.state_dict().items())
+
+
+def test_a_style_conv_is_the_modulated_conv_times_root_two_plus_noise_and_bias_then_leaky_relu() -> None:
+    restorer = small_enhancer().restorer
+    layer = restorer.decoder.convs[0]
+    generator = torch.Generator().manual_seed(3)
+    x, latent = torch.randn(2, layer.conv.weight.shape[1], 4, 4, generator=generator), torch.randn(2, 16, generator=generator)
+    noise = torch.randn(2, 1, 8, 8, generator=generator)
+    with torch.inference_mode():
+        plain = layer.conv(x, latent) * 2**0.5 + layer.noise_strength * noise + layer.bias
+        torch.testing.assert_close(layer(x, latent, noise), torch.nn.functional.leaky_relu(plain, 0.2), atol=1e-6, rtol=1e-6)

@@ -92,8 +92,9 @@ class GFPGANOutput:
     intermediate_rgb: list[torch.Tensor]
 
 
-def _lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, _SLOPE)
+def _lrelu_(x: torch.Tensor) -> torch.Tensor:
+    """LeakyReLU(0.2) in place: applied only to a layer's fresh output, so no other reader sees the change."""
+    return F.leaky_relu_(x, _SLOPE)
 
 
 class ResampleBlock(nn.Module):
@@ -113,8 +114,8 @@ class ResampleBlock(nn.Module):
         return F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = _lrelu(self.conv2(self._resize(_lrelu(self.conv1(x)))))
-        return out + self.skip(self._resize(x))
+        out = _lrelu_(self.conv2(self._resize(_lrelu_(self.conv1(x)))))
+        return out.add_(self.skip(self._resize(x)))
 
 
 class ModulatedConv2d(nn.Module):
@@ -145,8 +146,11 @@ class ModulatedConv2d(nn.Module):
             torch.randn(out_channels, in_channels, kernel_size, kernel_size) / math.sqrt(in_channels * kernel_size**2)
         )
 
-    def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """x (B, C_in, H, W), latent (B, style_dim) → (B, C_out, H', W') (H' = 2H when upsampling)."""
+    def forward(self, x: torch.Tensor, latent: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """x (B, C_in, H, W), latent (B, style_dim) → (B, C_out, H', W') (H' = 2H when upsampling), times ``gain``.
+
+        With demodulation the gain joins the (B, C_out) coefficients, which saves a pass over the output.
+        """
         style = F.linear(latent.float(), self.modulation.weight.float(), self.modulation.bias.float())  # (B, C_in)
         x = x * style.to(x.dtype)[:, :, None, None]
         if self.upsample:
@@ -154,9 +158,9 @@ class ModulatedConv2d(nn.Module):
         out = F.conv2d(x, self.weight, padding=self.padding)
         if self.demodulate:
             squared = self.weight.float().square().sum(dim=(2, 3))  # (C_out, C_in)
-            coefficients = torch.rsqrt(style.square() @ squared.t() + 1e-8)  # (B, C_out)
-            out = out * coefficients.to(out.dtype)[:, :, None, None]
-        return out
+            coefficients = torch.rsqrt(style.square() @ squared.t() + 1e-8) * gain  # (B, C_out)
+            return out.mul_(coefficients.to(out.dtype)[:, :, None, None])
+        return out if gain == 1 else out.mul_(gain)
 
 
 class StyleConv(nn.Module):
@@ -170,9 +174,9 @@ class StyleConv(nn.Module):
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x (B, C_in, H, W), latent (B, style_dim), noise (1 or B, 1, H', W') → (B, C_out, H', W')."""
-        out = self.conv(x, latent) * math.sqrt(2)
-        out = out + self.noise_strength * noise.to(out.dtype)
-        return _lrelu(out + self.bias)
+        out = self.conv(x, latent, gain=math.sqrt(2))
+        out.add_(self.noise_strength * noise.to(out.dtype))
+        return _lrelu_(out.add_(self.bias))
 
 
 class ToRGB(nn.Module):
@@ -237,8 +241,7 @@ class StyleDecoder(nn.Module):
         for level, (scale, shift) in enumerate(conditions):
             index = 2 * level + 1
             out = self.convs[2 * level](out, latents[:, index], noise[index])
-            kept, modulated = out.chunk(2, dim=1)
-            out = torch.cat([kept, modulated * scale + shift], dim=1)
+            out[:, out.shape[1] // 2 :].mul_(scale).add_(shift)  # SFT on the second half of the channels
             out = self.convs[2 * level + 1](out, latents[:, index + 1], noise[index + 1])
             rgb = self.to_rgbs[level](out, latents[:, index + 2], rgb)
         return rgb
@@ -246,7 +249,9 @@ class StyleDecoder(nn.Module):
 
 def _condition(channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(_SLOPE), nn.Conv2d(channels, channels, 3, padding=1)
+        nn.Conv2d(channels, channels, 3, padding=1),
+        nn.LeakyReLU(_SLOPE, inplace=True),
+        nn.Conv2d(channels, channels, 3, padding=1),
     )
 
 
@@ -301,12 +306,12 @@ class GFPGAN(TavceModule):
         if faces.ndim != 4 or tuple(faces.shape[1:]) != (3, size, size):
             raise InvalidArgumentError(f"GFPGAN expects faces of shape (B, 3, {size}, {size}), got {tuple(faces.shape)}")
         faces = faces.contiguous(memory_format=preferred_memory_format(faces))
-        feature = _lrelu(self.encoder_first(faces))
+        feature = _lrelu_(self.encoder_first(faces))
         skips = []
         for block in self.encoder_blocks:
             feature = block(feature)
             skips.append(feature)
-        feature = _lrelu(self.encoder_final(feature))
+        feature = _lrelu_(self.encoder_final(feature))
         style_code = self.style_code(feature.flatten(1))
         conditions, rgbs = [], []
         for level, block in enumerate(self.decoder_blocks):

@@ -17,7 +17,7 @@ from torch import nn
 
 from tavce.errors import InvalidArgumentError
 from tavce.models.base import TavceModule
-from tavce.models.renderer.precision import preferred_memory_format
+from tavce.models.renderer.precision import memory_format_of, preferred_memory_format
 
 __all__ = ["ParseNetConfig", "ParseNet", "FACE_LABELS"]
 
@@ -71,12 +71,32 @@ class ConvLayer(nn.Module):
         self.upsample = resample == "up"
         self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2 if resample == "down" else 1, bias=not norm)
         self.norm = nn.BatchNorm2d(out_channels) if norm else nn.Identity()
-        self.activation = nn.LeakyReLU(0.2) if activation else nn.Identity()
+        self.activation = nn.LeakyReLU(0.2, inplace=True) if activation else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return self.activation(self.norm(self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))))
+        padded = _upsampled_reflect_padded(x) if self.upsample else F.pad(x, (1, 1, 1, 1), mode="reflect")
+        return self.activation(self.norm(self.conv(padded)))
+
+
+def _upsampled_reflect_padded(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) → (B, C, 2H + 2, 2W + 2): nearest ×2 then reflection padding by 1, in one pass.
+
+    Reflecting a nearest-upsampled map repeats its edge rows and columns once more (row −1 of
+    the padded map is upsampled row 1, a copy of input row 0), so the result is written as one
+    broadcast copy of ``x`` plus its four one-pixel edges, in ``x``'s layout -- the same values
+    as ``F.pad(F.interpolate(x, scale_factor=2), mode="reflect")`` without the upsampled map
+    in between.
+    """
+    batch, channels, height, width = x.shape
+    shape = (batch, channels, 2 * height + 2, 2 * width + 2)
+    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=memory_format_of(x))
+    inner = out[:, :, 1:-1, 1:-1].unflatten(3, (width, 2)).unflatten(2, (height, 2))
+    inner.copy_(x[:, :, :, None, :, None].expand(batch, channels, height, 2, width, 2))
+    out[:, :, 0, 1:-1] = out[:, :, 1, 1:-1]
+    out[:, :, -1, 1:-1] = out[:, :, -2, 1:-1]
+    out[:, :, :, 0] = out[:, :, :, 1]
+    out[:, :, :, -1] = out[:, :, :, -2]
+    return out
 
 
 class ResidualBlock(nn.Module):
@@ -93,7 +113,7 @@ class ResidualBlock(nn.Module):
         self.conv2 = ConvLayer(out_channels, out_channels, resample=second, norm=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.conv2(self.conv1(x))
+        return self.conv2(self.conv1(x)).add_(self.shortcut(x))
 
 
 class ParseNet(TavceModule):
@@ -129,10 +149,13 @@ class ParseNet(TavceModule):
         types and float32 on the CPU: :func:`~tavce.models.renderer.precision.preferred_memory_format`);
         the outputs keep it (same values, other strides).
         """
-        feature = self.encoder(faces.contiguous(memory_format=preferred_memory_format(faces)))
-        decoded = self.decoder(feature + self.body(feature))
+        decoded = self._decoded(faces)
         return self.parsing_head(decoded), self.image_head(decoded)
 
     def labels(self, faces: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [-1, 1] → (B, H, W) int64 class of every pixel."""
-        return self.forward(faces)[0].argmax(dim=1)
+        """(B, 3, H, W) in [-1, 1] → (B, H, W) int64 class of every pixel (the image head is not computed)."""
+        return self.parsing_head(self._decoded(faces)).argmax(dim=1)
+
+    def _decoded(self, faces: torch.Tensor) -> torch.Tensor:
+        feature = self.encoder(faces.contiguous(memory_format=preferred_memory_format(faces)))
+        return self.decoder(self.body(feature).add_(feature))

@@ -37,6 +37,8 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 
+from tavce.models.renderer.precision import memory_format_of
+
 __all__ = [
     "reductions_enabled",
     "exact_reductions",
@@ -136,7 +138,7 @@ class DerivedWeights:
                 entry = self._entries.get(name)
                 if entry is None or entry[0] != signature:
                     with torch.no_grad():
-                        layout = None if not sources or sources[0] is None else _memory_format_of(sources[0])
+                        layout = None if not sources or sources[0] is None else memory_format_of(sources[0])
                         entry = (signature, tuple(_derived_tensor(t, layout) for t in build()))
                     self._entries[name] = entry
         return entry[1]
@@ -209,7 +211,7 @@ def merged_parameters(convs: Sequence[torch.nn.Conv2d | torch.nn.Conv3d]) -> tup
     biases = [cast(torch.Tensor, conv.bias) for conv in convs]
     stacked_weight, stacked_bias = _stacked(weights), _stacked(biases)
     if stacked_weight is None or stacked_bias is None:
-        layout = _memory_format_of(weights[0])
+        layout = memory_format_of(weights[0])
         # Outside inference mode: an inference tensor as parameter data could no longer be loaded into or trained.
         with torch.inference_mode(False), torch.no_grad():
             merged_weight = torch.cat([weight.detach() for weight in weights]).contiguous(memory_format=layout)
@@ -381,7 +383,7 @@ def conv3x3_of_nearest_upsampled(
         (batch, out_channels, *(size * scale for size, scale in zip(low, scales))),
         dtype=input.dtype,
         device=input.device,
-        memory_format=_memory_format_of(input),
+        memory_format=memory_format_of(input),
     )
     # Output Y = q·s + t − 1 = a·s + b: phase t ≥ 1 of q = 0 … low−1 lands on (a, b) = (q, t − 1),
     # phase 0 of q = 1 … low on (q − 1, s − 1); the other outputs fall outside the image.
@@ -445,11 +447,3 @@ def single_output_conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.
     per_tap = torch.matmul(weight.reshape(channels, -1).t(), input.reshape(batch, channels, height * width))
     per_tap = per_tap.view(batch, -1, height, width)
     return F.conv2d(per_tap, _tap_selector(kernel_size, per_tap), bias, padding=padding)
-
-
-def _memory_format_of(tensor: torch.Tensor) -> torch.memory_format:
-    if tensor.ndim == 4 and tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous():
-        return torch.channels_last
-    if tensor.ndim == 5 and tensor.is_contiguous(memory_format=torch.channels_last_3d) and not tensor.is_contiguous():
-        return torch.channels_last_3d
-    return torch.contiguous_format

@@ -32,6 +32,7 @@ __all__ = [
     "accurate_dtype",
     "cpu_supports_bfloat16",
     "preferred_memory_format",
+    "memory_format_of",
     "hold_conv_weights_in",
     "contiguous_state_dict",
     "run_in_float32",
@@ -187,3 +188,13 @@ class Float32Conv3d(Float32Weights, nn.Conv3d):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return super().forward(input.to(self.weight.dtype))
+
+
+def memory_format_of(tensor: torch.Tensor) -> torch.memory_format:
+    """The layout ``tensor`` is dense in: channels-last (4-D) / channels-last-3d (5-D) when it is that and not
+    also contiguous, else contiguous."""
+    if tensor.ndim == 4 and tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous():
+        return torch.channels_last
+    if tensor.ndim == 5 and tensor.is_contiguous(memory_format=torch.channels_last_3d) and not tensor.is_contiguous():
+        return torch.channels_last_3d
+    return torch.contiguous_format
