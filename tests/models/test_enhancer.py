@@ -246,3 +246,35 @@ def test_a_style_conv_is_the_modulated_conv_times_root_two_plus_noise_and_bias_t
     with torch.inference_mode():
         plain = layer.conv(x, latent) * 2**0.5 + layer.noise_strength * noise + layer.bias
         torch.testing.assert_close(layer(x, latent, noise), torch.nn.functional.leaky_relu(plain, 0.2), atol=1e-6, rtol=1e-6)
+
+
+def test_parser_layers_fold_the_running_statistics_in_eval_mode_only() -> None:
+    from tavce.models.enhancer.parsenet import ConvLayer
+
+    layer = ConvLayer(4, 6, norm=True, activation=True)
+    generator = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for tensor in (layer.norm.weight, layer.norm.bias, layer.norm.running_mean):
+            tensor.copy_(torch.randn(tensor.shape, generator=generator))
+        layer.norm.running_var.copy_(torch.rand(6, generator=generator) + 0.5)
+    x = torch.randn(2, 4, 9, 9, generator=generator)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    with torch.inference_mode():
+        unfolded = torch.nn.functional.leaky_relu(layer.norm.eval()(layer.conv(padded)), 0.2)
+        torch.testing.assert_close(layer.eval()(x), unfolded, atol=1e-5, rtol=1e-5)
+        batch_statistics = torch.nn.functional.leaky_relu(layer.norm.train()(layer.conv(padded)), 0.2)
+        torch.testing.assert_close(layer.train()(x), batch_statistics, atol=1e-5, rtol=1e-5)
+
+
+def test_an_upsampling_block_resizes_its_skip_after_the_one_by_one_conv() -> None:
+    from tavce.models.enhancer.gfpgan import ResampleBlock
+
+    block = ResampleBlock(8, 4, 2.0).eval()
+    x = torch.randn(1, 8, 6, 6, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        resized = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        main = torch.nn.functional.interpolate(
+            torch.nn.functional.leaky_relu(block.conv1(x), 0.2), scale_factor=2.0, mode="bilinear", align_corners=False
+        )
+        expected = torch.nn.functional.leaky_relu(block.conv2(main), 0.2) + block.skip(resized)
+        torch.testing.assert_close(block(x), expected, atol=1e-5, rtol=1e-5)

@@ -115,7 +115,10 @@ class ResampleBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = _lrelu_(self.conv2(self._resize(_lrelu_(self.conv1(x)))))
-        return out.add_(self.skip(self._resize(x)))
+        # The bias-free 1×1 skip and the resize commute (one mixes channels, the other pixels): when
+        # upsampling, the skip runs first, on the map a quarter the size, and fewer channels are resized.
+        skip = self.skip(self._resize(x)) if self.factor < 1 else self._resize(self.skip(x))
+        return out.add_(skip)
 
 
 class ModulatedConv2d(nn.Module):

@@ -75,7 +75,24 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded = _upsampled_reflect_padded(x) if self.upsample else F.pad(x, (1, 1, 1, 1), mode="reflect")
+        if isinstance(self.norm, nn.BatchNorm2d) and not self.training:
+            # The running statistics are constants in eval mode: folded into the kernel, they save a pass.
+            return self.activation(F.conv2d(padded, *_batch_norm_folded(self.conv, self.norm), stride=self.conv.stride))
         return self.activation(self.norm(self.conv(padded)))
+
+
+def _batch_norm_folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (weight, bias) of ``norm(conv(x))`` as one convolution, with the norm's running statistics.
+
+    Folded in float32 and cast to the conv's dtype; the weight keeps its layout.
+    """
+    assert norm.running_var is not None and norm.running_mean is not None  # track_running_stats is on
+    scale = norm.weight.float() * torch.rsqrt(norm.running_var.float() + norm.eps)
+    bias = norm.bias.float() - norm.running_mean.float() * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias.float() * scale
+    weight = conv.weight.float() * scale[:, None, None, None]
+    return weight.to(conv.weight.dtype), bias.to(conv.weight.dtype)
 
 
 def _upsampled_reflect_padded(x: torch.Tensor) -> torch.Tensor:
