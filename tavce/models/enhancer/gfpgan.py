@@ -264,6 +264,9 @@ class GFPGAN(TavceModule):
     Input: (B, 3, S, S) aligned RGB faces in [-1, 1] (S = ``config.image_size``; the
     alignment puts the eyes, nose and mouth where the FFHQ template has them).
     Output: :class:`GFPGANOutput`; ``image`` is (B, 3, S, S), nominally [-1, 1].
+
+    Inference only: its layers work in place on their own outputs (fewer passes over the maps),
+    so autograd refuses a backward through it.
     """
 
     config_class = GFPGANConfig
