@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +76,7 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded = _upsampled_reflect_padded(x) if self.upsample else F.pad(x, (1, 1, 1, 1), mode="reflect")
-        if isinstance(self.norm, nn.BatchNorm2d) and not self.training:
+        if isinstance(self.norm, nn.BatchNorm2d) and self.norm.track_running_stats and not self.training:
             # The running statistics are constants in eval mode: folded into the kernel, they save a pass.
             return self.activation(F.conv2d(padded, *_batch_norm_folded(self.conv, self.norm), stride=self.conv.stride))
         return self.activation(self.norm(self.conv(padded)))
@@ -86,9 +87,9 @@ def _batch_norm_folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Ten
 
     Folded in float32 and cast to the conv's dtype; the weight keeps its layout.
     """
-    assert norm.running_var is not None and norm.running_mean is not None  # track_running_stats is on
-    scale = norm.weight.float() * torch.rsqrt(norm.running_var.float() + norm.eps)
-    bias = norm.bias.float() - norm.running_mean.float() * scale
+    mean, variance = cast(torch.Tensor, norm.running_mean), cast(torch.Tensor, norm.running_var)
+    scale = norm.weight.float() * torch.rsqrt(variance.float() + norm.eps)
+    bias = norm.bias.float() - mean.float() * scale
     if conv.bias is not None:
         bias = bias + conv.bias.float() * scale
     weight = conv.weight.float() * scale[:, None, None, None]
@@ -175,4 +176,4 @@ class ParseNet(TavceModule):
 
     def _decoded(self, faces: torch.Tensor) -> torch.Tensor:
         feature = self.encoder(faces.contiguous(memory_format=preferred_memory_format(faces)))
-        return self.decoder(self.body(feature).add_(feature))
+        return self.decoder(feature + self.body(feature))
