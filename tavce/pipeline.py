@@ -597,9 +597,9 @@ class TalkingHeadPipeline:
                 # not run the mode's exit (and reset its state) there.
                 yield frames
 
-        enhancing = self.enhancer is not None and result.options.enhance is not False
+        enhancer = self.enhancer if result.options.enhance is not False else None
         batches = rendered_batches()
-        if enhancing or self.device.type != "cpu":
+        if enhancer is not None or self.device.type != "cpu":
             # A batch or two ahead of the consumer, in a background thread: a GPU keeps computing while the
             # CPU pastes and encodes, and on a CPU the renderer fills the cores the enhancer leaves idle.
             # Without an enhancer a CPU renders in the calling thread: a second thread running OpenMP
@@ -614,9 +614,9 @@ class TalkingHeadPipeline:
         with tqdm(total=total, unit="frame", disable=progress is not True, desc="rendering") as bar:
             for frames in batches:
                 video_frames = list(self.preprocessor.restore_frames(frames, result.source))
-                if enhancing:
+                if enhancer is not None:
                     tracker = tracker or self._face_tracker(result.source, video_frames[0].shape)
-                    video_frames = self._enhance(self.enhancer, video_frames, tracker, result.options.seed, done)
+                    video_frames = self._enhance(enhancer, video_frames, tracker, result.options.seed, done)
                 yield from video_frames
                 done += frames.shape[0]
                 bar.update(frames.shape[0])
