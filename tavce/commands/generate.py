@@ -127,7 +127,7 @@ def run(arguments: argparse.Namespace) -> int:
             "rendering on the CPU: expect seconds per frame with the official weights (about 4 s per frame at "
             "256x256 on 2 cores in float32, about 1.2 s with --dtype bfloat16 on a CPU with native bfloat16%s: "
             "docs/performance.md; 25 frames per second of audio); use --device cuda for speed",
-            ", more than twice that with --enhancer" if arguments.enhancer is not None else "",
+            ", about twice that with --enhancer" if arguments.enhancer is not None else "",
         )
     enhancer = enhancer_from_arguments(arguments)
     pipe = TalkingHeadPipeline.from_pretrained(
