@@ -82,7 +82,7 @@ def run(arguments: argparse.Namespace) -> int:
 
     import dataclasses
 
-    from tavce.demo import DemoLimits, build_app
+    from tavce.demo import DemoLimits, build_app, request_workers
     from tavce.demo.app import check_concurrency
     from tavce.pipeline import TalkingHeadPipeline
 
@@ -96,10 +96,13 @@ def run(arguments: argparse.Namespace) -> int:
         retention_seconds=max(1, round(arguments.retention_minutes * 60)),
     )
     enhancer = enhancer_from_arguments(arguments)
-    pipe = TalkingHeadPipeline.from_pretrained(
-        **weights_from_arguments(arguments), **enhancer, device=arguments.device, dtype=arguments.dtype
-    )
-    app = build_app(pipe, concurrency=arguments.concurrency, **dataclasses.asdict(limits))
+    workers = request_workers(arguments.concurrency)
+    # Loaded on the threads that will render: all PyTorch work on the same threads is faster on a CPU.
+    pipe = workers.submit(
+        TalkingHeadPipeline.from_pretrained,
+        **weights_from_arguments(arguments), **enhancer, device=arguments.device, dtype=arguments.dtype,
+    ).result()
+    app = build_app(pipe, concurrency=arguments.concurrency, workers=workers, **dataclasses.asdict(limits))
     _stop_on_sigterm()
     app.launch(
         server_name=arguments.host,

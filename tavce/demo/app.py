@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
     from tavce.pipeline import TalkingHeadPipeline
 
-__all__ = ["ELEMENT_IDS", "OUTPUT_SUBFOLDER", "build_app", "check_concurrency"]
+__all__ = ["ELEMENT_IDS", "OUTPUT_SUBFOLDER", "WORKER_THREAD_PREFIX", "build_app", "check_concurrency", "request_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ OUTPUT_SUBFOLDER = "tavce-demo"
 
 CLEANING_INTERVAL_SECONDS = 600
 """How often Gradio's cache cleaning looks for results older than the retention time (at most)."""
+
+WORKER_THREAD_PREFIX = "tavce-demo"
+"""Name prefix of the threads that run the page's requests."""
 
 
 def _introduction(pipe: TalkingHeadPipeline) -> str:
@@ -52,17 +57,39 @@ def check_concurrency(concurrency: int) -> None:
         raise InvalidArgumentError(f"concurrency={concurrency!r}: must be a whole number of at least 1")
 
 
-def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any) -> gradio.Blocks:
+def request_workers(concurrency: int = 1) -> ThreadPoolExecutor:
+    """The long-lived threads that run the page's requests: ``concurrency`` of them.
+
+    Load the pipeline on them too (``workers.submit(TalkingHeadPipeline.from_pretrained).result()``)
+    and pass them to :func:`build_app`: then all PyTorch work of the server runs on the same
+    threads. On a CPU that matters: PyTorch's OpenMP runtime keeps a team of worker threads for
+    every thread that has run parallel work, and once there are more of them than cores its idle
+    workers sleep between the many short parallel regions of a frame instead of spinning: a frame
+    rendered on a fresh thread took 1.47 s against 1.27 s on the thread that had loaded the weights
+    (docs/performance.md, "Threads that render", also for hosts whose cores are oversubscribed).
+
+    Raises:
+        InvalidArgumentError: ``concurrency`` is not a whole number of at least 1.
+    """
+    check_concurrency(concurrency)
+    return ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=WORKER_THREAD_PREFIX)
+
+
+def build_app(
+    pipe: TalkingHeadPipeline, *, concurrency: int = 1, workers: Executor | None = None, **limits: Any
+) -> gradio.Blocks:
     """The web app around ``pipe``, ready to ``launch()``.
 
     One pipeline serves every visitor: requests wait in Gradio's queue (each visitor sees
     their position, then a progress bar of their own) and ``concurrency`` of them render at a
-    time. Result videos are written under fresh names into Gradio's cache and removed by its
-    cache cleaning after ``retention_seconds``.
+    time, on ``workers``' threads rather than Gradio's. Result videos are written under fresh
+    names into Gradio's cache and removed by its cache cleaning after ``retention_seconds``.
 
     Args:
         pipe: a loaded :class:`~tavce.pipeline.TalkingHeadPipeline`.
         concurrency: requests rendered at the same time (1 per device is the usual choice).
+        workers: the executor that runs requests, with at least ``concurrency`` threads: best the
+            :func:`request_workers` that loaded ``pipe`` (faster on a CPU); by default new ones.
         **limits: fields of :class:`~tavce.demo.limits.DemoLimits` (``max_audio_seconds``,
             ``max_image_pixels``, ``max_upload_megabytes``, ``retention_seconds``). Pass
             ``max_file_size=f"{max_upload_megabytes}mb"`` to ``launch()`` as well so that Gradio
@@ -70,7 +97,8 @@ def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any)
 
     Raises:
         MissingExtraError: gradio is not installed (``pip install 'tavce[demo]'``).
-        InvalidArgumentError: an unknown limit, a limit or concurrency that is not positive.
+        InvalidArgumentError: an unknown limit, a limit or concurrency that is not positive, workers
+            that are not an executor.
     """
     gr = require("gradio", "demo")
     known = [field.name for field in dataclasses.fields(DemoLimits)]
@@ -78,6 +106,9 @@ def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any)
     if unknown:
         raise InvalidArgumentError(f"build_app: unknown limits {unknown}; limits are {', '.join(known)}")
     check_concurrency(concurrency)
+    if workers is not None and not isinstance(workers, Executor):
+        raise InvalidArgumentError(f"workers={workers!r}: must be a concurrent.futures executor (request_workers())")
+    run_requests = workers or request_workers(concurrency)
     settings = DemoLimits(**limits)
     cleaning = (min(settings.retention_seconds, CLEANING_INTERVAL_SECONDS), settings.retention_seconds)
 
@@ -107,8 +138,11 @@ def build_app(pipe: TalkingHeadPipeline, *, concurrency: int = 1, **limits: Any)
         names = list(options)
 
         def generate_video(portrait_path, speech_path, *values, progress=gr.Progress()):
+            form = dict(zip(names, values))
+            # gr.Progress finds its request through context variables: the worker runs in a copy of ours.
+            context = contextvars.copy_context()
             try:
-                video, seed = handler(portrait_path, speech_path, dict(zip(names, values)), progress)
+                video, seed = run_requests.submit(context.run, handler, portrait_path, speech_path, form, progress).result()
             except TavceError as error:
                 logger.info("request refused: %s", error)
                 raise gr.Error(str(error), print_exception=False) from None

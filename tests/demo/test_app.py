@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextvars
 import re
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from tavce.cli import main
 from tavce.demo.form import FORM_FIELDS, MODE_CHOICES, NOT_OFFERED, SECTIONS
-from tavce.errors import InvalidArgumentError
+from tavce.errors import FaceNotDetectedError, InvalidArgumentError
 from tavce.options import GenerationOptions
 from tavce.types import CROP_MODES
 
@@ -72,6 +74,8 @@ def test_build_app_refuses_unknown_limits_and_bad_concurrency(gradio, pipe) -> N
         build_app(pipe, concurrency=0)
     with pytest.raises(InvalidArgumentError, match="max_image_pixels=-1"):
         build_app(pipe, max_image_pixels=-1)
+    with pytest.raises(InvalidArgumentError, match="workers=4: must be a concurrent.futures executor"):
+        build_app(pipe, workers=4)
 
 
 def test_demo_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,7 +157,6 @@ class _FailingPipeline:
 
 def test_the_page_shows_tavce_messages_and_hides_tracebacks_of_bugs(gradio) -> None:
     from tavce.demo import build_app
-    from tavce.errors import FaceNotDetectedError
 
     fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
     photo, speech = fixtures / "portrait.jpg", fixtures / "speech.wav"
@@ -166,3 +169,49 @@ def test_the_page_shows_tavce_messages_and_hides_tracebacks_of_bugs(gradio) -> N
         with pytest.raises(gradio.Error) as raised:
             generate(str(photo), str(speech), *[None] * len(FORM_FIELDS), progress=lambda *args, **kwargs: None)
         assert re.search(shown, raised.value.message) and "Traceback" not in raised.value.message
+
+
+_REQUEST_MARK: contextvars.ContextVar[str] = contextvars.ContextVar("request_mark")
+
+
+class _RecordingPipeline(_FailingPipeline):
+    """Notes the thread it is called on and what the caller's context holds, then refuses the request."""
+
+    def __init__(self) -> None:
+        super().__init__(FaceNotDetectedError("no face found in the photo."))
+        self.calls: list[tuple[int, str, str | None]] = []
+
+    def __call__(self, *args, **kwargs):
+        thread = threading.current_thread()
+        self.calls.append((thread.ident, thread.name, _REQUEST_MARK.get(None)))
+        return super().__call__(*args, **kwargs)
+
+
+def test_tavce_demo_loads_and_serves_requests_on_one_worker_thread_in_the_callers_context(gradio, monkeypatch) -> None:
+    # One thread for every PyTorch call of the server (loading included): on a CPU, rendering on a
+    # thread other than the one that loaded was 1.47 against 1.27 s per frame (OpenMP teams): docs/performance.md.
+    from tavce import TalkingHeadPipeline
+
+    stub, loaded_on, launched = _RecordingPipeline(), [], {}
+
+    def from_pretrained(cls, *args, **kwargs):
+        loaded_on.append(threading.current_thread().ident)
+        return stub
+
+    monkeypatch.setattr(TalkingHeadPipeline, "from_pretrained", classmethod(from_pretrained))
+    monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kwargs: launched.update(app=self))
+    monkeypatch.setattr("tavce.commands.demo._stop_on_sigterm", lambda: None)
+    assert main(["demo", "--weights", "w"]) == 0
+    (generate,) = [function.fn for function in launched["app"].fns.values() if function.name == "generate_video"]
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
+    for mark in ("first visitor", "second visitor"):
+        token = _REQUEST_MARK.set(mark)  # stands for Gradio's per-request context (gr.Progress reads it)
+        try:
+            with pytest.raises(gradio.Error, match="no face found"):
+                generate(str(fixtures / "portrait.jpg"), str(fixtures / "speech.wav"), *[None] * len(FORM_FIELDS),
+                         progress=lambda *args, **kwargs: None)
+        finally:
+            _REQUEST_MARK.reset(token)
+    assert loaded_on[0] != threading.main_thread().ident
+    assert [(ident, mark) for ident, _, mark in stub.calls] == [(loaded_on[0], "first visitor"), (loaded_on[0], "second visitor")]
+    assert stub.calls[0][1].startswith("tavce-demo")
