@@ -270,7 +270,8 @@ class SPADEResBlock(nn.Module):
         height = size[0]
 
         def output(channels: int) -> torch.Tensor:
-            return features.new_empty((batch, channels, *size)).contiguous(memory_format=preferred_memory_format(features))
+            layout = preferred_memory_format(features)
+            return torch.empty((batch, channels, *size), dtype=features.dtype, device=features.device, memory_format=layout)
 
         conv_shortcut, conv_0 = cast(nn.Conv2d, self.conv_shortcut), cast(nn.Conv2d, self.conv_0)
         hidden = self.norm_shortcut.hidden(condition, size)
