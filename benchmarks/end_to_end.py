@@ -33,7 +33,9 @@ prints one JSON line:
   ``end_to_end_s_per_frame`` and ``render_s_per_frame`` (and their ratio ``overhead``; the
   target is ≤ 1.10 for a 10 s clip); ``overhead_vs_render_and_enhance`` divides by
   ``render_s + enhance_s`` instead, the frame work the clip's length multiplies;
-* ``peak_rss_mib`` — the process's resident peak (Linux ``VmHWM``), the ffmpeg encoder not counted.
+* ``peak_rss_mib`` — the process's resident peak (Linux ``VmHWM``), the ffmpeg encoder not counted;
+* ``cpu``, ``cpu_flags``, ``thread_scaling`` — the machine (``machine.py``): its model, its instruction sets, and how
+  many times faster ``--threads`` threads run a matrix product than one (near 1: the host oversubscribes the cores).
 
 Only ``render_s``, ``enhance_s`` and ``save_s`` grow with the clip's length; the other phases are per clip.
 """
@@ -49,7 +51,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import cpu_description
+from machine import cpu_description, thread_scaling
 from memory import PORTRAIT_SIZE, SAMPLE_RATE, speech_like, synthetic_portrait
 from recipe_weights import official_256_folder
 
@@ -195,6 +197,7 @@ def main() -> None:
         iio.imwrite(photo, image)
         soundfile.write(audio, speech_like(args.seconds), SAMPLE_RATE)
         rows = []
+        machine = {**cpu_description(), "thread_scaling": thread_scaling(args.threads)}
         for dtype in args.dtypes.split(","):
             command = [
                 sys.executable, __file__, "--child", "--dtype", dtype, "--weights", str(args.weights),
@@ -208,7 +211,7 @@ def main() -> None:
             if done.returncode != 0:
                 raise SystemExit(f"{dtype} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
             row = json.loads(done.stdout.strip().splitlines()[-1])
-            row |= {"weights": args.weights.name, "threads": args.threads, **cpu_description()}
+            row |= {"weights": args.weights.name, "threads": args.threads, **machine}
             rows.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)

@@ -36,7 +36,9 @@ and a 3×3 convolution of 256 channels at 128², channels-last, in that dtype on
 fastest of several, measured in the same run: the practical ceiling of the convolution
 kernels), ``fraction_of_peak`` (achieved / peak) and ``speedup_at_peak`` (the speed-up this
 configuration would reach if every FLOP ran at that peak: a target above it needs less
-work, not faster kernels). The CPU may be shared with other work, so every frame of the
+work, not faster kernels), ``cpu``, ``cpu_flags`` and ``thread_scaling`` (``machine.py``: how many
+times faster ``--threads`` threads run a matrix product than one; near 1 the host oversubscribes
+the cores and the figures are not comparable with other runs). The CPU may be shared with other work, so every frame of the
 baseline and every batch of a configuration is timed on its own and the *fastest* one
 counts (the least disturbed); one baseline frame is timed right before every timed batch of
 every configuration, and ``baseline_frames_per_s`` is the fastest baseline frame so far
@@ -71,6 +73,8 @@ from tavce.models.renderer.mapping_net import MappingNet, MappingNetConfig
 from tavce.models.renderer.precision import cpu_supports_bfloat16
 from tavce.models.renderer.renderer import CERLRenderer, SourceState, semantic_windows
 from tavce.testing import reference_state_dict
+
+from machine import cpu_description, thread_scaling
 
 logger = logging.getLogger("benchmarks.renderer")
 
@@ -320,6 +324,7 @@ def main() -> None:
     )
     baseline_fps = 1 / baseline_seconds
     peaks = {name: kernel_peak_gflop_per_s(DTYPES[name], device) for name in {"float32", *names}}
+    machine = {**cpu_description(), "thread_scaling": thread_scaling(args.threads)}
     baseline_row = {
         "config": "baseline", "size": args.size, "device": device.type, "dtype": "float32", "batch": 1,
         "frames": args.loop_frames, "frames_per_s": baseline_fps, "baseline_frames_per_s": baseline_fps,
@@ -327,7 +332,7 @@ def main() -> None:
         "gflop_per_frame": baseline_gflop, "achieved_gflop_per_s": baseline_gflop * baseline_fps,
         **against_peak(baseline_gflop, baseline_fps, baseline_fps, peaks["float32"]),
     }
-    emit(baseline_row, args, image_name)
+    emit(baseline_row, args, image_name, machine)
     for name in names:
         dtype = DTYPES[name]
         model = renderer if dtype == torch.float32 else copy.deepcopy(renderer).to(dtype)
@@ -356,7 +361,7 @@ def main() -> None:
                 **peak_memory(device), "gflop_per_frame": gflop,
                 "achieved_gflop_per_s": gflop / seconds, "prepare_s": prepare_seconds,
                 **against_peak(gflop, 1 / seconds, baseline_fps, peaks[name]),
-            }, args, image_name)
+            }, args, image_name, machine)
         del model
 
 
@@ -376,9 +381,9 @@ def write_json_line(row: dict) -> None:
     sys.stdout.flush()
 
 
-def emit(row: dict, args: argparse.Namespace, image_name: str) -> None:
+def emit(row: dict, args: argparse.Namespace, image_name: str, machine: dict) -> None:
     """Write one configuration's figures: a JSON line on stdout (``--json``) or a log line."""
-    row |= {"threads": args.threads, "image": image_name, "torch": torch.__version__}
+    row |= {"threads": args.threads, "image": image_name, "torch": torch.__version__, **machine}
     if args.json:
         write_json_line(row)
     else:

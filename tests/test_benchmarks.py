@@ -13,7 +13,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 FIELDS = {
     "size", "device", "dtype", "batch", "frames_per_s", "baseline_frames_per_s", "speedup", "psnr_vs_fp32_db",
     "peak_rss_mib", "peak_device_mib", "gflop_per_frame", "achieved_gflop_per_s", "kernel_peak_gflop_per_s",
-    "fraction_of_peak", "speedup_at_peak",
+    "fraction_of_peak", "speedup_at_peak", "cpu", "cpu_flags", "thread_scaling",
 }  # fmt: skip
 
 
@@ -50,7 +50,7 @@ def test_end_to_end_benchmark_times_every_phase_of_generate(enhancer) -> None:
     frame_work = row["render_s"] + row["enhance_s"]
     assert row["overhead_vs_render_and_enhance"] == pytest.approx(row["end_to_end_s"] / frame_work, rel=1e-3)
     assert row["paste_encode_s"] == pytest.approx(row["save_s"] - frame_work, rel=1e-3, abs=1e-3)
-    assert row["cpu_flags"] is not None
+    assert row["cpu_flags"] is not None and row["thread_scaling"] > 0
 
 
 def test_enhancer_benchmark_reports_seconds_per_frame_and_psnr() -> None:
