@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import sys
 
-from tavce.cli import Subcommand, add_device_arguments
+from tavce.cli import EXIT_INTERRUPTED, Subcommand, add_device_arguments
 from tavce.commands.weights_arguments import (
     add_enhancer_arguments,
     add_weights_arguments,
@@ -98,10 +100,18 @@ def run(arguments: argparse.Namespace) -> int:
     enhancer = enhancer_from_arguments(arguments)
     workers = request_workers(arguments.concurrency)
     # Loaded on the threads that will render: all PyTorch work on the same threads is faster on a CPU.
-    pipe = workers.submit(
+    loading = workers.submit(
         TalkingHeadPipeline.from_pretrained,
         **weights_from_arguments(arguments), **enhancer, device=arguments.device, dtype=arguments.dtype,
-    ).result()
+    )
+    try:
+        pipe = loading.result()
+    except KeyboardInterrupt:
+        # A worker thread cannot be interrupted, and the interpreter would wait for it at exit (a first
+        # download from the Hub takes minutes): leave now. Nothing of ours is half-written; the Hub's
+        # cache keeps partial downloads under temporary names and resumes them.
+        print("tavce demo: interrupted while loading the weights", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
     app = build_app(pipe, concurrency=arguments.concurrency, workers=workers, **dataclasses.asdict(limits))
     _stop_on_sigterm()
     app.launch(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextvars
 import re
+import signal
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +218,32 @@ def test_tavce_demo_loads_and_serves_requests_on_one_worker_thread_in_the_caller
     assert loaded_on[0] != threading.main_thread().ident
     assert [(ident, mark) for ident, _, mark in stub.calls] == [(loaded_on[0], "first visitor"), (loaded_on[0], "second visitor")]
     assert stub.calls[0][1].startswith("tavce-demo")
+
+
+_SLOW_LOADING_DEMO = """
+import sys, time
+from tavce import TalkingHeadPipeline
+from tavce.cli import main
+
+def from_pretrained(cls, *args, **kwargs):
+    print("loading", flush=True)
+    time.sleep(120)  # a first download from the Hub
+
+TalkingHeadPipeline.from_pretrained = classmethod(from_pretrained)
+sys.exit(main(["demo", "--weights", "w"]))
+"""
+
+
+def test_ctrl_c_while_tavce_demo_loads_ends_it_at_once(gradio) -> None:
+    # The weights load on a worker thread; without the explicit exit the interpreter would wait for it.
+    process = subprocess.Popen([sys.executable, "-c", _SLOW_LOADING_DEMO], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    try:
+        assert process.stdout.readline().strip() == "loading"
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and time.monotonic() - started < 60
+    assert "interrupted while loading the weights" in err and "Traceback" not in err
