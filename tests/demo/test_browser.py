@@ -45,6 +45,7 @@ CHROMIUM_ARGS = [
 ]
 RECORDING_SECONDS = 1.2
 STARTUP_SECONDS = 180
+STOP_SECONDS = 120
 REQUEST_MILLISECONDS = 120_000
 
 
@@ -88,7 +89,8 @@ class DemoServer:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=30)
+                # Gradio's shutdown and the interpreter's exit took 7-20 s on a host giving the process one core.
+                self.process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
