@@ -25,8 +25,8 @@ prints one JSON line:
 * ``enhance_s`` — with ``--enhancer``, the enhancement alone, in the same passes (each rendered
   batch pasted back untimed, then its faces tracked, restored and pasted: what ``save``
   adds per frame for the enhancer); 0 without;
-* ``save_s`` — ``result.save``: rendering again (a batch ahead in a background thread when it enhances), enhancement when
-  the pipeline has an enhancer, paste-back and H.264 encoding; ``paste_encode_s`` is
+* ``save_s`` — ``result.save``: rendering again (a batch ahead in a background thread when it
+  enhances), enhancement when the pipeline has an enhancer, paste-back and H.264 encoding; ``paste_encode_s`` is
   ``save_s − render_s − enhance_s``, what the writer side adds (negative with an enhancer when
   ``save``'s overlap of rendering and enhancement saves more than paste-back and encoding cost);
 * ``end_to_end_s`` — load + face + plan + save, what a user of ``tavce generate`` waits for;

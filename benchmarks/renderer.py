@@ -38,7 +38,8 @@ kernels), ``fraction_of_peak`` (achieved / peak) and ``speedup_at_peak`` (the sp
 configuration would reach if every FLOP ran at that peak: a target above it needs less
 work, not faster kernels), ``cpu``, ``cpu_flags`` and ``thread_scaling`` (``machine.py``: how many
 times faster ``--threads`` threads run a matrix product than one; near 1 the host oversubscribes
-the cores and the figures are not comparable with other runs). The CPU may be shared with other work, so every frame of the
+the cores and the figures are not comparable with other runs). The CPU may be shared with other
+work, so every frame of the
 baseline and every batch of a configuration is timed on its own and the *fastest* one
 counts (the least disturbed); one baseline frame is timed right before every timed batch of
 every configuration, and ``baseline_frames_per_s`` is the fastest baseline frame so far

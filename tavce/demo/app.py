@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
     from tavce.pipeline import TalkingHeadPipeline
 
-__all__ = ["ELEMENT_IDS", "OUTPUT_SUBFOLDER", "WORKER_THREAD_PREFIX", "build_app", "check_concurrency", "request_workers"]
+__all__ = [
+    "ELEMENT_IDS", "OUTPUT_SUBFOLDER", "WORKER_THREAD_PREFIX", "build_app", "check_concurrency", "request_workers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +144,8 @@ def build_app(
             # gr.Progress finds its request through context variables: the worker runs in a copy of ours.
             context = contextvars.copy_context()
             try:
-                video, seed = run_requests.submit(context.run, handler, portrait_path, speech_path, form, progress).result()
+                request = run_requests.submit(context.run, handler, portrait_path, speech_path, form, progress)
+                video, seed = request.result()
             except TavceError as error:
                 logger.info("request refused: %s", error)
                 raise gr.Error(str(error), print_exception=False) from None

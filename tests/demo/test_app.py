@@ -216,7 +216,8 @@ def test_tavce_demo_loads_and_serves_requests_on_one_worker_thread_in_the_caller
         finally:
             _REQUEST_MARK.reset(token)
     assert loaded_on[0] != threading.main_thread().ident
-    assert [(ident, mark) for ident, _, mark in stub.calls] == [(loaded_on[0], "first visitor"), (loaded_on[0], "second visitor")]
+    expected = [(loaded_on[0], "first visitor"), (loaded_on[0], "second visitor")]
+    assert [(ident, mark) for ident, _, mark in stub.calls] == expected
     assert stub.calls[0][1].startswith("tavce-demo")
 
 
@@ -236,8 +237,9 @@ sys.exit(main(["demo", "--weights", "w"]))
 
 def test_ctrl_c_while_tavce_demo_loads_ends_it_at_once(gradio) -> None:
     # The weights load on a worker thread; without the explicit exit the interpreter would wait for it.
-    process = subprocess.Popen([sys.executable, "-c", _SLOW_LOADING_DEMO], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_LOADING_DEMO], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout.readline().strip() == "loading"
         started = time.monotonic()

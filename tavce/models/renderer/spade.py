@@ -270,8 +270,10 @@ class SPADEResBlock(nn.Module):
         height = size[0]
 
         def output(channels: int) -> torch.Tensor:
-            layout = preferred_memory_format(features)
-            return torch.empty((batch, channels, *size), dtype=features.dtype, device=features.device, memory_format=layout)
+            return torch.empty(
+                (batch, channels, *size), dtype=features.dtype, device=features.device,
+                memory_format=preferred_memory_format(features),
+            )
 
         conv_shortcut, conv_0 = cast(nn.Conv2d, self.conv_shortcut), cast(nn.Conv2d, self.conv_0)
         hidden = self.norm_shortcut.hidden(condition, size)
